@@ -1,0 +1,312 @@
+//! The gateway's own configuration file (`gateway run --config FILE`).
+//!
+//! Follows River's pattern: a raw, serde-shaped [`RawConfig`] read with
+//! `deny_unknown_fields`, then compiled into [`GatewayConfig`], whose fields are
+//! already checked (a resolvable upstream, non-empty listeners, sane timeouts) so the
+//! rest of the gateway never validates again. Every error names the file, line and
+//! column, because operators edit this file by hand.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A configuration error, displayed as `FILE:LINE:COL: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// File the error is in.
+    pub file: String,
+    /// 1-based line (0 when the error is about the file as a whole).
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Converts a byte offset in `source` into a 1-based (line, column).
+pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(source.len());
+    let before = &source[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
+    (line, column)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    server: RawServer,
+    upstream: RawUpstream,
+    #[serde(default)]
+    policy: Option<RawPolicy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Spanned<Vec<String>>,
+    #[serde(default)]
+    threads: Option<Spanned<usize>>,
+    #[serde(default)]
+    grace_period_secs: Option<u64>,
+    #[serde(default)]
+    keepalive_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    url: Spanned<String>,
+    #[serde(default)]
+    sni: Option<String>,
+    #[serde(default)]
+    verify_cert: Option<bool>,
+    #[serde(default)]
+    host_header: Option<String>,
+    #[serde(default)]
+    connect_timeout_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    read_timeout_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    write_timeout_ms: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    file: String,
+    #[serde(default)]
+    watch: Option<bool>,
+}
+
+/// Where and how the gateway forwards.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Resolved address of the deploy API.
+    pub addr: SocketAddr,
+    /// Whether to speak TLS to the upstream.
+    pub tls: bool,
+    /// SNI (and certificate name) for TLS; the URL's host unless overridden.
+    pub sni: String,
+    /// Verify the upstream certificate (default true).
+    pub verify_cert: bool,
+    /// Host header sent upstream (the URL's authority unless overridden), like
+    /// nginx's default `proxy_set_header Host $proxy_host`.
+    pub host_header: String,
+    /// TCP (and TLS) connect timeout.
+    pub connect_timeout: Duration,
+    /// Time to wait for each read from the upstream.
+    pub read_timeout: Duration,
+    /// Time to wait for each write to the upstream.
+    pub write_timeout: Duration,
+}
+
+/// The compiled gateway configuration: valid by construction.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Plain-HTTP listen addresses.
+    pub listen: Vec<SocketAddr>,
+    /// Worker threads of the proxy service.
+    pub threads: usize,
+    /// How long SIGTERM/SIGINT waits for in-flight requests.
+    pub grace_period: Duration,
+    /// Idle keep-alive time given to downstream connections.
+    pub keepalive_secs: u64,
+    /// The deploy API.
+    pub upstream: UpstreamConfig,
+    /// Policy file, if any (absolute or relative to the config file).
+    pub policy_file: Option<PathBuf>,
+    /// Reload the policy when the file changes (SIGHUP always reloads).
+    pub watch_policy: bool,
+}
+
+/// Default grace period: long enough for a deploy upload to finish, short enough that
+/// an operator's Ctrl-C feels immediate (Pingora's own default is minutes).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+impl GatewayConfig {
+    /// Reads and compiles a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let name = path.display().to_string();
+        let source = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: name.clone(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read the configuration file: {e}"),
+        })?;
+        let mut config = Self::parse(&name, &source)?;
+        if let Some(policy) = config.policy_file.as_mut() {
+            if policy.is_relative() {
+                if let Some(dir) = path.parent() {
+                    *policy = dir.join(&*policy);
+                }
+            }
+        }
+        Ok(config)
+    }
+
+    /// Compiles configuration text; `file` is only used in error messages.
+    pub fn parse(file: &str, source: &str) -> Result<Self, ConfigError> {
+        let err_at = |offset: usize, message: String| {
+            let (line, column) = line_col(source, offset);
+            ConfigError { file: file.to_string(), line, column, message }
+        };
+        let raw: RawConfig = toml::from_str(source).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            err_at(offset, e.message().trim().to_string())
+        })?;
+
+        let mut listen = Vec::new();
+        for addr in raw.server.listen.get_ref() {
+            let parsed = addr.parse::<SocketAddr>().map_err(|_| {
+                err_at(
+                    raw.server.listen.span().start,
+                    format!("listen address \"{addr}\" is not IP:PORT (for example \"127.0.0.1:8787\")"),
+                )
+            })?;
+            listen.push(parsed);
+        }
+        if listen.is_empty() {
+            return Err(err_at(raw.server.listen.span().start, "server.listen needs at least one address".into()));
+        }
+        let threads = match &raw.server.threads {
+            Some(t) if *t.get_ref() == 0 => {
+                return Err(err_at(t.span().start, "server.threads must be at least 1".into()))
+            }
+            Some(t) => *t.get_ref(),
+            None => 1,
+        };
+
+        let upstream = compile_upstream(&raw.upstream, &err_at)?;
+        let (policy_file, watch_policy) = match raw.policy {
+            Some(p) => (Some(PathBuf::from(p.file)), p.watch.unwrap_or(true)),
+            None => (None, false),
+        };
+        Ok(GatewayConfig {
+            listen,
+            threads,
+            grace_period: raw.server.grace_period_secs.map_or(DEFAULT_GRACE, Duration::from_secs),
+            keepalive_secs: raw.server.keepalive_secs.unwrap_or(60),
+            upstream,
+            policy_file,
+            watch_policy,
+        })
+    }
+}
+
+fn compile_upstream(
+    raw: &RawUpstream,
+    err_at: &dyn Fn(usize, String) -> ConfigError,
+) -> Result<UpstreamConfig, ConfigError> {
+    let url_text = raw.url.get_ref();
+    let at = raw.url.span().start;
+    let (tls, rest) = if let Some(rest) = url_text.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = url_text.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        return Err(err_at(at, format!("upstream.url \"{url_text}\" must start with http:// or https://")));
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() {
+        return Err(err_at(at, format!("upstream.url \"{url_text}\" has no host")));
+    }
+    let (host, port) = split_host_port(authority, if tls { 443 } else { 80 })
+        .ok_or_else(|| err_at(at, format!("upstream.url \"{url_text}\" has a bad port")))?;
+    let addr = (host.as_str(), port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| err_at(at, format!("upstream host \"{host}\" does not resolve")))?;
+    let ms = |v: &Option<Spanned<u64>>, default: u64, name: &str| -> Result<Duration, ConfigError> {
+        match v {
+            Some(s) if *s.get_ref() == 0 => Err(err_at(s.span().start, format!("upstream.{name} must be above 0"))),
+            Some(s) => Ok(Duration::from_millis(*s.get_ref())),
+            None => Ok(Duration::from_millis(default)),
+        }
+    };
+    Ok(UpstreamConfig {
+        addr,
+        tls,
+        sni: raw.sni.clone().unwrap_or_else(|| host.clone()),
+        verify_cert: raw.verify_cert.unwrap_or(true),
+        host_header: raw.host_header.clone().unwrap_or_else(|| authority.to_string()),
+        connect_timeout: ms(&raw.connect_timeout_ms, 2_000, "connect_timeout_ms")?,
+        read_timeout: ms(&raw.read_timeout_ms, 60_000, "read_timeout_ms")?,
+        write_timeout: ms(&raw.write_timeout_ms, 60_000, "write_timeout_ms")?,
+    })
+}
+
+/// Splits `host[:port]` (with `[v6]` brackets) into host and port.
+fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> {
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if after.is_empty() => default_port,
+            None => return None,
+        };
+        return Some((host.to_string(), port));
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) => Some((host.to_string(), port.parse().ok()?)),
+        None => Some((authority.to_string(), default_port)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "[server]\nlisten = [\"127.0.0.1:8787\"]\n[upstream]\nurl = \"http://127.0.0.1:9\"\n";
+
+    #[test]
+    fn good_config_compiles_with_defaults() {
+        let c = GatewayConfig::parse("g.toml", GOOD).expect("valid");
+        assert_eq!(c.listen, vec!["127.0.0.1:8787".parse().unwrap()]);
+        assert_eq!(c.upstream.addr, "127.0.0.1:9".parse().unwrap());
+        assert!(!c.upstream.tls);
+        assert_eq!(c.upstream.host_header, "127.0.0.1:9");
+        assert_eq!(c.grace_period, DEFAULT_GRACE);
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let src = GOOD.replace("[upstream]\n", "[upstream]\nconect_timeout_ms = 5\n");
+        let e = GatewayConfig::parse("g.toml", &src).unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.to_string().starts_with("g.toml:4:1: unknown field `conect_timeout_ms`"), "{e}");
+    }
+
+    #[test]
+    fn bad_listen_and_scheme_are_located() {
+        let e = GatewayConfig::parse("g.toml", &GOOD.replace("127.0.0.1:8787", "localhost")).unwrap_err();
+        assert_eq!((e.line, e.column), (2, 10), "{e}");
+        let e = GatewayConfig::parse("g.toml", &GOOD.replace("http://127.0.0.1:9", "ftp://x")).unwrap_err();
+        assert_eq!(e.to_string(), "g.toml:4:7: upstream.url \"ftp://x\" must start with http:// or https://");
+    }
+
+    #[test]
+    fn https_defaults_to_443_and_sni_host() {
+        let src = GOOD.replace("http://127.0.0.1:9", "https://127.0.0.1");
+        let c = GatewayConfig::parse("g.toml", &src).expect("valid");
+        assert!(c.upstream.tls);
+        assert_eq!(c.upstream.addr.port(), 443);
+        assert_eq!(c.upstream.sni, "127.0.0.1");
+    }
+}

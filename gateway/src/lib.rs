@@ -1,0 +1,16 @@
+//! An abuse-control and quota gateway for anonymous deploys.
+//!
+//! A Pingora reverse proxy in front of a temporary-deploy API (the one
+//! `wrangler deploy --temporary` speaks). It decides in `request_filter` with the
+//! `policy` crate, refuses on keep-alive connections with v4 envelopes wrangler can
+//! print, and accounts for answers in the response phases.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod demo;
+pub mod enforce;
+pub mod envelope;
+pub mod proxy;
+pub mod respond;
+pub mod server;
+pub mod shutdown;

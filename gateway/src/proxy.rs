@@ -1,0 +1,215 @@
+//! The Pingora `ProxyHttp` service: the request path through the gateway.
+//!
+//! Phases, in the order Pingora runs them for one request:
+//! - [`ProxyHttp::request_filter`]: decide. The policy runs here, before any upstream
+//!   work; a refusal is written by [`crate::respond`] (keep-alive, length-delimited) and
+//!   `Ok(true)` tells Pingora the response is complete.
+//! - [`ProxyHttp::upstream_peer`]: hand out a clone of the peer built at start-up.
+//! - [`ProxyHttp::upstream_request_filter`]: rewrite Host, append X-Forwarded-For.
+//! - [`ProxyHttp::response_filter`]: add the RateLimit headers to forwarded answers.
+//! - [`ProxyHttp::fail_to_proxy`]: upstream down or slow becomes a 502/504 v4 envelope.
+//! - [`ProxyHttp::logging`]: account the finished request.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+use crate::config::UpstreamConfig;
+use crate::enforce::{Enforcer, Verdict};
+use crate::envelope::{self, codes};
+use crate::respond;
+
+/// Per-request state carried between phases.
+#[derive(Default)]
+pub struct RequestCtx {
+    /// Headers to add to the forwarded answer (RateLimit, RateLimit-Policy).
+    pub response_headers: Vec<(&'static str, String)>,
+    /// Set when the request entered `request_filter`, to count it as in flight.
+    in_flight: Option<InFlightGuard>,
+    /// When the request started, for the access log.
+    started: Option<Instant>,
+    /// Accounting facts gathered while deciding, used in `response_filter`/`logging`.
+    pub accounting: crate::enforce::Accounting,
+}
+
+/// Counts requests in flight so that shutdown can wait for them (see [`crate::shutdown`]).
+#[derive(Clone, Default)]
+pub struct InFlight(Arc<AtomicU64>);
+
+impl InFlight {
+    /// Requests currently being handled.
+    pub fn current(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+    fn enter(&self) -> InFlightGuard {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        InFlightGuard(self.0.clone())
+    }
+}
+
+struct InFlightGuard(Arc<AtomicU64>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The gateway proxy.
+pub struct DeployGateway {
+    peer: HttpPeer,
+    host_header: String,
+    enforcer: Arc<Enforcer>,
+    in_flight: InFlight,
+}
+
+impl DeployGateway {
+    /// Builds the proxy; the upstream peer is built once here and cloned per request.
+    pub fn new(upstream: &UpstreamConfig, enforcer: Arc<Enforcer>, in_flight: InFlight) -> Self {
+        let mut peer = HttpPeer::new(upstream.addr, upstream.tls, upstream.sni.clone());
+        peer.options.connection_timeout = Some(upstream.connect_timeout);
+        peer.options.total_connection_timeout = Some(upstream.connect_timeout);
+        peer.options.read_timeout = Some(upstream.read_timeout);
+        peer.options.write_timeout = Some(upstream.write_timeout);
+        peer.options.verify_cert = upstream.verify_cert;
+        peer.options.verify_hostname = upstream.verify_cert;
+        DeployGateway { peer, host_header: upstream.host_header.clone(), enforcer, in_flight }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for DeployGateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> Self::CTX {
+        RequestCtx::default()
+    }
+
+    /// Runs once the request header is read. Returns `Ok(true)` when the gateway has
+    /// answered itself (a refusal), `Ok(false)` to forward.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
+        ctx.in_flight = Some(self.in_flight.enter());
+        ctx.started = Some(Instant::now());
+        match self.enforcer.decide(session, ctx) {
+            Verdict::Forward => Ok(false),
+            Verdict::Refuse { status, code, message, headers } => {
+                let body = envelope::error_body(code, &message);
+                respond::write_json(session, status, &headers, body).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Self::CTX) -> Result<Box<HttpPeer>> {
+        Ok(Box::new(self.peer.clone()))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        upstream_request.insert_header("host", self.host_header.as_str())?;
+        if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
+            let client = addr.ip().to_string();
+            let value = match upstream_request.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+                Some(prior) if !prior.is_empty() => format!("{prior}, {client}"),
+                _ => client,
+            };
+            upstream_request.insert_header("x-forwarded-for", value)?;
+        }
+        self.enforcer.prepare_upstream_request(upstream_request, ctx);
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        for (name, value) in ctx.response_headers.drain(..) {
+            upstream_response.insert_header(name, value)?;
+        }
+        self.enforcer.on_response_header(upstream_response, ctx);
+        Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Self::CTX,
+    ) -> Result<Option<std::time::Duration>> {
+        self.enforcer.on_response_body(body, end_of_stream, ctx);
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut Self::CTX) -> FailToProxy {
+        let (status, code, message) = classify_failure(e);
+        if status == 0 {
+            // The client is gone; nothing to write.
+            return FailToProxy { error_code: 0, can_reuse_downstream: false };
+        }
+        let body = envelope::error_body(code, message);
+        // The client did nothing wrong: when the answer went out whole (and the
+        // request body was drained), its connection stays usable.
+        let can_reuse_downstream = match respond::write_json(session, status, &[], body).await {
+            Ok(()) => true,
+            Err(write_err) => {
+                tracing::debug!(error = %write_err, "could not write the error answer");
+                false
+            }
+        };
+        FailToProxy { error_code: status, can_reuse_downstream }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        self.enforcer.on_finished(status, ctx);
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let elapsed_us = ctx.started.map_or(0, |s| s.elapsed().as_micros());
+            // The path may hold an account id but never a token: tokens travel in
+            // the Authorization header, which is not logged.
+            let req = session.req_header();
+            tracing::debug!(
+                method = %req.method,
+                path = req.uri.path(),
+                status,
+                elapsed_us,
+                error = e.map(|e| e.etype().as_str()),
+                "request"
+            );
+        }
+        ctx.in_flight.take();
+    }
+}
+
+/// Maps a proxy failure to (status, envelope code, message). Status 0: the client left.
+pub fn classify_failure(e: &Error) -> (u16, u32, &'static str) {
+    const UNREACHABLE: &str = "The deploy API is unreachable from the gateway right now; nothing was changed. Retry in a few seconds.";
+    const TIMEOUT: &str = "The deploy API did not answer the gateway in time; the request may or may not have been applied. Check before retrying.";
+    match e.etype() {
+        ErrorType::HTTPStatus(code) => (*code, codes::BAD_REQUEST, "The request could not be handled."),
+        ErrorType::ConnectTimedout => (504, codes::UPSTREAM_TIMEOUT, UNREACHABLE),
+        ErrorType::ReadTimedout | ErrorType::WriteTimedout => (504, codes::UPSTREAM_TIMEOUT, TIMEOUT),
+        _ => match e.esource() {
+            ErrorSource::Upstream => (502, codes::UPSTREAM_UNREACHABLE, UNREACHABLE),
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => (0, 0, ""),
+                _ => (400, codes::BAD_REQUEST, "The gateway could not read this request."),
+            },
+            ErrorSource::Internal | ErrorSource::Unset => {
+                (502, codes::UPSTREAM_UNREACHABLE, UNREACHABLE)
+            }
+        },
+    }
+}

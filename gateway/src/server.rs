@@ -1,0 +1,60 @@
+//! Builds and runs the Pingora server from a [`GatewayConfig`].
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use pingora::proxy::http_proxy_service;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server};
+
+use crate::config::GatewayConfig;
+use crate::enforce::Enforcer;
+use crate::proxy::{DeployGateway, InFlight};
+use crate::shutdown::DrainingShutdown;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listen address is taken or not ours.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Checks that every listen address can be bound, so a taken port is a clear error
+/// instead of a panic deep inside Pingora's listener setup.
+pub fn check_listeners(config: &GatewayConfig) -> Result<(), StartError> {
+    for addr in &config.listen {
+        TcpListener::bind(addr).map_err(|source| StartError::Listen { addr: *addr, source })?;
+    }
+    Ok(())
+}
+
+/// Runs the gateway until SIGTERM/SIGINT, then drains within the grace period.
+pub fn run(config: &GatewayConfig, enforcer: Arc<Enforcer>) -> Result<(), StartError> {
+    check_listeners(config)?;
+    let conf = ServerConf {
+        threads: config.threads,
+        // The gateway drains in-flight requests itself (see `shutdown`).
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(1),
+        upstream_keepalive_pool_size: 512,
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let in_flight = InFlight::default();
+    let gateway = DeployGateway::new(&config.upstream, enforcer, in_flight.clone());
+    let mut service = http_proxy_service(&server.configuration, gateway);
+    for addr in &config.listen {
+        service.add_tcp(&addr.to_string());
+    }
+    server.add_service(service);
+    tracing::info!(listen = ?config.listen, upstream = %config.upstream.addr, "gateway listening");
+    server.run(RunArgs { shutdown_signal: Box::new(DrainingShutdown { in_flight, grace: config.grace_period }) });
+    Ok(())
+}

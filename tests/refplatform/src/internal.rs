@@ -1,0 +1,93 @@
+//! Reconciliation API for the gateway, and explicit account deletion.
+//!
+//! Events can be lost (receiver down, network), so the gateway can also
+//! ask for an account's state. These routes are authenticated with the
+//! events secret (`Authorization: Bearer <secret>`), compared in constant
+//! time; with no events config they are disabled.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{json, Value};
+
+use crate::accounts::AccountSnapshot;
+use crate::envelope::{ok, ApiError, ApiResult, CODE_AUTH};
+use crate::platform::{bearer_token, rfc3339};
+use crate::Platform;
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn check(p: &Platform, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(cfg) = &p.config().events else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            CODE_AUTH,
+            "internal API disabled: no events secret configured",
+        ));
+    };
+    match bearer_token(headers) {
+        Some(t) if constant_time_eq(t.as_bytes(), cfg.secret.as_bytes()) => Ok(()),
+        _ => Err(ApiError::unauthenticated()),
+    }
+}
+
+fn status_json(a: &AccountSnapshot) -> Value {
+    json!({
+        "id": a.id,
+        "status": a.status,
+        "createdAt": rfc3339(a.created_at),
+        "expiresAt": rfc3339(a.expires_at),
+        "scripts": a.scripts,
+        "resources": a.counts,
+    })
+}
+
+/// `GET /internal/accounts`
+pub(crate) async fn list(State(p): State<Arc<Platform>>, headers: HeaderMap) -> ApiResult {
+    check(&p, &headers)?;
+    Ok(ok(p.accounts().iter().map(status_json).collect::<Vec<_>>()))
+}
+
+/// `GET /internal/accounts/{id}`
+pub(crate) async fn get(
+    State(p): State<Arc<Platform>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    check(&p, &headers)?;
+    let a = p
+        .account(&id)
+        .ok_or_else(|| ApiError::not_found("no such account"))?;
+    Ok(ok(status_json(&a)))
+}
+
+/// `DELETE /internal/accounts/{id}`: operator deletion.
+pub(crate) async fn delete(
+    State(p): State<Arc<Platform>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    check(&p, &headers)?;
+    let rec = p
+        .delete_account(&id)
+        .ok_or_else(|| ApiError::not_found("no such live account"))?;
+    Ok(ok(rec))
+}
+
+/// `DELETE /client/v4/accounts/{id}`: the account holder gives the
+/// account up early (not a documented Cloudflare call; lets clients and
+/// tests exercise the "deleted" path).
+pub(crate) async fn self_delete(
+    State(p): State<Arc<Platform>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    p.authorize(&headers, &id)?;
+    let rec = p
+        .delete_account(&id)
+        .ok_or_else(|| ApiError::not_found("no such live account"))?;
+    Ok(ok(rec))
+}
