@@ -39,6 +39,9 @@ enum Command {
         /// Policy file (default: rules/default.toml when it exists).
         #[arg(long)]
         policy: Option<PathBuf>,
+        /// Forward everything: run without a policy.
+        #[arg(long, conflicts_with = "policy")]
+        no_policy: bool,
         /// Proof-of-work checkpoints the platform asks for.
         #[arg(long, default_value_t = 8)]
         pow_k: u32,
@@ -46,12 +49,37 @@ enum Command {
         #[arg(long, default_value_t = 4096)]
         pow_g: u32,
     },
+    /// Compile policy files; print every located error; exit 1 if any is invalid.
+    Check {
+        /// Policy files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Show how a policy treats a described request: route class, derived keys,
+    /// matching rules and the decision.
+    Explain(gateway::explain::ExplainArgs),
 }
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GATEWAY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Builds the enforcer for a policy file and starts its reloader.
+fn enforcer_for(policy: Option<PathBuf>, watch: bool) -> Result<Arc<Enforcer>, String> {
+    let Some(path) = policy else { return Ok(Arc::new(Enforcer::passthrough())) };
+    let enforcer = Enforcer::from_policy_file(path.clone()).map_err(|e| format!("invalid policy:\n{e}"))?;
+    if let Some(engine) = enforcer.engine() {
+        let reloader = gateway::reload::Reloader::new(engine.clone(), path);
+        reloader.start(watch).map_err(|e| format!("cannot start the policy reloader: {e}"))?;
+    }
+    Ok(Arc::new(enforcer))
+}
+
+fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(code)
 }
 
 fn main() -> ExitCode {
@@ -61,33 +89,59 @@ fn main() -> ExitCode {
         Command::Run { config } => {
             let config = match GatewayConfig::load(&config) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(e) => return fail(e, 2),
             };
-            let enforcer = Arc::new(Enforcer::passthrough());
+            let enforcer = match enforcer_for(config.policy_file.clone(), config.watch_policy) {
+                Ok(e) => e,
+                Err(e) => return fail(e, 2),
+            };
             match gateway::server::run(&config, enforcer) {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
+                Err(e) => fail(e, 1),
             }
         }
-        Command::Demo { listen, platform_listen, policy, pow_k, pow_g } => {
-            let policy = policy.or_else(|| {
-                let default = PathBuf::from("rules/default.toml");
-                default.exists().then_some(default)
-            });
+        Command::Demo { listen, platform_listen, policy, no_policy, pow_k, pow_g } => {
+            let policy = if no_policy {
+                None
+            } else {
+                policy.or_else(|| {
+                    let default = PathBuf::from("rules/default.toml");
+                    default.exists().then_some(default)
+                })
+            };
+            let enforcer = match enforcer_for(policy.clone(), true) {
+                Ok(e) => e,
+                Err(e) => return fail(e, 2),
+            };
             let options = DemoOptions { listen, platform_listen, policy, pow_k, pow_g };
-            match gateway::demo::run(options, Arc::new(Enforcer::passthrough())) {
+            match gateway::demo::run(options, enforcer) {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
+                Err(e) => fail(e, 1),
             }
         }
+        Command::Check { files } => {
+            let mut bad = 0;
+            for file in &files {
+                match policy::compile_file(file) {
+                    Ok(p) => println!("{}: ok ({} rules)", file.display(), p.rule_names().len()),
+                    Err(errors) => {
+                        bad += 1;
+                        eprintln!("{errors}");
+                    }
+                }
+            }
+            if bad > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Command::Explain(args) => match gateway::explain::run(&args) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e, 2),
+        },
     }
 }

@@ -100,7 +100,7 @@ impl ProxyHttp for DeployGateway {
             Verdict::Forward => Ok(false),
             Verdict::Refuse { status, code, message, headers } => {
                 let body = envelope::error_body(code, &message);
-                respond::write_json(session, status, &headers, body).await?;
+                respond::write_json(session, status, Some(&message), &headers, body).await?;
                 Ok(true)
             }
         }
@@ -162,7 +162,7 @@ impl ProxyHttp for DeployGateway {
         let body = envelope::error_body(code, message);
         // The client did nothing wrong: when the answer went out whole (and the
         // request body was drained), its connection stays usable.
-        let can_reuse_downstream = match respond::write_json(session, status, &[], body).await {
+        let can_reuse_downstream = match respond::write_json(session, status, None, &[], body).await {
             Ok(()) => true,
             Err(write_err) => {
                 tracing::debug!(error = %write_err, "could not write the error answer");

@@ -21,10 +21,14 @@ pub const MAX_DRAIN_BYTES: u64 = 256 * 1024;
 pub async fn write_json(
     session: &mut Session,
     status: u16,
+    reason: Option<&str>,
     extra_headers: &[(&'static str, String)],
     body: Bytes,
 ) -> Result<()> {
     let mut header = ResponseHeader::build(status, Some(4 + extra_headers.len()))?;
+    if let Some(reason) = reason {
+        header.set_reason_phrase(Some(&reason_phrase(reason)))?;
+    }
     header.insert_header("content-type", "application/json")?;
     header.insert_header("content-length", body.len().to_string())?;
     for (name, value) in extra_headers {
@@ -54,5 +58,38 @@ async fn drain_small_body(session: &mut Session) -> bool {
         Some(n) if n <= MAX_DRAIN_BYTES => session.as_downstream_mut().drain_request_body().await.is_ok(),
         // Chunked bodies of unknown size and large uploads: close rather than read.
         _ => false,
+    }
+}
+
+/// Longest reason phrase the gateway sends; wrangler prints it whole.
+const MAX_REASON: usize = 300;
+
+/// Makes `text` a valid HTTP reason phrase (visible ASCII and spaces only).
+///
+/// For the two provisioning calls wrangler prints only "(STATUS REASON)" of a
+/// refusal, never the envelope, so the reason phrase is the one place where the user
+/// can read which limit tripped and when to retry.
+pub fn reason_phrase(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { ' ' })
+        .take(MAX_REASON)
+        .collect();
+    if out.trim().is_empty() {
+        out = "Refused".to_string();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reason_phrase;
+
+    #[test]
+    fn reason_phrase_is_visible_ascii_and_bounded() {
+        assert_eq!(reason_phrase("Retry in 5 s\r\nX: y"), "Retry in 5 s  X: y");
+        assert_eq!(reason_phrase("caf\u{e9}"), "caf ");
+        assert_eq!(reason_phrase(&"a".repeat(1000)).len(), 300);
+        assert_eq!(reason_phrase("\n"), "Refused");
     }
 }

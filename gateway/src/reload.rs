@@ -1,0 +1,153 @@
+//! Live policy reload: on SIGHUP and when the policy file (or a list file it reads)
+//! changes.
+//!
+//! A reload compiles the whole policy first and swaps it in atomically only when it is
+//! valid; a broken file leaves the running policy untouched and logs every located
+//! error. Limits whose definition did not change keep their counters (the engine
+//! matches them by rule, key, rate and burst), so a reload is not a free reset for a
+//! client that is being limited.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a save must be quiet before it is reloaded.
+const QUIET: Duration = Duration::from_millis(150);
+
+use notify::{RecursiveMode, Watcher};
+use parking_lot::Mutex;
+use policy::Engine;
+
+/// The outcome of one reload attempt, kept for operators and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// The new policy is running.
+    Loaded {
+        /// Limits that kept their counters.
+        kept: usize,
+        /// Limits that start empty.
+        reset: usize,
+    },
+    /// The file was invalid; the old policy keeps running.
+    Rejected(String),
+}
+
+/// Reloads one engine from one file.
+pub struct Reloader {
+    engine: Arc<Engine>,
+    path: PathBuf,
+    /// Serialises reloads from the signal thread and the watcher thread.
+    lock: Mutex<()>,
+}
+
+impl Reloader {
+    /// A reloader for `engine`, reading `path`.
+    pub fn new(engine: Arc<Engine>, path: PathBuf) -> Arc<Self> {
+        Arc::new(Reloader { engine, path, lock: Mutex::new(()) })
+    }
+
+    /// Compiles the file and swaps it in when valid.
+    pub fn reload(&self, trigger: &str) -> ReloadOutcome {
+        let _guard = self.lock.lock();
+        match policy::compile_file(&self.path) {
+            Ok(compiled) => {
+                let report = self.engine.reload(compiled);
+                tracing::info!(
+                    trigger,
+                    file = %self.path.display(),
+                    kept = report.kept.len(),
+                    reset = report.reset.len(),
+                    removed = report.removed.len(),
+                    "policy reloaded"
+                );
+                ReloadOutcome::Loaded { kept: report.kept.len(), reset: report.reset.len() }
+            }
+            Err(errors) => {
+                let text = errors.to_string();
+                tracing::error!(trigger, "policy reload rejected, the previous policy stays in force:\n{text}");
+                ReloadOutcome::Rejected(text)
+            }
+        }
+    }
+
+    /// Files whose change should trigger a reload (the policy and its list files).
+    fn watched_files(&self) -> Vec<PathBuf> {
+        let mut files = self.engine.policy().source_files();
+        if !files.iter().any(|f| f == &self.path) {
+            files.push(self.path.clone());
+        }
+        files.into_iter().map(|f| absolute(&f)).collect()
+    }
+
+    /// Starts the SIGHUP thread and, when `watch`, the file watcher thread.
+    pub fn start(self: &Arc<Self>, watch: bool) -> std::io::Result<()> {
+        let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
+        let me = self.clone();
+        std::thread::Builder::new().name("policy-sighup".into()).spawn(move || {
+            for _ in signals.forever() {
+                me.reload("SIGHUP");
+            }
+        })?;
+        if watch {
+            let me = self.clone();
+            std::thread::Builder::new().name("policy-watch".into()).spawn(move || me.watch_loop())?;
+        }
+        Ok(())
+    }
+
+    /// Watches the folders of the policy and list files (editors replace files by
+    /// renaming, which a watch on the file itself would miss) and reloads after a
+    /// short quiet period, so one save that writes several events reloads once.
+    fn watch_loop(self: Arc<Self>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut watcher = match notify::recommended_watcher(move |event| {
+            let _ = tx.send(event);
+        }) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the policy file; SIGHUP still reloads");
+                return;
+            }
+        };
+        let mut watched_dirs: Vec<PathBuf> = Vec::new();
+        loop {
+            let files = self.watched_files();
+            for dir in files.iter().filter_map(|f| f.parent().map(Path::to_path_buf)) {
+                if !watched_dirs.contains(&dir) && watcher.watch(&dir, RecursiveMode::NonRecursive).is_ok() {
+                    watched_dirs.push(dir);
+                }
+            }
+            let Ok(first) = rx.recv() else { return };
+            if !is_relevant(&first, &files) {
+                // Other files in the same folder (a log file, say) are not ours.
+                continue;
+            }
+            // Quiet period: gather the burst of events one save produces. Only events
+            // about our files extend it, so a busy folder cannot postpone a reload.
+            let mut quiet_until = Instant::now() + QUIET;
+            while let Some(left) = quiet_until.checked_duration_since(Instant::now()) {
+                match rx.recv_timeout(left) {
+                    Ok(next) if is_relevant(&next, &files) => quiet_until = Instant::now() + QUIET,
+                    Ok(_) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            }
+            self.reload("file change");
+        }
+    }
+}
+
+fn is_relevant(event: &notify::Result<notify::Event>, files: &[PathBuf]) -> bool {
+    match event {
+        Ok(ev) => {
+            !matches!(ev.kind, notify::EventKind::Access(_))
+                && ev.paths.iter().any(|p| files.iter().any(|f| f == &absolute(p)))
+        }
+        Err(_) => false,
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}

@@ -1,0 +1,426 @@
+//! The decision engine: cheap `decide` on the hot path, atomic `reload`, `stats`.
+//!
+//! A decision runs in two phases. First every matching rule is *probed* (nothing is
+//! charged); if a `limit` rule would refuse, the request is refused and no counter moves,
+//! so a client refused by one limit does not also burn its other budgets. Otherwise every
+//! passing limit is charged. Under concurrency a charge can still fail after its probe
+//! passed; the request is then refused and the limits charged before it stay charged.
+
+use crate::decision::{Decision, Outcome, QuotaInfo, Request};
+use crate::explain::{Explanation, LimitTrace, RuleTrace};
+use crate::fingerprint::http_fingerprint;
+use crate::key::{KeyInputs, KeyPart};
+use crate::model::{Action, Limit, Policy, Rule};
+use crate::table::{Check, Table};
+use arc_swap::ArcSwap;
+use governor::clock::{Clock, DefaultClock};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Per-rule counters (kept across reloads while the rule name stays).
+#[derive(Default)]
+struct Counters {
+    matched: AtomicU64,
+    allowed: AtomicU64,
+    refused: AtomicU64,
+    shadow_refused: AtomicU64,
+}
+
+type TableId = (String, String, String, u32);
+
+struct Loaded<C: Clock> {
+    policy: Policy,
+    counters: Vec<Arc<Counters>>,
+    /// `tables[rule][limit]`, parallel to `policy.rules[rule].limits`.
+    tables: Vec<Vec<Arc<Table<C>>>>,
+    needs_http_fp: bool,
+}
+
+/// Evaluates requests against the current policy. Share it (`Arc<Engine>`) across threads.
+pub struct Engine<C: Clock = DefaultClock> {
+    loaded: ArcSwap<Loaded<C>>,
+    clock: C,
+    reload_lock: Mutex<()>,
+}
+
+/// What a reload did to the counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Limits whose (rule, key, rate, burst) are unchanged: counters kept.
+    pub kept: Vec<String>,
+    /// New or changed limits: counters start empty.
+    pub reset: Vec<String>,
+    /// Limits no longer in the policy: counters dropped.
+    pub removed: Vec<String>,
+}
+
+/// Counters for one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleStats {
+    /// Rule name.
+    pub name: String,
+    /// Requests the rule's `match` selected.
+    pub matched: u64,
+    /// Requests an `allow` rule admitted.
+    pub allowed: u64,
+    /// Requests refused by this rule (403 or 429).
+    pub refused: u64,
+    /// Requests a `shadow` rule would have refused.
+    pub shadow_refused: u64,
+}
+
+/// Size of one limit table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableStats {
+    /// `rule/key`.
+    pub limit: String,
+    /// Keys tracked now.
+    pub keys: usize,
+    /// Requests counted in the overflow bucket because the table was full.
+    pub overflowed: u64,
+}
+
+/// Snapshot of all counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// One entry per rule, in policy order.
+    pub rules: Vec<RuleStats>,
+    /// One entry per limit.
+    pub tables: Vec<TableStats>,
+}
+
+fn table_id(rule: &Rule, l: &Limit) -> TableId {
+    (rule.name.clone(), l.key.text.clone(), l.rate.to_string(), l.burst.get())
+}
+
+fn label(id: &TableId) -> String {
+    format!("{}/{} {} burst {}", id.0, id.1, id.2, id.3)
+}
+
+impl Engine<DefaultClock> {
+    /// An engine on the real clock.
+    pub fn new(policy: Policy) -> Self {
+        Self::with_clock(policy, DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> Engine<C> {
+    /// An engine on the given clock (tests pass a `FakeRelativeClock`).
+    pub fn with_clock(policy: Policy, clock: C) -> Self {
+        let (loaded, _) = Self::load(policy, &clock, None);
+        Engine { loaded: ArcSwap::from_pointee(loaded), clock, reload_lock: Mutex::new(()) }
+    }
+
+    fn load(policy: Policy, clock: &C, old: Option<&Loaded<C>>) -> (Loaded<C>, ReloadReport) {
+        let mut report = ReloadReport::default();
+        let mut old_tables: HashMap<TableId, Arc<Table<C>>> = HashMap::new();
+        let mut old_counters: HashMap<String, Arc<Counters>> = HashMap::new();
+        if let Some(old) = old {
+            for (r, ts) in old.policy.rules.iter().zip(&old.tables) {
+                for (l, t) in r.limits.iter().zip(ts) {
+                    old_tables.insert(table_id(r, l), t.clone());
+                }
+            }
+            for (r, c) in old.policy.rules.iter().zip(&old.counters) {
+                old_counters.insert(r.name.clone(), c.clone());
+            }
+        }
+        let max_keys = policy.tables.max_keys;
+        let mut tables = Vec::with_capacity(policy.rules.len());
+        let mut counters = Vec::with_capacity(policy.rules.len());
+        for r in &policy.rules {
+            counters.push(old_counters.remove(&r.name).unwrap_or_default());
+            let mut ts = Vec::with_capacity(r.limits.len());
+            for l in &r.limits {
+                let id = table_id(r, l);
+                match old_tables.remove(&id) {
+                    Some(t) => {
+                        t.set_max_keys(max_keys);
+                        report.kept.push(label(&id));
+                        ts.push(t);
+                    }
+                    None => {
+                        if old.is_some() {
+                            report.reset.push(label(&id));
+                        }
+                        ts.push(Arc::new(Table::new(l.quota, max_keys, clock.clone())));
+                    }
+                }
+            }
+            tables.push(ts);
+        }
+        report.removed = old_tables.keys().map(label).collect();
+        report.removed.sort();
+        let needs_http_fp = policy.rules.iter().flat_map(|r| &r.limits).any(|l| l.key.parts.contains(&KeyPart::HttpFp));
+        (Loaded { policy, counters, tables, needs_http_fp }, report)
+    }
+
+    /// Swaps in a new policy atomically; unchanged limits keep their counters.
+    pub fn reload(&self, policy: Policy) -> ReloadReport {
+        let _one_at_a_time = self.reload_lock.lock();
+        let old = self.loaded.load_full();
+        let (loaded, report) = Self::load(policy, &self.clock, Some(&old));
+        self.loaded.store(Arc::new(loaded));
+        report
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Policy {
+        self.loaded.load().policy.clone()
+    }
+
+    /// Decides one request and charges the limits it passes.
+    pub fn decide(&self, req: &Request<'_>) -> Decision {
+        let loaded = self.loaded.load();
+        let d = evaluate(&loaded, req, true, None);
+        let sweep = loaded.policy.tables.sweep;
+        for t in loaded.tables.iter().flatten() {
+            t.sweep_if_due(sweep);
+        }
+        d
+    }
+
+    /// What `decide` would do and why, without charging or counting anything.
+    pub fn explain(&self, req: &Request<'_>) -> Explanation {
+        let loaded = self.loaded.load();
+        let mut trace = Explanation::default();
+        let d = evaluate(&loaded, req, false, Some(&mut trace));
+        trace.decision = Some(d);
+        trace
+    }
+
+    /// Runs the idle-key sweep on every table now (decide also does it every `sweep_secs`).
+    pub fn sweep(&self) {
+        for t in self.loaded.load().tables.iter().flatten() {
+            t.sweep_if_due(Duration::ZERO);
+        }
+    }
+
+    /// Counters and table sizes.
+    pub fn stats(&self) -> Stats {
+        let loaded = self.loaded.load();
+        let p = &loaded.policy;
+        let rules = p
+            .rules
+            .iter()
+            .zip(&loaded.counters)
+            .map(|(r, c)| RuleStats {
+                name: r.name.clone(),
+                matched: c.matched.load(Ordering::Relaxed),
+                allowed: c.allowed.load(Ordering::Relaxed),
+                refused: c.refused.load(Ordering::Relaxed),
+                shadow_refused: c.shadow_refused.load(Ordering::Relaxed),
+            })
+            .collect();
+        let tables = p
+            .rules
+            .iter()
+            .zip(&loaded.tables)
+            .flat_map(|(r, ts)| {
+                r.limits.iter().zip(ts).map(move |(l, t)| TableStats {
+                    limit: format!("{}/{}", r.name, l.key.text),
+                    keys: t.len(),
+                    overflowed: t.overflowed.load(Ordering::Relaxed),
+                })
+            })
+            .collect();
+        Stats { rules, tables }
+    }
+}
+
+fn rule_matches(rule: &Rule, p: &Policy, req: &Request<'_>, ip: std::net::IpAddr, route: crate::RouteClass) -> bool {
+    let m = &rule.matcher;
+    let has = |h: &String| req.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(h));
+    (m.lists.is_empty() || m.lists.iter().any(|i| p.lists.get(*i).is_some_and(|l| l.contains(ip))))
+        && !m.not_lists.iter().any(|i| p.lists.get(*i).is_some_and(|l| l.contains(ip)))
+        && (m.routes.is_empty() || m.routes.contains(&route))
+        && (m.methods.is_empty() || m.methods.iter().any(|x| x.eq_ignore_ascii_case(req.method)))
+        && (m.headers.is_empty() || m.headers.iter().any(has))
+        && !m.no_headers.iter().any(has)
+}
+
+fn secs_up(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+fn refuse_message(rule: &Rule, l: &Limit, ip: std::net::IpAddr, p: &Policy, retry: u64) -> String {
+    let what = match &rule.message {
+        Some(m) => m.clone(),
+        None => format!(
+            "at most {} requests per {} for {}",
+            l.rate.count,
+            l.rate.per.name(),
+            l.key.describe(ip, p.prefixes)
+        ),
+    };
+    let advice = rule.advice.as_ref().map_or(String::new(), |a| format!(", {a}"));
+    format!("Rate limit \"{}\" exceeded: {what}. Retry in {retry} seconds{advice}.", rule.name)
+}
+
+fn evaluate<C: Clock + Clone>(loaded: &Loaded<C>, req: &Request<'_>, charge: bool, mut trace: Option<&mut Explanation>) -> Decision {
+    let p = &loaded.policy;
+    let ip = p.client.client_ip(req.peer, req.headers);
+    let route = p.routes.classify(req.method, req.path);
+    let tls_fp = p.client.tls_fp(req.peer, req.headers, req.tls_fp);
+    let http_fp = if loaded.needs_http_fp || trace.is_some() {
+        let mut extra = vec![p.client.ip_header_name()];
+        if let Some(h) = &p.client.tls_fp_header {
+            extra.push(h.as_str());
+        }
+        http_fingerprint(req.http_version, req.headers, &extra)
+    } else {
+        String::new()
+    };
+    let inputs = KeyInputs { ip, route, http_fp: &http_fp, tls_fp, account: req.account };
+    if let Some(t) = trace.as_deref_mut() {
+        t.route = Some(route);
+        t.client_ip = Some(ip);
+        t.http_fp = http_fp.clone();
+        t.tls_fp = tls_fp.map(str::to_string);
+        t.account = req.account.map(str::to_string);
+    }
+    let mut d = Decision {
+        outcome: Outcome::Allow,
+        route,
+        client_ip: ip,
+        rule: None,
+        message: String::new(),
+        retry_after_secs: None,
+        shadow: Vec::new(),
+        quota: None,
+    };
+    // (rule index, limit index, key) of every limit to charge in phase two.
+    let mut pending: Vec<(usize, usize, String)> = Vec::new();
+    for (ri, rule) in p.rules.iter().enumerate() {
+        if !rule_matches(rule, p, req, ip, route) {
+            continue;
+        }
+        let counters = &loaded.counters[ri];
+        if charge {
+            counters.matched.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut rt = RuleTrace { name: rule.name.clone(), action: rule.action, limits: Vec::new() };
+        match rule.action {
+            Action::Allow => {
+                if charge {
+                    counters.allowed.fetch_add(1, Ordering::Relaxed);
+                }
+                d.rule = Some(rule.name.clone());
+                push_trace(&mut trace, rt);
+                break;
+            }
+            Action::Deny => {
+                if charge {
+                    counters.refused.fetch_add(1, Ordering::Relaxed);
+                }
+                d.outcome = Outcome::Refuse { status: 403 };
+                d.rule = Some(rule.name.clone());
+                d.message = rule
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| format!("Request refused by policy rule \"{}\".", rule.name));
+                push_trace(&mut trace, rt);
+                return d;
+            }
+            Action::Limit | Action::Shadow => {
+                let mut worst: Option<(usize, Duration)> = None;
+                let mut passing = Vec::new();
+                for (li, l) in rule.limits.iter().enumerate() {
+                    let key = l.key.derive(&inputs, p.prefixes, l.missing);
+                    let Some(key) = key else {
+                        rt.limits.push(LimitTrace::new(l, None, "skipped: key part absent (missing = \"skip\")".into()));
+                        continue;
+                    };
+                    let (check, over) = loaded.tables[ri][li].probe(&key, l.cost);
+                    let note = if over { " (table full: overflow bucket)" } else { "" };
+                    let text = match check {
+                        Check::Pass { remaining, .. } => format!("pass, {remaining} left after this request{note}"),
+                        Check::Refuse { wait } => format!("REFUSE, retry in {}s{note}", secs_up(wait)),
+                    };
+                    rt.limits.push(LimitTrace::new(l, Some(key.clone()), text));
+                    match check {
+                        Check::Refuse { wait } if worst.is_none_or(|(_, w)| wait > w) => worst = Some((li, wait)),
+                        Check::Refuse { .. } => {}
+                        Check::Pass { .. } => passing.push((ri, li, key)),
+                    }
+                }
+                push_trace(&mut trace, rt);
+                // A shadow rule without limits stands for a trial `deny`: every match would refuse.
+                if rule.action == Action::Shadow && rule.limits.is_empty() {
+                    worst = Some((0, Duration::ZERO));
+                }
+                match (rule.action, worst) {
+                    (Action::Limit, Some((li, wait))) => {
+                        if charge {
+                            counters.refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                        refuse_429(&mut d, p, rule, li, wait, ip);
+                        return d;
+                    }
+                    (_, Some(_)) => {
+                        if charge {
+                            counters.shadow_refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                        d.shadow.push(rule.name.clone());
+                    }
+                    (_, None) => pending.extend(passing),
+                }
+            }
+        }
+    }
+    // Phase two: charge. A failure here is a lost race with another thread.
+    for (ri, li, key) in pending {
+        let rule = &p.rules[ri];
+        let l = &rule.limits[li];
+        let check = if charge {
+            loaded.tables[ri][li].charge(&key, l.cost).0
+        } else {
+            loaded.tables[ri][li].probe(&key, l.cost).0
+        };
+        match check {
+            Check::Refuse { wait } if rule.action == Action::Limit => {
+                loaded.counters[ri].refused.fetch_add(1, Ordering::Relaxed);
+                refuse_429(&mut d, p, rule, li, wait, ip);
+                return d;
+            }
+            Check::Refuse { .. } => {}
+            Check::Pass { remaining, reset } => {
+                if rule.action == Action::Limit && d.quota.as_ref().is_none_or(|q| remaining < q.remaining) {
+                    d.quota = Some(QuotaInfo {
+                        name: rule.name.clone(),
+                        quota: l.rate.count.get(),
+                        window_secs: l.rate.per.secs(),
+                        remaining,
+                        reset_secs: secs_up(reset),
+                    });
+                }
+            }
+        }
+    }
+    d
+}
+
+fn refuse_429(d: &mut Decision, p: &Policy, rule: &Rule, li: usize, wait: Duration, ip: std::net::IpAddr) {
+    let Some(l) = rule.limits.get(li) else { return };
+    let retry = secs_up(wait).max(1);
+    d.outcome = Outcome::Refuse { status: 429 };
+    d.rule = Some(rule.name.clone());
+    d.retry_after_secs = Some(retry);
+    d.message = refuse_message(rule, l, ip, p, retry);
+    d.quota = Some(QuotaInfo {
+        name: rule.name.clone(),
+        quota: l.rate.count.get(),
+        window_secs: l.rate.per.secs(),
+        remaining: 0,
+        reset_secs: retry,
+    });
+}
+
+fn push_trace(trace: &mut Option<&mut Explanation>, rt: RuleTrace) {
+    if let Some(t) = trace.as_deref_mut() {
+        t.rules.push(rt);
+    }
+}

@@ -1,0 +1,737 @@
+//! The cleanup-cost ledger: who made the platform pay for cleaning up unclaimed
+//! temporary accounts, and cleanup budgets per source.
+//!
+//! Every unclaimed account is deleted by the platform after its hour, and that cleanup
+//! is work the platform pays for. Rate limits alone cannot tell a developer who claims
+//! their deploys from a farm that creates accounts and walks away, but the ledger can:
+//! when an account expires unclaimed its cleanup cost (from what it held at the end)
+//! is charged to *every* source key that created it (address, each network, each
+//! fingerprint), and a claim earns the source credit. Budgets then bound how much
+//! unclaimed cleanup a network may cause per window.
+//!
+//! Entries are append-only and hold no token or claim URL, so the ledger file can be
+//! shared with whoever investigates abuse. Time is passed in (unix seconds).
+
+use crate::accounts::{describe, human_secs, SourceKey, SourceKeys, SourceKind};
+use crate::quota::ResourceCounts;
+use crate::section::{non_negative, positive, SectionError};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use serde_spanned::Spanned;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::io::{BufRead, Write};
+
+// ---------------------------------------------------------------------------------------
+// [costs]
+// ---------------------------------------------------------------------------------------
+
+/// `[costs]` as written: cleanup cost in abstract units.
+///
+/// ```toml
+/// [costs]
+/// account = 10
+/// worker_script = 5
+/// kv_namespace = 3
+/// d1_database = 5
+/// queue = 2
+/// hyperdrive_config = 2
+/// asset_file = 0
+/// per_mb_stored = 1
+/// claim_credit = 20
+/// ```
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCosts {
+    /// Per unclaimed account, whatever it holds.
+    pub account: Option<Spanned<i64>>,
+    /// Per Worker script.
+    pub worker_script: Option<Spanned<i64>>,
+    /// Per KV namespace.
+    pub kv_namespace: Option<Spanned<i64>>,
+    /// Per D1 database.
+    pub d1_database: Option<Spanned<i64>>,
+    /// Per Queue.
+    pub queue: Option<Spanned<i64>>,
+    /// Per Hyperdrive configuration.
+    pub hyperdrive_config: Option<Spanned<i64>>,
+    /// Per static-asset file.
+    pub asset_file: Option<Spanned<i64>>,
+    /// Per MB (10^6 bytes, rounded up) of declared stored bytes.
+    pub per_mb_stored: Option<Spanned<i64>>,
+    /// Credit a source earns when an account it created is claimed.
+    pub claim_credit: Option<Spanned<i64>>,
+}
+
+/// Compiled cleanup costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Costs {
+    /// Per unclaimed account.
+    pub account: u64,
+    /// Per Worker script.
+    pub worker_script: u64,
+    /// Per KV namespace.
+    pub kv_namespace: u64,
+    /// Per D1 database.
+    pub d1_database: u64,
+    /// Per Queue.
+    pub queue: u64,
+    /// Per Hyperdrive configuration.
+    pub hyperdrive_config: u64,
+    /// Per static-asset file.
+    pub asset_file: u64,
+    /// Per MB stored (rounded up).
+    pub per_mb_stored: u64,
+    /// Credit per claimed account.
+    pub claim_credit: u64,
+}
+
+impl Default for Costs {
+    /// Relative weights: deleting the account itself is the fixed part; stateful
+    /// resources (D1, scripts with routes) cost more to tear down than queue or
+    /// Hyperdrive records; storage is charged per MB. A claim is worth about two
+    /// typical unclaimed deploys, so an honest user who claims now and then never
+    /// approaches a budget.
+    fn default() -> Self {
+        Costs {
+            account: 10,
+            worker_script: 5,
+            kv_namespace: 3,
+            d1_database: 5,
+            queue: 2,
+            hyperdrive_config: 2,
+            asset_file: 0,
+            per_mb_stored: 1,
+            claim_credit: 20,
+        }
+    }
+}
+
+impl Costs {
+    /// Cleanup cost of an unclaimed account holding `r`.
+    pub fn cleanup_cost(&self, r: &ResourceCounts) -> u64 {
+        let mb = r.stored_bytes.div_ceil(1_000_000);
+        [
+            (1, self.account),
+            (r.worker_scripts, self.worker_script),
+            (r.kv_namespaces, self.kv_namespace),
+            (r.d1_databases, self.d1_database),
+            (r.queues, self.queue),
+            (r.hyperdrive_configs, self.hyperdrive_config),
+            (r.asset_files, self.asset_file),
+            (mb, self.per_mb_stored),
+        ]
+        .into_iter()
+        .fold(0u64, |acc, (n, unit)| {
+            acc.saturating_add(n.saturating_mul(unit))
+        })
+    }
+}
+
+/// Validates `[costs]`.
+pub fn compile_costs(raw: &RawCosts) -> Result<Costs, Vec<SectionError>> {
+    let d = Costs::default();
+    let mut e = Vec::new();
+    let costs = Costs {
+        account: non_negative(&raw.account, "account", d.account, &mut e),
+        worker_script: non_negative(&raw.worker_script, "worker_script", d.worker_script, &mut e),
+        kv_namespace: non_negative(&raw.kv_namespace, "kv_namespace", d.kv_namespace, &mut e),
+        d1_database: non_negative(&raw.d1_database, "d1_database", d.d1_database, &mut e),
+        queue: non_negative(&raw.queue, "queue", d.queue, &mut e),
+        hyperdrive_config: non_negative(
+            &raw.hyperdrive_config,
+            "hyperdrive_config",
+            d.hyperdrive_config,
+            &mut e,
+        ),
+        asset_file: non_negative(&raw.asset_file, "asset_file", d.asset_file, &mut e),
+        per_mb_stored: non_negative(&raw.per_mb_stored, "per_mb_stored", d.per_mb_stored, &mut e),
+        claim_credit: non_negative(&raw.claim_credit, "claim_credit", d.claim_credit, &mut e),
+    };
+    if e.is_empty() {
+        Ok(costs)
+    } else {
+        Err(e)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// [budgets]
+// ---------------------------------------------------------------------------------------
+
+/// What happens to a source whose unclaimed-cleanup debt reached a budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetAction {
+    /// Answer challenges with more proof-of-work (see `pow`): slows a farm down and
+    /// costs an honest user a few seconds.
+    HarderPow,
+    /// Refuse new temporary accounts until enough debt leaves the window.
+    Refuse,
+}
+
+/// `[budgets]` as written.
+///
+/// ```toml
+/// [budgets]
+/// window_secs = 86400          # default window of the limits below
+/// [[budgets.limit]]
+/// key = "ipv6/48"
+/// units = 300
+/// action = "harder_pow"
+/// [[budgets.limit]]
+/// key = "ipv6/48"
+/// units = 800
+/// action = "refuse"
+/// window_secs = 86400
+/// ```
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBudgets {
+    /// Default window, seconds (86400).
+    pub window_secs: Option<Spanned<i64>>,
+    /// The limits. Absent: the defaults; `limit = []`: no budgets.
+    pub limit: Option<Vec<RawBudgetLimit>>,
+}
+
+/// One `[[budgets.limit]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBudgetLimit {
+    /// Source key kind: `ip`, `ipv4/24`, `ipv6/64`, `ipv6/56`, `ipv6/48`, `http_fp`, `tls_fp`.
+    pub key: Spanned<String>,
+    /// Most units of unclaimed cleanup per window.
+    pub units: Spanned<i64>,
+    /// Window, seconds (default: the section's `window_secs`).
+    pub window_secs: Option<Spanned<i64>>,
+    /// `refuse` (default) or `harder_pow`.
+    pub action: Option<Spanned<String>>,
+}
+
+/// One compiled budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetRule {
+    /// Which key of a source it counts by.
+    pub kind: SourceKind,
+    /// Debt at which it applies.
+    pub units: u64,
+    /// Window the debt is summed over, seconds.
+    pub window_secs: u64,
+    /// What happens.
+    pub action: BudgetAction,
+}
+
+/// Compiled budgets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Budgets {
+    /// Default window, seconds.
+    pub window_secs: u64,
+    /// The rules, as written.
+    pub rules: Vec<BudgetRule>,
+}
+
+impl Default for Budgets {
+    /// Per day: an unclaimed deploy of one script costs about 15 units with the default
+    /// costs, so an address or /64 gets harder proof-of-work after about 4 abandoned
+    /// accounts and is refused after about 10; networks get proportionally more room
+    /// (offices, carrier NAT). Fingerprints have no default budget: they are shared by
+    /// every honest user of the same wrangler build.
+    fn default() -> Self {
+        let day = 86_400;
+        let r = |kind, units, action| BudgetRule {
+            kind,
+            units,
+            window_secs: day,
+            action,
+        };
+        use BudgetAction::*;
+        use SourceKind::*;
+        Budgets {
+            window_secs: day,
+            rules: vec![
+                r(Ip, 60, HarderPow),
+                r(Ip, 150, Refuse),
+                r(Ipv6_64, 60, HarderPow),
+                r(Ipv6_64, 150, Refuse),
+                r(Ipv4_24, 150, HarderPow),
+                r(Ipv4_24, 400, Refuse),
+                r(Ipv6_56, 150, HarderPow),
+                r(Ipv6_56, 400, Refuse),
+                r(Ipv6_48, 300, HarderPow),
+                r(Ipv6_48, 800, Refuse),
+            ],
+        }
+    }
+}
+
+/// Validates `[budgets]`.
+pub fn compile_budgets(raw: &RawBudgets) -> Result<Budgets, Vec<SectionError>> {
+    let mut e = Vec::new();
+    let window_secs = positive(&raw.window_secs, "window_secs", 86_400, &mut e);
+    let Some(limits) = &raw.limit else {
+        let rules = Budgets::default()
+            .rules
+            .into_iter()
+            .map(|r| BudgetRule { window_secs, ..r })
+            .collect();
+        return if e.is_empty() {
+            Ok(Budgets { window_secs, rules })
+        } else {
+            Err(e)
+        };
+    };
+    let mut rules = Vec::new();
+    for l in limits {
+        let kind = SourceKind::parse_spanned(&l.key)
+            .map_err(|err| e.push(err))
+            .ok();
+        let units = non_negative(&Some(l.units.clone()), "units", 0, &mut e);
+        let window = positive(&l.window_secs, "window_secs", window_secs, &mut e);
+        let action = match &l.action {
+            None => Some(BudgetAction::Refuse),
+            Some(a) => match a.get_ref().as_str() {
+                "refuse" => Some(BudgetAction::Refuse),
+                "harder_pow" => Some(BudgetAction::HarderPow),
+                other => {
+                    e.push(SectionError::at(
+                        a,
+                        format!("unknown budget action \"{other}\", expected one of \"refuse\", \"harder_pow\""),
+                    ));
+                    None
+                }
+            },
+        };
+        if let (Some(kind), Some(action)) = (kind, action) {
+            rules.push(BudgetRule {
+                kind,
+                units,
+                window_secs: window,
+                action,
+            });
+        }
+    }
+    if e.is_empty() {
+        Ok(Budgets { window_secs, rules })
+    } else {
+        Err(e)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Entries
+// ---------------------------------------------------------------------------------------
+
+/// Why an entry was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The account expired without a claim: its cleanup cost is charged.
+    ExpiredUnclaimed,
+    /// The account was claimed: the source earns credit (negative units), and a charge
+    /// made earlier for it is reversed.
+    Claimed,
+}
+
+/// One ledger line. No token, no claim URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// When, unix seconds.
+    pub at: u64,
+    /// The platform's account id.
+    pub account_id: String,
+    /// Every key the account is attributed to (each is charged the full units).
+    pub source_keys: Vec<SourceKey>,
+    /// Why.
+    pub reason: Reason,
+    /// Units charged (positive) or credited (negative).
+    pub units: i64,
+    /// What the account held.
+    pub resources: ResourceCounts,
+}
+
+impl LedgerEntry {
+    /// The entry as one JSON line (no trailing newline).
+    pub fn to_json_line(&self) -> String {
+        // Serializing plain data with string keys cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A source whose debt reached a budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetBreach {
+    /// The key that is over.
+    pub key: SourceKey,
+    /// Its debt in the window.
+    pub debt: u64,
+    /// The budget.
+    pub budget: u64,
+    /// Seconds until enough debt leaves the window to fall below the budget.
+    pub retry_after_secs: u64,
+    /// What to do.
+    pub action: BudgetAction,
+    /// User-facing explanation (for `Refuse`).
+    pub message: String,
+}
+
+/// A ledger file line that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ledger line {line}: {message}")]
+pub struct LedgerLoadError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: Vec<LedgerEntry>,
+    by_key: HashMap<SourceKey, Vec<usize>>,
+    /// Per account: units charged (if charged) and whether a claim was recorded, so each
+    /// happens once.
+    accounts: HashMap<String, (Option<i64>, bool)>,
+}
+
+impl Inner {
+    fn push(&mut self, entry: LedgerEntry) {
+        let idx = self.entries.len();
+        let state = self.accounts.entry(entry.account_id.clone()).or_default();
+        match entry.reason {
+            Reason::ExpiredUnclaimed => {
+                state.0 = Some(state.0.unwrap_or(0).saturating_add(entry.units))
+            }
+            Reason::Claimed => state.1 = true,
+        }
+        let mut keys: Vec<&SourceKey> = entry.source_keys.iter().collect();
+        keys.sort();
+        keys.dedup();
+        for k in keys {
+            self.by_key.entry(k.clone()).or_default().push(idx);
+        }
+        self.entries.push(entry);
+    }
+
+    /// Entries of `key` in the window ending at `now` (entries stamped after `now`,
+    /// from clock skew, count as current), ordered by time.
+    fn window_entries(&self, key: &SourceKey, now: u64, window: u64) -> Vec<(u64, i64)> {
+        let mut v: Vec<(u64, i64)> = self
+            .by_key
+            .get(key)
+            .map(|idx| {
+                idx.iter()
+                    .filter_map(|&i| self.entries.get(i))
+                    .filter(|e| e.at.saturating_add(window) > now)
+                    .map(|e| (e.at, e.units))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort_unstable();
+        v
+    }
+}
+
+/// Clamps a sum to a non-negative debt: credits offset charges in the same window but
+/// never bank "negative debt" for later abuse.
+fn as_debt(sum: i64) -> u64 {
+    u64::try_from(sum).unwrap_or(0)
+}
+
+fn to_units(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The append-only cleanup-cost ledger (in memory; persist with
+/// [`Ledger::write_json_lines`] or by appending each returned entry's
+/// [`LedgerEntry::to_json_line`] to a file).
+#[derive(Default)]
+pub struct Ledger {
+    inner: RwLock<Inner>,
+}
+
+impl fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ledger")
+            .field("entries", &self.inner.read().entries.len())
+            .finish()
+    }
+}
+
+impl Ledger {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Charges an account that expired unclaimed to every key of its creator. Returns the
+    /// entry written, or `None` when the account was already charged or was claimed.
+    pub fn charge_expired_unclaimed(
+        &self,
+        account_id: &str,
+        source: &SourceKeys,
+        resources: ResourceCounts,
+        at: u64,
+        costs: &Costs,
+    ) -> Option<LedgerEntry> {
+        let mut inner = self.inner.write();
+        if let Some((charged, claimed)) = inner.accounts.get(account_id) {
+            if charged.is_some() || *claimed {
+                return None;
+            }
+        }
+        let entry = LedgerEntry {
+            at,
+            account_id: account_id.to_string(),
+            source_keys: source.keys(),
+            reason: Reason::ExpiredUnclaimed,
+            units: to_units(costs.cleanup_cost(&resources)),
+            resources,
+        };
+        inner.push(entry.clone());
+        Some(entry)
+    }
+
+    /// Credits the creator of a claimed account. A charge written earlier for the same
+    /// account (a claim reported after the sweeper ran) is reversed in the same entry.
+    /// Returns `None` when the claim was already recorded.
+    pub fn credit_claimed(
+        &self,
+        account_id: &str,
+        source: &SourceKeys,
+        resources: ResourceCounts,
+        at: u64,
+        costs: &Costs,
+    ) -> Option<LedgerEntry> {
+        let mut inner = self.inner.write();
+        let charged = match inner.accounts.get(account_id) {
+            Some((_, true)) => return None,
+            Some((charged, false)) => charged.unwrap_or(0),
+            None => 0,
+        };
+        let entry = LedgerEntry {
+            at,
+            account_id: account_id.to_string(),
+            source_keys: source.keys(),
+            reason: Reason::Claimed,
+            units: charged
+                .saturating_neg()
+                .saturating_sub(to_units(costs.claim_credit)),
+            resources,
+        };
+        inner.push(entry.clone());
+        Some(entry)
+    }
+
+    /// Appends an entry as is (loading a file, or replicating another gateway's ledger).
+    pub fn append(&self, entry: LedgerEntry) {
+        self.inner.write().push(entry);
+    }
+
+    /// Unclaimed-cleanup debt of `key` over the `window_secs` ending at `now`, never
+    /// below zero.
+    pub fn debt(&self, key: &SourceKey, now: u64, window_secs: u64) -> u64 {
+        let inner = self.inner.read();
+        as_debt(
+            inner
+                .window_entries(key, now, window_secs)
+                .iter()
+                .map(|e| e.1)
+                .sum(),
+        )
+    }
+
+    /// The largest debt over the keys of `source` (input of adaptive proof-of-work).
+    pub fn source_debt(&self, source: &SourceKeys, now: u64, window_secs: u64) -> u64 {
+        source
+            .keys()
+            .iter()
+            .map(|k| self.debt(k, now, window_secs))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The budget `source` breaches at `now`, if any: a `Refuse` breach wins over a
+    /// `HarderPow` one, and among equals the longest wait.
+    ///
+    /// A key breaches a budget when its debt is positive and at or above the budget:
+    /// "at most N units" means a source at N may not add another account.
+    pub fn over_budget(
+        &self,
+        source: &SourceKeys,
+        now: u64,
+        budgets: &Budgets,
+    ) -> Option<BudgetBreach> {
+        let inner = self.inner.read();
+        let mut worst: Option<BudgetBreach> = None;
+        for rule in &budgets.rules {
+            let Some(key) = source.key_of(rule.kind) else {
+                continue;
+            };
+            let entries = inner.window_entries(&key, now, rule.window_secs);
+            let debt = as_debt(entries.iter().map(|e| e.1).sum());
+            if debt == 0 || debt < rule.units {
+                continue;
+            }
+            let retry = retry_after(&entries, now, rule.window_secs, rule.units);
+            let message = format!(
+                "Too much unclaimed cleanup: temporary accounts created from {} and left to expire unclaimed \
+                 cost {debt} units in the last {} (the budget is {}). Try again in {retry} seconds, \
+                 or claim the temporary accounts you create.",
+                describe(&key),
+                human_secs(rule.window_secs),
+                rule.units
+            );
+            let breach = BudgetBreach {
+                key,
+                debt,
+                budget: rule.units,
+                retry_after_secs: retry,
+                action: rule.action,
+                message,
+            };
+            let better = match &worst {
+                None => true,
+                Some(w) => {
+                    (breach.action, breach.retry_after_secs) > (w.action, w.retry_after_secs)
+                }
+            };
+            if better {
+                worst = Some(breach);
+            }
+        }
+        worst
+    }
+
+    /// Every entry involving `key`, oldest first.
+    pub fn by_source(&self, key: &SourceKey) -> Vec<LedgerEntry> {
+        let inner = self.inner.read();
+        inner
+            .by_key
+            .get(key)
+            .map(|idx| {
+                idx.iter()
+                    .filter_map(|&i| inner.entries.get(i).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The `n` keys with the most net units since `since`: `(key, units, accounts)`,
+    /// most units first (ties by key, so output is stable).
+    pub fn top_sources(&self, n: usize, since: u64) -> Vec<(SourceKey, i64, usize)> {
+        let inner = self.inner.read();
+        let mut agg: HashMap<&SourceKey, (i64, BTreeSet<&str>)> = HashMap::new();
+        for e in inner.entries.iter().filter(|e| e.at >= since) {
+            let mut keys: Vec<&SourceKey> = e.source_keys.iter().collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let a = agg.entry(k).or_default();
+                a.0 = a.0.saturating_add(e.units);
+                a.1.insert(&e.account_id);
+            }
+        }
+        let mut out: Vec<(SourceKey, i64, usize)> = agg
+            .into_iter()
+            .map(|(k, (u, accs))| (k.clone(), u, accs.len()))
+            .collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        out.truncate(n);
+        out
+    }
+
+    /// Net units and distinct accounts per hour in `[since, until)`:
+    /// `(hour_start, units, accounts)`, only hours with entries, oldest first. Each entry
+    /// counts once here (not once per key).
+    pub fn totals_per_hour(&self, since: u64, until: u64) -> Vec<(u64, i64, usize)> {
+        let inner = self.inner.read();
+        let mut hours: BTreeMap<u64, (i64, BTreeSet<&str>)> = BTreeMap::new();
+        for e in inner
+            .entries
+            .iter()
+            .filter(|e| e.at >= since && e.at < until)
+        {
+            let h = hours.entry(e.at - e.at % 3600).or_default();
+            h.0 = h.0.saturating_add(e.units);
+            h.1.insert(&e.account_id);
+        }
+        hours
+            .into_iter()
+            .map(|(h, (u, a))| (h, u, a.len()))
+            .collect()
+    }
+
+    /// Net units and distinct accounts since `since` (each entry once).
+    pub fn total(&self, since: u64) -> (i64, usize) {
+        let inner = self.inner.read();
+        let mut units = 0i64;
+        let mut accounts = BTreeSet::new();
+        for e in inner.entries.iter().filter(|e| e.at >= since) {
+            units = units.saturating_add(e.units);
+            accounts.insert(e.account_id.as_str());
+        }
+        (units, accounts.len())
+    }
+
+    /// All entries, in append order.
+    pub fn entries(&self) -> Vec<LedgerEntry> {
+        self.inner.read().entries.clone()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.inner.read().entries.len()
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writes every entry as JSON lines.
+    pub fn write_json_lines<W: Write>(&self, mut w: W) -> std::io::Result<()> {
+        for e in self.inner.read().entries.iter() {
+            serde_json::to_writer(&mut w, e)?;
+            w.write_all(b"\n")?;
+        }
+        w.flush()
+    }
+
+    /// Reads a JSON-lines ledger (blank lines skipped); the first bad line is an error
+    /// with its number, so a truncated file is noticed rather than silently shortened.
+    pub fn read_json_lines<R: BufRead>(r: R) -> Result<Ledger, LedgerLoadError> {
+        let ledger = Ledger::new();
+        {
+            let mut inner = ledger.inner.write();
+            for (i, line) in r.lines().enumerate() {
+                let line = line.map_err(|e| LedgerLoadError {
+                    line: i + 1,
+                    message: e.to_string(),
+                })?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let entry: LedgerEntry =
+                    serde_json::from_str(&line).map_err(|e| LedgerLoadError {
+                        line: i + 1,
+                        message: e.to_string(),
+                    })?;
+                inner.push(entry);
+            }
+        }
+        Ok(ledger)
+    }
+}
+
+/// Seconds from `now` until the debt of `entries` (sorted by time, all in the window)
+/// falls below `budget` as entries leave the window.
+fn retry_after(entries: &[(u64, i64)], now: u64, window: u64, budget: u64) -> u64 {
+    let mut sum: i64 = entries.iter().map(|e| e.1).sum();
+    for (at, units) in entries {
+        sum = sum.saturating_sub(*units);
+        if as_debt(sum) < budget || sum <= 0 {
+            return at.saturating_add(window).saturating_sub(now).max(1);
+        }
+    }
+    window.max(1)
+}

@@ -1,0 +1,124 @@
+//! The compiled policy: every value checked, nothing left to fail at request time.
+
+use crate::client::ClientConfig;
+use crate::key::{KeySpec, Missing, Prefixes};
+use crate::rate::Rate;
+use crate::route::{RouteClass, Routes};
+use ipnetwork::IpNetwork;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A compiled, valid policy. Build one with [`crate::compile_str`] or [`crate::compile_file`].
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub(crate) client: ClientConfig,
+    pub(crate) prefixes: Prefixes,
+    pub(crate) tables: Tables,
+    pub(crate) routes: Routes,
+    pub(crate) lists: Vec<CidrList>,
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) source_files: Vec<PathBuf>,
+}
+
+impl Policy {
+    /// The policy file and every list file it read, for a file watcher.
+    pub fn source_files(&self) -> Vec<PathBuf> {
+        self.source_files.clone()
+    }
+
+    /// Rule names in evaluation order.
+    pub fn rule_names(&self) -> Vec<&str> {
+        self.rules.iter().map(|r| r.name.as_str()).collect()
+    }
+
+    /// The `[client]` settings (for the gateway to strip untrusted forwarding headers).
+    pub fn client(&self) -> &ClientConfig {
+        &self.client
+    }
+
+    /// Which route class a request falls in.
+    pub fn classify(&self, method: &str, path: &str) -> RouteClass {
+        self.routes.classify(method, path)
+    }
+}
+
+/// `[tables]`: memory bounds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tables {
+    pub max_keys: usize,
+    pub sweep: Duration,
+}
+
+/// A named set of networks.
+#[derive(Debug, Clone)]
+pub(crate) struct CidrList {
+    pub name: String,
+    pub nets: Vec<IpNetwork>,
+}
+
+impl CidrList {
+    pub(crate) fn contains(&self, ip: std::net::IpAddr) -> bool {
+        self.nets.iter().any(|n| n.contains(ip))
+    }
+}
+
+/// What a matching rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Admit now; later rules are not consulted.
+    Allow,
+    /// Refuse with 403.
+    Deny,
+    /// Refuse with 429 when any limit is exceeded, else continue with the next rule.
+    Limit,
+    /// Evaluate and count, but forward anyway (trying out a rule).
+    Shadow,
+}
+
+impl Action {
+    pub(crate) const NAMES: [&'static str; 4] = ["allow", "deny", "limit", "shadow"];
+
+    /// Name as written in a policy.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Deny => "deny",
+            Action::Limit => "limit",
+            Action::Shadow => "shadow",
+        }
+    }
+}
+
+/// Request conditions; all given must hold, within one any value may.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Matcher {
+    pub lists: Vec<usize>,
+    pub not_lists: Vec<usize>,
+    pub routes: Vec<RouteClass>,
+    pub methods: Vec<String>,
+    pub headers: Vec<String>,
+    pub no_headers: Vec<String>,
+}
+
+/// One limit of a rule.
+#[derive(Debug, Clone)]
+pub(crate) struct Limit {
+    pub key: KeySpec,
+    pub rate: Rate,
+    pub burst: NonZeroU32,
+    pub cost: NonZeroU32,
+    pub missing: Missing,
+    pub quota: governor::Quota,
+}
+
+/// One compiled `[[rule]]`.
+#[derive(Debug, Clone)]
+pub(crate) struct Rule {
+    pub name: String,
+    pub matcher: Matcher,
+    pub action: Action,
+    pub limits: Vec<Limit>,
+    pub message: Option<String>,
+    pub advice: Option<String>,
+}

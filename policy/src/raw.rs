@@ -1,0 +1,126 @@
+//! The policy file exactly as written: serde-shaped, spans kept, nothing validated.
+//!
+//! Kept separate from the compiled model (as River does) so that every check lives in
+//! the compiler, and the engine only ever sees a policy that cannot be invalid.
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_spanned::Spanned;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Spanned string, the common leaf.
+pub(crate) type SStr = Spanned<String>;
+
+/// Top level of a policy file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPolicy {
+    pub version: Spanned<i64>,
+    pub client: Option<RawClient>,
+    pub prefixes: Option<RawPrefixes>,
+    pub tables: Option<RawTables>,
+    pub routes: Option<BTreeMap<SStr, Spanned<Vec<SStr>>>>,
+    pub lists: Option<BTreeMap<SStr, Spanned<RawList>>>,
+    #[serde(default)]
+    pub rule: Vec<Spanned<RawRule>>,
+    /// Reserved: per-account resource quotas (not implemented yet).
+    pub quotas: Option<Spanned<toml::Value>>,
+    /// Reserved: cleanup-cost budgets (not implemented yet).
+    pub budgets: Option<Spanned<toml::Value>>,
+}
+
+/// `[client]`: how the client address and TLS fingerprint are found.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawClient {
+    pub trusted_proxies: Option<Vec<SStr>>,
+    pub ip_header: Option<SStr>,
+    pub tls_fingerprint_header: Option<SStr>,
+}
+
+/// `[prefixes]`: what the generic `prefix` key means.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPrefixes {
+    pub ipv4: Option<Spanned<i64>>,
+    pub ipv6: Option<Spanned<i64>>,
+}
+
+/// `[tables]`: memory bounds of the limit tables.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTables {
+    pub max_keys: Option<Spanned<i64>>,
+    pub sweep_secs: Option<Spanned<i64>>,
+}
+
+/// `[lists.NAME]`: inline CIDRs and/or a file of them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawList {
+    pub cidrs: Option<Vec<SStr>>,
+    pub file: Option<SStr>,
+}
+
+/// `[[rule]]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRule {
+    pub name: SStr,
+    #[serde(rename = "match")]
+    pub matcher: Option<RawMatch>,
+    pub action: SStr,
+    pub limits: Option<Spanned<Vec<Spanned<RawLimit>>>>,
+    pub message: Option<SStr>,
+    pub advice: Option<SStr>,
+}
+
+/// `match = { ... }`: every field given must hold; within a field any value may.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMatch {
+    pub list: Option<Spanned<OneOrMany>>,
+    pub not_list: Option<Spanned<OneOrMany>>,
+    pub route: Option<Spanned<OneOrMany>>,
+    pub method: Option<Spanned<OneOrMany>>,
+    pub header: Option<Spanned<OneOrMany>>,
+    pub no_header: Option<Spanned<OneOrMany>>,
+}
+
+/// One entry of `limits = [...]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimit {
+    pub key: SStr,
+    pub rate: SStr,
+    pub burst: Option<Spanned<i64>>,
+    pub cost: Option<Spanned<i64>>,
+    pub missing: Option<SStr>,
+}
+
+/// A string or an array of strings, so `route = "claim"` and `route = ["a", "b"]` both read.
+pub(crate) struct OneOrMany(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![v.to_string()]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(s);
+                }
+                Ok(OneOrMany(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

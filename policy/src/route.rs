@@ -1,0 +1,179 @@
+//! Route classes: which part of the temporary-deploy API a request is for.
+//!
+//! Rules talk about classes, not paths, so a policy keeps working when the platform adds
+//! an endpoint; the patterns that map paths to classes have built-in defaults taken from
+//! the wire protocol and can be overridden per class in `[routes]`.
+
+use std::fmt;
+
+/// What a request is, for the purpose of limiting it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RouteClass {
+    /// `POST .../provisioning/previews/challenge`: asks for proof-of-work.
+    ProvisionChallenge,
+    /// `POST .../provisioning/previews`: creates a temporary account.
+    ProvisionCreate,
+    /// Claim flows.
+    Claim,
+    /// Writes under `/accounts/{id}/` (uploads, settings, deployments).
+    DeployWrite,
+    /// Reads under `/accounts/{id}/`.
+    DeployRead,
+    /// Anything else.
+    Other,
+}
+
+impl RouteClass {
+    /// Classes in match precedence order; `Other` is the fallback and takes no patterns.
+    pub(crate) const MATCHED: [RouteClass; 5] = [
+        RouteClass::ProvisionChallenge,
+        RouteClass::ProvisionCreate,
+        RouteClass::Claim,
+        RouteClass::DeployWrite,
+        RouteClass::DeployRead,
+    ];
+
+    /// All class names a policy may use in `match.route`.
+    pub(crate) const NAMES: [&'static str; 6] = [
+        "provision-challenge",
+        "provision-create",
+        "claim",
+        "deploy-write",
+        "deploy-read",
+        "other",
+    ];
+
+    /// The name used in policy files and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteClass::ProvisionChallenge => "provision-challenge",
+            RouteClass::ProvisionCreate => "provision-create",
+            RouteClass::Claim => "claim",
+            RouteClass::DeployWrite => "deploy-write",
+            RouteClass::DeployRead => "deploy-read",
+            RouteClass::Other => "other",
+        }
+    }
+
+    /// Parses a class name.
+    pub fn parse(name: &str) -> Option<RouteClass> {
+        RouteClass::MATCHED
+            .into_iter()
+            .chain([RouteClass::Other])
+            .find(|c| c.as_str() == name)
+    }
+
+    /// Built-in patterns, from `shared/reference/temporary-deploy-api.md`.
+    pub(crate) fn default_patterns(self) -> &'static [&'static str] {
+        match self {
+            RouteClass::ProvisionChallenge => &["POST /client/v4/provisioning/previews/challenge"],
+            RouteClass::ProvisionCreate => &["POST /client/v4/provisioning/previews"],
+            RouteClass::Claim => &["* /claim/**", "* /client/v4/provisioning/previews/*/claim/**"],
+            RouteClass::DeployWrite => &[
+                "PUT /client/v4/accounts/**",
+                "POST /client/v4/accounts/**",
+                "PATCH /client/v4/accounts/**",
+                "DELETE /client/v4/accounts/**",
+            ],
+            RouteClass::DeployRead => &["GET /client/v4/accounts/**", "HEAD /client/v4/accounts/**"],
+            RouteClass::Other => &[],
+        }
+    }
+}
+
+impl fmt::Display for RouteClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Lit(String),
+    One,
+    Rest,
+}
+
+/// `METHOD /path` with `*` = one segment, `**` = the rest (zero or more), method `*` = any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RoutePattern {
+    method: Option<String>,
+    segs: Vec<Seg>,
+}
+
+impl RoutePattern {
+    /// Parses a pattern; the error text is ready to show.
+    pub(crate) fn parse(text: &str) -> Result<RoutePattern, String> {
+        let bad = |why: &str| format!("bad route pattern \"{text}\": {why}");
+        let (method, path) = text
+            .trim()
+            .split_once(' ')
+            .ok_or_else(|| bad("expected \"METHOD /path\", e.g. \"POST /client/v4/provisioning/previews\""))?;
+        let path = path.trim();
+        if method.is_empty() || !(method == "*" || method.bytes().all(|b| b.is_ascii_alphabetic())) {
+            return Err(bad("the method must be letters (GET, POST, ...) or *"));
+        }
+        if !path.starts_with('/') {
+            return Err(bad("the path must start with /"));
+        }
+        if path.contains(['?', ' ']) {
+            return Err(bad("the path must not contain a query string or spaces"));
+        }
+        let mut segs = Vec::new();
+        let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        for (i, p) in parts.iter().enumerate() {
+            segs.push(match *p {
+                "**" if i + 1 == parts.len() => Seg::Rest,
+                "**" => return Err(bad("** may only be the last segment")),
+                "*" => Seg::One,
+                p if p.contains('*') => return Err(bad("* must be a whole segment")),
+                p => Seg::Lit(p.to_string()),
+            });
+        }
+        let method = (method != "*").then(|| method.to_ascii_uppercase());
+        Ok(RoutePattern { method, segs })
+    }
+
+    /// Does `METHOD path` (query string already removed) match?
+    pub(crate) fn matches(&self, method: &str, path: &str) -> bool {
+        if let Some(m) = &self.method {
+            if !m.eq_ignore_ascii_case(method) {
+                return false;
+            }
+        }
+        let mut parts = path.split('/').filter(|s| !s.is_empty());
+        for seg in &self.segs {
+            match seg {
+                Seg::Rest => return true,
+                Seg::One => {
+                    if parts.next().is_none() {
+                        return false;
+                    }
+                }
+                Seg::Lit(l) => {
+                    if parts.next() != Some(l.as_str()) {
+                        return false;
+                    }
+                }
+            }
+        }
+        parts.next().is_none()
+    }
+}
+
+/// The compiled route table: patterns per class, in precedence order.
+#[derive(Debug, Clone)]
+pub(crate) struct Routes {
+    pub(crate) classes: Vec<(RouteClass, Vec<RoutePattern>)>,
+}
+
+impl Routes {
+    /// Classifies a request; the query string is ignored.
+    pub(crate) fn classify(&self, method: &str, path: &str) -> RouteClass {
+        let path = path.split(['?', '#']).next().unwrap_or("");
+        self.classes
+            .iter()
+            .find(|(_, pats)| pats.iter().any(|p| p.matches(method, path)))
+            .map_or(RouteClass::Other, |(c, _)| *c)
+    }
+}

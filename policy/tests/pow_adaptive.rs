@@ -1,0 +1,223 @@
+//! Adaptive proof-of-work: harder challenges, spot-checked extra segments, trimming.
+
+use base64::Engine as _;
+use policy::pow::{
+    compile_pow, difficulty_for, parse_challenge, rewrite_challenge, solve, trim_create_body,
+    verify_and_trim, ChallengeBook, PowError, PowPolicy, RawPow, WRANGLER_MAX_WORK,
+};
+use policy::section::parse_section;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+const SEED_B64URL: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"; // bytes 0..32
+
+fn seed() -> Vec<u8> {
+    (0u8..32).collect()
+}
+
+fn tamper(cp: &str) -> String {
+    let mut b = base64::engine::general_purpose::STANDARD
+        .decode(cp)
+        .expect("b64");
+    b[0] ^= 1;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+#[test]
+fn correct_longer_chain_passes_and_is_trimmed() {
+    let (k, kp, g) = (4u32, 10u32, 64u32);
+    let chain = solve(&seed(), kp, g);
+    assert_eq!(chain.len(), 11);
+    // The platform's own solution is the prefix of the longer chain.
+    assert_eq!(solve(&seed(), k, g), chain[..5]);
+    let mut rng = StdRng::seed_from_u64(7);
+    let (trimmed, hashes) = verify_and_trim(&chain, k, kp, g, 3, &mut rng).expect("valid");
+    assert_eq!(trimmed, chain[..=4]);
+    assert_eq!(hashes, 3 * u64::from(g));
+    // Checking every extra segment.
+    let (_, hashes) = verify_and_trim(&chain, k, kp, g, 100, &mut rng).expect("valid");
+    assert_eq!(
+        hashes,
+        6 * u64::from(g),
+        "bounded by the number of extra segments"
+    );
+    // k' == k: nothing extra to check, nothing spent.
+    let (t, hashes) = verify_and_trim(&chain[..5], k, k, g, 4, &mut rng).expect("valid");
+    assert_eq!((t.len(), hashes), (5, 0));
+}
+
+#[test]
+fn every_tampered_extra_checkpoint_is_rejected() {
+    let (k, kp, g) = (3u32, 9u32, 32u32);
+    let chain = solve(&seed(), kp, g);
+    let mut rng = StdRng::seed_from_u64(1);
+    // Tampering cp[j] for j in k+1..=k' breaks segment j-1; tampering cp[k] breaks segment k.
+    for j in (k as usize)..=(kp as usize) {
+        let mut bad = chain.clone();
+        bad[j] = tamper(&bad[j]);
+        let err = verify_and_trim(&bad, k, kp, g, kp - k, &mut rng).expect_err("tampered");
+        assert!(matches!(err, PowError::Mismatch { .. }), "j={j}: {err:?}");
+        assert!(err.to_string().contains("Request a new challenge"), "{err}");
+    }
+    // Malformed and wrong-length solutions.
+    let mut bad = chain.clone();
+    bad[7] = "not base64!".into();
+    assert_eq!(
+        verify_and_trim(&bad, k, kp, g, 6, &mut rng),
+        Err(PowError::BadCheckpoint { index: 7 })
+    );
+    assert_eq!(
+        verify_and_trim(&chain[..4], k, kp, g, 6, &mut rng),
+        Err(PowError::WrongCount {
+            expected: 10,
+            got: 4
+        })
+    );
+    assert!(matches!(
+        verify_and_trim(&chain, 9, 3, g, 6, &mut rng),
+        Err(PowError::BadDifficulty { .. })
+    ));
+}
+
+#[test]
+fn spot_checks_bound_the_work_and_catch_cheats_probabilistically() {
+    let (k, kp, g) = (2u32, 42u32, 16u32);
+    let chain = solve(&seed(), kp, g);
+    let mut cheat = chain.clone();
+    cheat[30] = tamper(&cheat[30]);
+    let mut caught = 0;
+    for s in 0..200u64 {
+        let mut rng = StdRng::seed_from_u64(s);
+        match verify_and_trim(&cheat, k, kp, g, 4, &mut rng) {
+            Err(PowError::Mismatch { .. }) => caught += 1,
+            Ok((_, hashes)) => assert!(hashes <= 4 * u64::from(g)),
+            Err(e) => panic!("{e}"),
+        }
+        let (_, hashes) = verify_and_trim(&chain, k, kp, g, 4, &mut rng).expect("honest");
+        assert_eq!(hashes, 4 * u64::from(g));
+    }
+    // One bad segment out of 40 with 4 checks: caught about 10% of the time.
+    assert!((5..=45).contains(&caught), "caught {caught}/200");
+}
+
+#[test]
+fn difficulty_grows_with_debt_within_caps() {
+    let p = PowPolicy::default(); // 0.1 per unit, max 8x
+    assert_eq!(difficulty_for(0, 8, 4096, &p), 8);
+    assert_eq!(difficulty_for(1, 8, 4096, &p), 9);
+    assert_eq!(difficulty_for(60, 8, 4096, &p), 14);
+    assert_eq!(difficulty_for(10_000, 8, 4096, &p), 64, "max_factor");
+    assert_eq!(difficulty_for(u64::MAX, 8, 4096, &p), 64);
+    // wrangler's cap: k' * g <= 64,000,000.
+    let g = 4_000_000;
+    assert_eq!(p.difficulty_for(1000, 8, g), 16);
+    assert!(u64::from(p.difficulty_for(1000, 8, g)) * u64::from(g) <= WRANGLER_MAX_WORK);
+    // A platform challenge already at the cap is never made easier.
+    assert_eq!(p.difficulty_for(1000, 20, g), 20);
+    let off = PowPolicy {
+        extra_checkpoints_per_unit: 0.0,
+        ..PowPolicy::default()
+    };
+    assert_eq!(off.difficulty_for(1000, 8, 4096), 8);
+}
+
+#[test]
+fn challenge_rewrite_book_and_body_trim_end_to_end() {
+    let envelope = format!(
+        r#"{{"success":true,"errors":[],"messages":[],"result":{{"challengeToken":"ct-123","seed":"{SEED_B64URL}","k":4,"g":64}}}}"#
+    );
+    let ch = parse_challenge(envelope.as_bytes()).expect("challenge");
+    assert_eq!((ch.seed.clone(), ch.k, ch.g), (seed(), 4, 64));
+    assert!(!format!("{ch:?}").contains("ct-123"));
+    let p = PowPolicy::default();
+    let kp = p.difficulty_for(30, ch.k, ch.g);
+    assert_eq!(kp, 7);
+    let rewritten = rewrite_challenge(envelope.as_bytes(), kp).expect("rewrite");
+    let again = parse_challenge(&rewritten).expect("parse");
+    assert_eq!(
+        (
+            again.k,
+            again.g,
+            again.seed.clone(),
+            again.challenge_token.as_str()
+        ),
+        (7, 64, seed(), "ct-123")
+    );
+    assert!(
+        rewrite_challenge(envelope.as_bytes(), 3).is_err(),
+        "never easier"
+    );
+    assert!(
+        rewrite_challenge(envelope.as_bytes(), 2_000_000).is_err(),
+        "over wrangler's cap"
+    );
+    let book = ChallengeBook::from_policy(&p);
+    book.remember(&ch.challenge_token, ch.k, kp, ch.g, 1_000);
+    // The client (wrangler) solves the rewritten challenge.
+    let solution = solve(&again.seed, again.k, again.g);
+    let body = serde_json::json!({
+        "termsOfService": "https://example/tos", "privacyPolicy": "https://example/pp",
+        "acceptTermsOfService": "yes", "challengeToken": "ct-123",
+        "solution": {"checkpoints": solution}
+    });
+    let body = serde_json::to_vec(&body).expect("json");
+    let mut rng = StdRng::seed_from_u64(3);
+    let (out, hashes) = trim_create_body(&body, &book, 1_010, p.spot_checks, &mut rng)
+        .expect("ok")
+        .expect("known");
+    assert_eq!(hashes, 3 * 64);
+    let out: serde_json::Value = serde_json::from_slice(&out).expect("json");
+    assert_eq!(
+        out["solution"]["checkpoints"],
+        serde_json::json!(solve(&seed(), 4, 64))
+    );
+    assert_eq!(out["acceptTermsOfService"], "yes");
+    // Single use: a replay is forwarded untouched (and the platform rejects the long chain).
+    assert_eq!(
+        trim_create_body(&body, &book, 1_011, 4, &mut rng).expect("ok"),
+        None
+    );
+}
+
+#[test]
+fn challenge_book_is_bounded_and_expiring() {
+    let book = ChallengeBook::new(3, 100);
+    for i in 0..5 {
+        book.remember(&format!("t{i}"), 1, 2, 8, 0);
+    }
+    assert_eq!(book.len(), 3);
+    assert!(book.take("t0", 1).is_none(), "oldest evicted");
+    assert!(book.take("t4", 1).is_some());
+    assert!(book.take("t4", 1).is_none(), "single use");
+    assert!(book.take("t3", 100).is_none(), "expired");
+    book.remember("late", 1, 2, 8, 500);
+    assert_eq!(book.len(), 1, "expired t2 was swept on insert");
+    assert!(!format!("{book:?}").contains("late"));
+}
+
+#[test]
+fn pow_section_parses_with_defaults_and_rejects_unknown_fields() {
+    assert_eq!(
+        compile_pow(&parse_section::<RawPow>("", "pow").expect("e")).expect("ok"),
+        PowPolicy::default()
+    );
+    let p = compile_pow(
+        &parse_section(
+            "[pow]\nextra_checkpoints_per_unit = 1\nmax_factor = 2\nspot_checks = 8\n",
+            "pow",
+        )
+        .expect("p"),
+    )
+    .expect("ok");
+    assert_eq!(
+        (p.extra_checkpoints_per_unit, p.max_factor, p.spot_checks),
+        (1.0, 2, 8)
+    );
+    assert!(parse_section::<RawPow>("[pow]\nspot_check = 1\n", "pow").is_err());
+    let src = "[pow]\nmax_work = 64000001\nextra_checkpoints_per_unit = -0.5\n";
+    let errs = compile_pow(&parse_section(src, "pow").expect("p")).expect_err("bad");
+    assert_eq!(errs.len(), 2);
+    assert!(errs
+        .iter()
+        .any(|e| &src[e.span.clone().expect("span")] == "64000001"));
+}
