@@ -160,16 +160,15 @@ impl ProxyHttp for DeployGateway {
             return FailToProxy { error_code: 0, can_reuse_downstream: false };
         }
         let body = envelope::error_body(code, message);
-        // The client did nothing wrong: when the answer went out whole (and the
-        // request body was drained), its connection stays usable.
-        let can_reuse_downstream = match respond::write_json(session, status, None, &[], body).await {
-            Ok(()) => true,
-            Err(write_err) => {
-                tracing::debug!(error = %write_err, "could not write the error answer");
-                false
-            }
-        };
-        FailToProxy { error_code: status, can_reuse_downstream }
+        // Pingora does not reuse a downstream connection after an upstream failure
+        // (whatever `can_reuse_downstream` says), so say so honestly: a client that
+        // saw `Connection: keep-alive` would send its next request into a closed
+        // socket. Failures are rare; refusals, the common case, keep the connection.
+        session.set_keepalive(None);
+        if let Err(write_err) = respond::write_json(session, status, None, &[], body).await {
+            tracing::debug!(error = %write_err, "could not write the error answer");
+        }
+        FailToProxy { error_code: status, can_reuse_downstream: false }
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
