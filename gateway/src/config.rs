@@ -54,6 +54,20 @@ struct RawConfig {
     upstream: RawUpstream,
     #[serde(default)]
     policy: Option<RawPolicy>,
+    #[serde(default)]
+    admin: Option<RawAdmin>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: Spanned<String>,
+    #[serde(default)]
+    events_secret: Option<Spanned<String>>,
+    #[serde(default)]
+    ledger_file: Option<String>,
+    #[serde(default)]
+    silent_expiry_grace_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +80,19 @@ struct RawServer {
     grace_period_secs: Option<u64>,
     #[serde(default)]
     keepalive_secs: Option<u64>,
+    #[serde(default)]
+    tls: Vec<RawTls>,
+}
+
+/// One `[[server.tls]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    listen: Spanned<String>,
+    cert: Spanned<String>,
+    key: Spanned<String>,
+    #[serde(default)]
+    h2: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,6 +160,38 @@ pub struct GatewayConfig {
     pub policy_file: Option<PathBuf>,
     /// Reload the policy when the file changes (SIGHUP always reloads).
     pub watch_policy: bool,
+    /// TLS listeners (`[[server.tls]]`), each computing a JA4 per connection.
+    pub tls: Vec<TlsListener>,
+    /// The admin listener (platform events, metrics, ledger), if configured.
+    pub admin: Option<AdminSettings>,
+}
+
+/// `[admin]`: the admin listener and the cleanup-cost ledger.
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    /// Where the admin listener binds (keep it on loopback or a management network).
+    pub listen: SocketAddr,
+    /// Shared secret that signs platform events (HMAC-SHA256).
+    pub events_secret: Option<String>,
+    /// Append-only ledger file (JSON lines), loaded at start.
+    pub ledger_file: Option<PathBuf>,
+    /// How long after expiry, with no event, an account is charged anyway.
+    pub silent_expiry_grace: Duration,
+}
+
+/// `[[server.tls]]`: a listener that terminates TLS and fingerprints clients (JA4).
+#[derive(Debug, Clone)]
+pub struct TlsListener {
+    /// Where it binds.
+    pub listen: SocketAddr,
+    /// PEM certificate chain (relative paths are resolved against the config file).
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// Offer HTTP/2 by ALPN (default false: HTTP/1.1 only, like Pingora's default).
+    pub h2: bool,
+    /// Line and column of `cert`, so errors found when the files are read are located.
+    pub cert_at: (usize, usize),
 }
 
 /// Default grace period: long enough for a deploy upload to finish, short enough that
@@ -150,6 +209,24 @@ impl GatewayConfig {
             message: format!("cannot read the configuration file: {e}"),
         })?;
         let mut config = Self::parse(&name, &source)?;
+        if let Some(ledger) = config.admin.as_mut().and_then(|a| a.ledger_file.as_mut()) {
+            if ledger.is_relative() {
+                if let Some(dir) = path.parent() {
+                    *ledger = dir.join(&*ledger);
+                }
+            }
+        }
+        for tls in &mut config.tls {
+            let dir = path.parent().unwrap_or(Path::new(""));
+            tls.cert = dir.join(&tls.cert);
+            tls.key = dir.join(&tls.key);
+            crate::tls::check_cert_and_key(&tls.cert, &tls.key).map_err(|message| ConfigError {
+                file: name.clone(),
+                line: tls.cert_at.0,
+                column: tls.cert_at.1,
+                message,
+            })?;
+        }
         if let Some(policy) = config.policy_file.as_mut() {
             if policy.is_relative() {
                 if let Some(dir) = path.parent() {
@@ -181,7 +258,8 @@ impl GatewayConfig {
             })?;
             listen.push(parsed);
         }
-        if listen.is_empty() {
+        let tls = compile_tls(&raw.server.tls, &listen, &err_at)?;
+        if listen.is_empty() && tls.is_empty() {
             return Err(err_at(raw.server.listen.span().start, "server.listen needs at least one address".into()));
         }
         let threads = match &raw.server.threads {
@@ -197,7 +275,30 @@ impl GatewayConfig {
             Some(p) => (Some(PathBuf::from(p.file)), p.watch.unwrap_or(true)),
             None => (None, false),
         };
+        let admin = match raw.admin {
+            Some(a) => {
+                let listen = a.listen.get_ref().parse::<SocketAddr>().map_err(|_| {
+                    err_at(a.listen.span().start, format!("admin.listen \"{}\" is not IP:PORT", a.listen.get_ref()))
+                })?;
+                if let Some(secret) = &a.events_secret {
+                    if secret.get_ref().len() < 16 {
+                        return Err(err_at(
+                            secret.span().start,
+                            "admin.events_secret must be at least 16 characters".into(),
+                        ));
+                    }
+                }
+                Some(AdminSettings {
+                    listen,
+                    events_secret: a.events_secret.map(|s| s.into_inner()),
+                    ledger_file: a.ledger_file.map(PathBuf::from),
+                    silent_expiry_grace: Duration::from_secs(a.silent_expiry_grace_secs.unwrap_or(600)),
+                })
+            }
+            None => None,
+        };
         Ok(GatewayConfig {
+            admin,
             listen,
             threads,
             grace_period: raw.server.grace_period_secs.map_or(DEFAULT_GRACE, Duration::from_secs),
@@ -205,8 +306,44 @@ impl GatewayConfig {
             upstream,
             policy_file,
             watch_policy,
+            tls,
         })
     }
+}
+
+/// Checks `[[server.tls]]` tables: IP:PORT addresses, distinct from every other
+/// listener, non-empty file names. The files themselves are read by `load`, which
+/// knows the configuration's folder.
+fn compile_tls(
+    raw: &[RawTls],
+    plain: &[SocketAddr],
+    err_at: &dyn Fn(usize, String) -> ConfigError,
+) -> Result<Vec<TlsListener>, ConfigError> {
+    let mut out: Vec<TlsListener> = Vec::new();
+    for t in raw {
+        let at = t.listen.span().start;
+        let listen = t.listen.get_ref().parse::<SocketAddr>().map_err(|_| {
+            err_at(at, format!("server.tls listen address \"{}\" is not IP:PORT (for example \"0.0.0.0:8443\")", t.listen.get_ref()))
+        })?;
+        if plain.contains(&listen) || out.iter().any(|o| o.listen == listen) {
+            return Err(err_at(at, format!("{listen} is already a listen address")));
+        }
+        for (field, value) in [("cert", &t.cert), ("key", &t.key)] {
+            if value.get_ref().trim().is_empty() {
+                return Err(err_at(value.span().start, format!("server.tls {field} must name a PEM file")));
+            }
+        }
+        // `err_at` is the one place that maps offsets to line and column.
+        let source_at = err_at(t.cert.span().start, String::new());
+        out.push(TlsListener {
+            listen,
+            cert: PathBuf::from(t.cert.get_ref()),
+            key: PathBuf::from(t.key.get_ref()),
+            h2: t.h2.unwrap_or(false),
+            cert_at: (source_at.line, source_at.column),
+        });
+    }
+    Ok(out)
 }
 
 fn compile_upstream(

@@ -109,6 +109,8 @@ pub fn demo_config(options: &DemoOptions, platform: SocketAddr) -> GatewayConfig
         },
         policy_file: options.policy.clone(),
         watch_policy: true,
+        admin: None,
+        tls: Vec::new(),
     }
 }
 

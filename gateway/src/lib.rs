@@ -6,6 +6,7 @@
 //! print, and accounts for answers in the response phases.
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod config;
 pub mod demo;
 pub mod enforce;
@@ -15,5 +16,7 @@ pub mod proxy;
 pub mod respond;
 pub mod server;
 pub mod reload;
+pub mod report;
 pub mod shutdown;
-pub mod token;
+pub mod tls;
+pub mod tracker;

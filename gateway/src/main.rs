@@ -58,6 +58,26 @@ enum Command {
     /// Show how a policy treats a described request: route class, derived keys,
     /// matching rules and the decision.
     Explain(gateway::explain::ExplainArgs),
+    /// Query a cleanup-cost ledger file: who left the most cleanup, and what the
+    /// gateway does about them now.
+    Ledger {
+        /// Ledger file (JSON lines, `[admin] ledger_file`).
+        #[arg(long)]
+        file: PathBuf,
+        /// Policy whose budgets say what is done about each source (default: budgets
+        /// of an empty policy).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Look back this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        since_secs: u64,
+        /// Rows in the top table.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// Print totals per hour instead of the top sources.
+        #[arg(long)]
+        hourly: bool,
+    },
 }
 
 fn init_logging() {
@@ -67,9 +87,9 @@ fn init_logging() {
 }
 
 /// Builds the enforcer for a policy file and starts its reloader.
-fn enforcer_for(policy: Option<PathBuf>, watch: bool) -> Result<Arc<Enforcer>, String> {
+fn enforcer_for(policy: Option<PathBuf>, watch: bool, ledger_file: Option<PathBuf>) -> Result<Arc<Enforcer>, String> {
     let Some(path) = policy else { return Ok(Arc::new(Enforcer::passthrough())) };
-    let enforcer = Enforcer::from_policy_file(path.clone()).map_err(|e| format!("invalid policy:\n{e}"))?;
+    let enforcer = Enforcer::from_policy_file(path.clone(), ledger_file)?;
     if let Some(engine) = enforcer.engine() {
         let reloader = gateway::reload::Reloader::new(engine.clone(), path);
         reloader.start(watch).map_err(|e| format!("cannot start the policy reloader: {e}"))?;
@@ -91,10 +111,24 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return fail(e, 2),
             };
-            let enforcer = match enforcer_for(config.policy_file.clone(), config.watch_policy) {
+            let ledger_file = config.admin.as_ref().and_then(|a| a.ledger_file.clone());
+            let enforcer = match enforcer_for(config.policy_file.clone(), config.watch_policy, ledger_file) {
                 Ok(e) => e,
                 Err(e) => return fail(e, 2),
             };
+            if let Some(admin) = &config.admin {
+                let (Some(engine), Some(tracker)) = (enforcer.engine(), enforcer.tracker()) else {
+                    return fail("[admin] needs a [policy]: the ledger and quotas come from it", 2);
+                };
+                let settings = gateway::admin::AdminConfig {
+                    listen: admin.listen,
+                    events_secret: admin.events_secret.clone(),
+                    silent_expiry_grace: admin.silent_expiry_grace,
+                };
+                if let Err(e) = gateway::admin::start(settings, engine.clone(), tracker.clone()) {
+                    return fail(format!("cannot start the admin listener on {}: {e}", admin.listen), 1);
+                }
+            }
             match gateway::server::run(&config, enforcer) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(e, 1),
@@ -109,7 +143,7 @@ fn main() -> ExitCode {
                     default.exists().then_some(default)
                 })
             };
-            let enforcer = match enforcer_for(policy.clone(), true) {
+            let enforcer = match enforcer_for(policy.clone(), true, None) {
                 Ok(e) => e,
                 Err(e) => return fail(e, 2),
             };
@@ -136,6 +170,13 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
+        Command::Ledger { file, policy, since_secs, top, hourly } => match ledger_report(&file, policy.as_deref(), since_secs, top, hourly) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e, 2),
+        },
         Command::Explain(args) => match gateway::explain::run(&args) {
             Ok(text) => {
                 print!("{text}");
@@ -144,4 +185,21 @@ fn main() -> ExitCode {
             Err(e) => fail(e, 2),
         },
     }
+}
+
+fn ledger_report(file: &std::path::Path, policy: Option<&std::path::Path>, since_secs: u64, top: usize, hourly: bool) -> Result<String, String> {
+    let reader = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let ledger = policy::ledger::Ledger::read_json_lines(std::io::BufReader::new(reader))
+        .map_err(|e| format!("{}: {e:?}", file.display()))?;
+    let compiled = match policy {
+        Some(p) => policy::compile_file(p).map_err(|e| format!("invalid policy:\n{e}"))?,
+        None => policy::compile_str("(defaults)", "version = 1\n").map_err(|e| e.to_string())?,
+    };
+    let now = gateway::tracker::unix_now();
+    let since = now.saturating_sub(since_secs);
+    Ok(if hourly {
+        gateway::report::format_hourly(&gateway::report::hourly(&ledger, since, now + 1))
+    } else {
+        gateway::report::format_top(&gateway::report::top_sources(&ledger, compiled.budgets(), top, since, now))
+    })
 }

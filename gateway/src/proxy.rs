@@ -98,12 +98,24 @@ impl ProxyHttp for DeployGateway {
         ctx.started = Some(Instant::now());
         match self.enforcer.decide(session, ctx) {
             Verdict::Forward => Ok(false),
-            Verdict::Refuse { status, code, message, headers } => {
-                let body = envelope::error_body(code, &message);
-                respond::write_json(session, status, Some(&message), &headers, body).await?;
+            Verdict::Refuse(refusal) => {
+                respond::write_refusal(session, &refusal).await?;
                 Ok(true)
             }
         }
+    }
+
+    /// Holds and checks bodies the policy must see whole (asset manifests, proof-of-work
+    /// solutions); an error here aborts the request and `fail_to_proxy` writes the
+    /// refusal recorded in the context.
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        self.enforcer.on_request_body(body, end_of_stream, ctx)
     }
 
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Self::CTX) -> Result<Box<HttpPeer>> {
@@ -125,8 +137,7 @@ impl ProxyHttp for DeployGateway {
             };
             upstream_request.insert_header("x-forwarded-for", value)?;
         }
-        self.enforcer.prepare_upstream_request(upstream_request, ctx);
-        Ok(())
+        self.enforcer.prepare_upstream_request(upstream_request, ctx)
     }
 
     async fn response_filter(
@@ -138,11 +149,10 @@ impl ProxyHttp for DeployGateway {
         for (name, value) in ctx.response_headers.drain(..) {
             upstream_response.insert_header(name, value)?;
         }
-        self.enforcer.on_response_header(upstream_response, ctx);
-        Ok(())
+        self.enforcer.on_response_header(upstream_response, ctx)
     }
 
-    fn upstream_response_body_filter(
+    fn response_body_filter(
         &self,
         _session: &mut Session,
         body: &mut Option<bytes::Bytes>,
@@ -153,7 +163,13 @@ impl ProxyHttp for DeployGateway {
         Ok(None)
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut Self::CTX) -> FailToProxy {
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Self::CTX) -> FailToProxy {
+        if let Some(refusal) = ctx.accounting.refusal.take() {
+            // A check on the request body refused it; the upstream request was aborted.
+            session.set_keepalive(None);
+            let written = respond::write_refusal(session, &refusal).await;
+            return FailToProxy { error_code: if written.is_ok() { refusal.status } else { 0 }, can_reuse_downstream: false };
+        }
         let (status, code, message) = classify_failure(e);
         if status == 0 {
             // The client is gone; nothing to write.

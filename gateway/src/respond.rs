@@ -12,6 +12,13 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
 
+/// Writes a policy refusal: the v4 envelope, its headers, and its message as the
+/// reason phrase.
+pub async fn write_refusal(session: &mut Session, refusal: &crate::enforce::Refusal) -> Result<()> {
+    let body = crate::envelope::error_body(refusal.code, &refusal.message);
+    write_json(session, refusal.status, Some(&refusal.message), &refusal.headers, body).await
+}
+
 /// Request bodies up to this size are drained before a refusal so the connection can
 /// be reused; a larger body is not worth reading and the connection is closed instead.
 pub const MAX_DRAIN_BYTES: u64 = 256 * 1024;

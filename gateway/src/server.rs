@@ -23,12 +23,20 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A TLS listener's certificate or key cannot be used.
+    #[error("TLS listener {addr}: {message}")]
+    Tls {
+        /// The listener.
+        addr: std::net::SocketAddr,
+        /// What is wrong with its files.
+        message: String,
+    },
 }
 
 /// Checks that every listen address can be bound, so a taken port is a clear error
 /// instead of a panic deep inside Pingora's listener setup.
 pub fn check_listeners(config: &GatewayConfig) -> Result<(), StartError> {
-    for addr in &config.listen {
+    for addr in config.listen.iter().chain(config.tls.iter().map(|t| &t.listen)) {
         TcpListener::bind(addr).map_err(|source| StartError::Listen { addr: *addr, source })?;
     }
     Ok(())
@@ -52,6 +60,14 @@ pub fn run(config: &GatewayConfig, enforcer: Arc<Enforcer>) -> Result<(), StartE
     let mut service = http_proxy_service(&server.configuration, gateway);
     for addr in &config.listen {
         service.add_tcp(&addr.to_string());
+    }
+    for tls in &config.tls {
+        let settings = crate::tls::settings(tls).map_err(|message| StartError::Tls { addr: tls.listen, message })?;
+        service.add_tls_with_settings(&tls.listen.to_string(), None, settings);
+    }
+    if !config.tls.is_empty() {
+        // Runs on TLS endpoints only: reads the ClientHello for JA4, then rewinds.
+        service.endpoints().set_pre_tls_callback(crate::tls::hook());
     }
     server.add_service(service);
     tracing::info!(listen = ?config.listen, upstream = %config.upstream.addr, "gateway listening");

@@ -189,16 +189,14 @@ impl SourceKind {
     /// Parses a spanned name, with an error listing the valid names.
     pub(crate) fn parse_spanned(s: &Spanned<String>) -> Result<SourceKind, SectionError> {
         SourceKind::parse(s.get_ref()).ok_or_else(|| {
-            let names: Vec<String> = SourceKind::ALL
-                .iter()
-                .map(|k| format!("\"{}\"", k.as_str()))
-                .collect();
+            let names = SourceKind::ALL.map(SourceKind::as_str);
             SectionError::at(
                 s,
                 format!(
-                    "unknown source key kind \"{}\", expected one of {}",
+                    "unknown source key kind \"{}\", expected one of {}{}",
                     s.get_ref(),
-                    names.join(", ")
+                    crate::error::one_of(names),
+                    crate::error::did_you_mean(s.get_ref(), names)
                 ),
             )
         })
@@ -766,7 +764,8 @@ pub fn compile_accounts(raw: &RawAccounts) -> Result<AccountLimits, Vec<SectionE
         &mut errors,
     );
     let mut table = |raw: &Option<BTreeMap<Spanned<String>, Spanned<i64>>>,
-                     default: &BTreeMap<SourceKind, u64>| {
+                     default: &BTreeMap<SourceKind, u64>,
+                     table: &str| {
         let Some(raw) = raw else {
             return default.clone();
         };
@@ -774,7 +773,22 @@ pub fn compile_accounts(raw: &RawAccounts) -> Result<AccountLimits, Vec<SectionE
         for (name, value) in raw {
             match SourceKind::parse_spanned(name) {
                 Ok(kind) => {
-                    let n = non_negative(&Some(value.clone()), name.get_ref(), 0, &mut errors);
+                    let what = format!("{table}.\"{}\"", name.get_ref());
+                    // 0 would refuse every temporary account (every source has an `ip`
+                    // key), which a deny rule says far more clearly; leaving a kind out
+                    // is how it goes unlimited.
+                    if *value.get_ref() == 0 {
+                        errors.push(SectionError::at(
+                            value,
+                            format!(
+                                "{what} must be at least 1: 0 would refuse every temporary account; \
+                                 to stop account creation use a deny rule on route \"provision-create\", \
+                                 to not limit by this key leave it out"
+                            ),
+                        ));
+                        continue;
+                    }
+                    let n = non_negative(&Some(value.clone()), &what, 0, &mut errors);
                     out.insert(kind, n);
                 }
                 Err(e) => errors.push(e),
@@ -782,8 +796,8 @@ pub fn compile_accounts(raw: &RawAccounts) -> Result<AccountLimits, Vec<SectionE
         }
         out
     };
-    let live = table(&raw.live, &defaults.live);
-    let per_day = table(&raw.per_day, &defaults.per_day);
+    let live = table(&raw.live, &defaults.live, "live");
+    let per_day = table(&raw.per_day, &defaults.per_day, "per_day");
     if errors.is_empty() {
         Ok(AccountLimits {
             window_secs,

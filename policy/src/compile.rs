@@ -11,6 +11,7 @@ use crate::model::{Action, CidrList, Limit, Matcher, Policy, Rule, Tables};
 use crate::rate::Rate;
 use crate::raw::{OneOrMany, RawLimit, RawMatch, RawPolicy, RawRule, SStr};
 use crate::route::{RouteClass, RoutePattern, Routes};
+use crate::section::SectionError;
 use ipnetwork::IpNetwork;
 use serde_spanned::Spanned;
 use std::collections::HashMap;
@@ -82,11 +83,11 @@ fn build(cx: &mut Ctx<'_>, raw: RawPolicy) -> Policy {
     if *raw.version.get_ref() != 1 {
         cx.err(raw.version.span(), format!("unsupported policy version {}; this build understands version = 1", raw.version.get_ref()));
     }
-    for (section, v) in [("quotas", &raw.quotas), ("budgets", &raw.budgets)] {
-        if let Some(v) = v {
-            cx.err(v.span(), format!("[{section}] is reserved for a later version and not implemented yet; remove it"));
-        }
-    }
+    let accounts = build_section(cx, "accounts", raw.accounts, crate::accounts::compile_accounts);
+    let quotas = build_section(cx, "quotas", raw.quotas, crate::quota::compile_quotas);
+    let costs = build_section(cx, "costs", raw.costs, crate::ledger::compile_costs);
+    let budgets = build_section(cx, "budgets", raw.budgets, crate::ledger::compile_budgets);
+    let pow = build_section(cx, "pow", raw.pow, crate::pow::compile_pow);
     let client = build_client(cx, raw.client);
     let prefixes = build_prefixes(cx, raw.prefixes);
     let tables = build_tables(cx, raw.tables);
@@ -107,7 +108,67 @@ fn build(cx: &mut Ctx<'_>, raw: RawPolicy) -> Policy {
             rules.push(rule);
         }
     }
-    Policy { client, prefixes, tables, routes, lists, rules, source_files: std::mem::take(&mut cx.files) }
+    Policy {
+        client,
+        prefixes,
+        tables,
+        routes,
+        lists,
+        rules,
+        source_files: std::mem::take(&mut cx.files),
+        accounts,
+        quotas,
+        costs,
+        budgets,
+        pow,
+    }
+}
+
+/// Compiles one of `[accounts]`, `[quotas]`, `[costs]`, `[budgets]`, `[pow]` with its
+/// module's compiler; an absent section compiles its empty form, so the defaults live
+/// in one place (the module). The raw section was deserialized as part of the whole
+/// file, so each error's span is already an offset into `cx.src`; an error without one
+/// is placed at the section's header.
+fn build_section<R: Default, T: Default>(
+    cx: &mut Ctx<'_>,
+    name: &str,
+    raw: Option<R>,
+    compile: fn(&R) -> Result<T, Vec<SectionError>>,
+) -> T {
+    match compile(&raw.unwrap_or_default()) {
+        Ok(t) => t,
+        Err(errors) => {
+            for e in errors {
+                let at = e.span.map_or_else(|| section_offset(cx.src, name), |s| s.start);
+                cx.errs.push(PolicyError::at(cx.file, cx.src, at, e.message));
+            }
+            T::default()
+        }
+    }
+}
+
+/// Byte offset of the first line that opens `[name]` (or `[name.x]`, `[[name.x]]`, or
+/// `name = ...` / `name.x = ...`), else 0. Only used to place errors that have no span
+/// of their own: toml cannot span an implicit table, so the header is found textually.
+fn section_offset(src: &str, name: &str) -> usize {
+    let mut offset = 0;
+    for line in src.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let header = trimmed.trim_start_matches('[').trim_start();
+        let rest = if trimmed.starts_with('[') { header.strip_prefix(name) } else { trimmed.strip_prefix(name) };
+        let follows = rest.map(str::trim_start).and_then(|r| r.chars().next());
+        let opens = if trimmed.starts_with('[') {
+            matches!(follows, Some(']' | '.'))
+        } else {
+            matches!(follows, Some('=' | '.'))
+        };
+        if opens {
+            return offset + indent;
+        }
+        offset += line.len();
+    }
+    0
 }
 
 fn build_client(cx: &mut Ctx<'_>, raw: Option<crate::raw::RawClient>) -> ClientConfig {
@@ -427,4 +488,20 @@ fn build_limit(cx: &mut Ctx<'_>, l: RawLimit) -> Option<Limit> {
         return None;
     }
     Some(Limit { key, rate, burst, cost, missing, quota })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::section_offset;
+
+    #[test]
+    fn section_headers_are_found_in_every_form() {
+        let src = "version = 1\n[rule_x]\n  [[budgets.limit]]\nkey = 1\n";
+        assert_eq!(&src[section_offset(src, "budgets")..][..10], "[[budgets.");
+        let src = "version = 1\npow = { max_factor = 2 }\n";
+        assert_eq!(&src[section_offset(src, "pow")..][..5], "pow =");
+        let src = "version = 1\npowder = 1\n[costs]\n";
+        assert_eq!(section_offset(src, "pow"), 0, "a longer name is not the section");
+        assert_eq!(&src[section_offset(src, "costs")..], "[costs]\n");
+    }
 }

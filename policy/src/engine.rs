@@ -32,7 +32,7 @@ struct Counters {
 type TableId = (String, String, String, u32);
 
 struct Loaded<C: Clock> {
-    policy: Policy,
+    policy: Arc<Policy>,
     counters: Vec<Arc<Counters>>,
     /// `tables[rule][limit]`, parallel to `policy.rules[rule].limits`.
     tables: Vec<Vec<Arc<Table<C>>>>,
@@ -155,7 +155,7 @@ impl<C: Clock + Clone> Engine<C> {
         report.removed = old_tables.keys().map(label).collect();
         report.removed.sort();
         let needs_http_fp = policy.rules.iter().flat_map(|r| &r.limits).any(|l| l.key.parts.contains(&KeyPart::HttpFp));
-        (Loaded { policy, counters, tables, needs_http_fp }, report)
+        (Loaded { policy: Arc::new(policy), counters, tables, needs_http_fp }, report)
     }
 
     /// Swaps in a new policy atomically; unchanged limits keep their counters.
@@ -167,8 +167,14 @@ impl<C: Clock + Clone> Engine<C> {
         report
     }
 
-    /// The policy in force.
+    /// The policy in force (a copy).
     pub fn policy(&self) -> Policy {
+        Policy::clone(&self.loaded.load().policy)
+    }
+
+    /// The policy in force, shared: cheap enough for the request path, where the
+    /// gateway reads the quota, budget and proof-of-work sections.
+    pub fn current_policy(&self) -> Arc<Policy> {
         self.loaded.load().policy.clone()
     }
 

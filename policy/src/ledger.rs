@@ -293,23 +293,52 @@ pub fn compile_budgets(raw: &RawBudgets) -> Result<Budgets, Vec<SectionError>> {
                 "refuse" => Some(BudgetAction::Refuse),
                 "harder_pow" => Some(BudgetAction::HarderPow),
                 other => {
+                    let names = ["refuse", "harder_pow"];
                     e.push(SectionError::at(
                         a,
-                        format!("unknown budget action \"{other}\", expected one of \"refuse\", \"harder_pow\""),
+                        format!(
+                            "unknown budget action \"{other}\", expected one of {}{}",
+                            crate::error::one_of(names),
+                            crate::error::did_you_mean(other, names)
+                        ),
                     ));
                     None
                 }
             },
         };
         if let (Some(kind), Some(action)) = (kind, action) {
-            rules.push(BudgetRule {
-                kind,
-                units,
-                window_secs: window,
-                action,
-            });
+            rules.push((
+                BudgetRule {
+                    kind,
+                    units,
+                    window_secs: window,
+                    action,
+                },
+                &l.units,
+            ));
         }
     }
+    // A refusal wins over harder proof-of-work, so a `harder_pow` budget at or above a
+    // `refuse` budget of the same key and window never takes effect: almost certainly
+    // the two numbers were swapped.
+    for (soft, at) in rules.iter().filter(|(r, _)| r.action == BudgetAction::HarderPow) {
+        let hard = rules.iter().map(|(r, _)| r).find(|r| {
+            r.action == BudgetAction::Refuse
+                && r.kind == soft.kind
+                && r.window_secs == soft.window_secs
+                && r.units <= soft.units
+        });
+        if let Some(hard) = hard {
+            e.push(SectionError::at(
+                at,
+                format!(
+                    "harder_pow budget of {} units for \"{}\" is not below the refuse budget of {} units for the same key and window, so it would never apply; make harder_pow the smaller number",
+                    soft.units, soft.kind, hard.units
+                ),
+            ));
+        }
+    }
+    let rules = rules.into_iter().map(|(r, _)| r).collect();
     if e.is_empty() {
         Ok(Budgets { window_secs, rules })
     } else {

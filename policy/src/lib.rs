@@ -31,6 +31,7 @@ mod engine;
 mod error;
 mod explain;
 mod fingerprint;
+pub mod ja4;
 mod key;
 mod model;
 mod rate;

@@ -1,6 +1,10 @@
 //! The compiled policy: every value checked, nothing left to fail at request time.
 
+use crate::accounts::AccountLimits;
 use crate::client::ClientConfig;
+use crate::ledger::{Budgets, Costs};
+use crate::pow::PowPolicy;
+use crate::quota::QuotaSpec;
 use crate::key::{KeySpec, Missing, Prefixes};
 use crate::rate::Rate;
 use crate::route::{RouteClass, Routes};
@@ -19,6 +23,11 @@ pub struct Policy {
     pub(crate) lists: Vec<CidrList>,
     pub(crate) rules: Vec<Rule>,
     pub(crate) source_files: Vec<PathBuf>,
+    pub(crate) accounts: AccountLimits,
+    pub(crate) quotas: QuotaSpec,
+    pub(crate) costs: Costs,
+    pub(crate) budgets: Budgets,
+    pub(crate) pow: PowPolicy,
 }
 
 impl Policy {
@@ -40,6 +49,34 @@ impl Policy {
     /// Which route class a request falls in.
     pub fn classify(&self, method: &str, path: &str) -> RouteClass {
         self.routes.classify(method, path)
+    }
+
+    /// `[accounts]`: how many live and recently created temporary accounts one source
+    /// may have (the defaults of [`AccountLimits::default`] when the section is absent).
+    pub fn account_limits(&self) -> &AccountLimits {
+        &self.accounts
+    }
+
+    /// `[quotas]`: per-account resource limits, never above the platform's published
+    /// ones (the defaults of [`QuotaSpec::default`] when the section is absent).
+    pub fn quotas(&self) -> &QuotaSpec {
+        &self.quotas
+    }
+
+    /// `[costs]`: what an account left unclaimed costs its creator in the ledger.
+    pub fn costs(&self) -> &Costs {
+        &self.costs
+    }
+
+    /// `[budgets]`: how much unclaimed-cleanup debt a source may run up, and what
+    /// happens then.
+    pub fn budgets(&self) -> &Budgets {
+        &self.budgets
+    }
+
+    /// `[pow]`: how much extra proof-of-work indebted sources solve.
+    pub fn pow(&self) -> &PowPolicy {
+        &self.pow
     }
 }
 

@@ -590,27 +590,61 @@ pub fn trim_create_body<R: rand::Rng + ?Sized>(
     let Some(rec) = book.take(token, now) else {
         return Ok(None);
     };
-    let checkpoints: Vec<String> = v
+    let raw = v
         .get("solution")
         .and_then(|s| s.get("checkpoints"))
-        .and_then(serde_json::Value::as_array)
-        .ok_or_else(|| PowError::Malformed("no solution.checkpoints array".into()))?
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            c.as_str()
-                .map(str::to_string)
-                .ok_or(PowError::BadCheckpoint { index: i })
-        })
-        .collect::<Result<_, _>>()?;
+        .ok_or_else(|| PowError::Malformed("no solution.checkpoints".into()))?;
+    // wrangler sends one base64 string of all digests concatenated; the API also takes
+    // a list of per-digest strings. Answer in the form the client used.
+    let (checkpoints, concatenated) = match raw {
+        serde_json::Value::String(joined) => (split_concatenated(joined)?, true),
+        serde_json::Value::Array(items) => (
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, c)| c.as_str().map(str::to_string).ok_or(PowError::BadCheckpoint { index: i }))
+                .collect::<Result<Vec<_>, _>>()?,
+            false,
+        ),
+        _ => return Err(PowError::Malformed("solution.checkpoints is neither a string nor a list".into())),
+    };
     let (trimmed, hashes) =
         verify_and_trim(&checkpoints, rec.k, rec.k_prime, rec.g, spot_checks, rng)?;
+    let forwarded = if concatenated {
+        serde_json::Value::from(join_concatenated(&trimmed)?)
+    } else {
+        serde_json::Value::from(trimmed)
+    };
     if let Some(sol) = v
         .get_mut("solution")
         .and_then(serde_json::Value::as_object_mut)
     {
-        sol.insert("checkpoints".into(), serde_json::Value::from(trimmed));
+        sol.insert("checkpoints".into(), forwarded);
     }
     let out = serde_json::to_vec(&v).map_err(|e| PowError::Malformed(e.to_string()))?;
     Ok(Some((out, hashes)))
+}
+
+/// Splits wrangler's one-string form (standard base64 of every 32-byte digest, back to
+/// back) into per-digest strings.
+fn split_concatenated(joined: &str) -> Result<Vec<String>, PowError> {
+    let bytes = STANDARD
+        .decode(joined.trim())
+        .map_err(|_| PowError::Malformed("solution.checkpoints is not base64".into()))?;
+    if bytes.is_empty() || bytes.len() % 32 != 0 {
+        return Err(PowError::Malformed(format!(
+            "solution.checkpoints holds {} bytes, not a whole number of 32-byte digests",
+            bytes.len()
+        )));
+    }
+    Ok(bytes.chunks(32).map(|c| STANDARD.encode(c)).collect())
+}
+
+/// The inverse of [`split_concatenated`].
+fn join_concatenated(checkpoints: &[String]) -> Result<String, PowError> {
+    let mut bytes = Vec::with_capacity(checkpoints.len() * 32);
+    for (i, c) in checkpoints.iter().enumerate() {
+        bytes.extend_from_slice(&decode_checkpoint(c, i)?);
+    }
+    Ok(STANDARD.encode(bytes))
 }

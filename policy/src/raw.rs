@@ -3,6 +3,10 @@
 //! Kept separate from the compiled model (as River does) so that every check lives in
 //! the compiler, and the engine only ever sees a policy that cannot be invalid.
 
+use crate::accounts::RawAccounts;
+use crate::ledger::{RawBudgets, RawCosts};
+use crate::pow::RawPow;
+use crate::quota::RawQuotas;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_spanned::Spanned;
@@ -24,10 +28,20 @@ pub(crate) struct RawPolicy {
     pub lists: Option<BTreeMap<SStr, Spanned<RawList>>>,
     #[serde(default)]
     pub rule: Vec<Spanned<RawRule>>,
-    /// Reserved: per-account resource quotas (not implemented yet).
-    pub quotas: Option<Spanned<toml::Value>>,
-    /// Reserved: cleanup-cost budgets (not implemented yet).
-    pub budgets: Option<Spanned<toml::Value>>,
+    // The five sections below are plain `Option<T>`, not `Option<Spanned<T>>`: toml 0.8
+    // cannot span an implicit table, so `[accounts.live]` or `[[budgets.limit]]` written
+    // without their parent header would fail to parse if the parent were spanned. Their
+    // own fields are spanned, and the compiler finds the header for unplaced errors.
+    /// `[accounts]`: per-source live and per-window temporary-account limits.
+    pub accounts: Option<RawAccounts>,
+    /// `[quotas]`: per-account resource quotas.
+    pub quotas: Option<RawQuotas>,
+    /// `[costs]`: cleanup cost of an unclaimed account, in units.
+    pub costs: Option<RawCosts>,
+    /// `[budgets]`: unclaimed-cleanup budgets per source.
+    pub budgets: Option<RawBudgets>,
+    /// `[pow]`: adaptive proof-of-work.
+    pub pow: Option<RawPow>,
 }
 
 /// `[client]`: how the client address and TLS fingerprint are found.

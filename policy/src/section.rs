@@ -50,10 +50,11 @@ impl fmt::Display for SectionError {
 impl std::error::Error for SectionError {}
 
 impl From<toml::de::Error> for SectionError {
-    /// Keeps the span toml reports, so a typo such as `max_queus` points at itself.
+    /// Keeps the span toml reports, so a typo such as `max_queus` points at itself, and
+    /// words the message as the policy compiler does (with a did-you-mean).
     fn from(e: toml::de::Error) -> Self {
         SectionError {
-            message: e.message().trim_end().replace('`', "\""),
+            message: crate::error::rewrite_serde_message(e.message()).replace('\n', "; "),
             span: e.span(),
         }
     }

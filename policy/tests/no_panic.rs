@@ -12,7 +12,7 @@ fn next(state: &mut u64) -> u64 {
 
 fn sources() -> Vec<String> {
     let mut out = Vec::new();
-    for dir in ["tests/fixtures/errors", "../rules", "../rules/examples"] {
+    for dir in ["tests/fixtures/errors", "tests/fixtures/valid", "../rules", "../rules/examples"] {
         let Ok(entries) = std::fs::read_dir(Path::new(dir)) else { continue };
         for e in entries.flatten() {
             if e.path().extension().and_then(|x| x.to_str()) == Some("toml") {

@@ -221,3 +221,34 @@ fn pow_section_parses_with_defaults_and_rejects_unknown_fields() {
         .iter()
         .any(|e| &src[e.span.clone().expect("span")] == "64000001"));
 }
+
+/// wrangler sends `solution.checkpoints` as ONE base64 string of all digests back to
+/// back; the trimmed body must keep that form.
+#[test]
+fn concatenated_checkpoints_are_verified_and_trimmed_in_the_same_form() {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    use policy::pow::{solve, trim_create_body, ChallengeBook};
+    let seed = [7u8; 32];
+    let (k, k_prime, g) = (2u32, 5u32, 16u32);
+    let book = ChallengeBook::new(16, 600);
+    book.remember("tok-concat", k, k_prime, g, 1_000);
+    let chain = solve(&seed, k_prime, g);
+    let joined: Vec<u8> = chain.iter().flat_map(|c| STANDARD.decode(c).unwrap()).collect();
+    let body = serde_json::json!({"challengeToken": "tok-concat", "solution": {"checkpoints": STANDARD.encode(&joined)}});
+    let mut rng = rand::rngs::mock::StepRng::new(0, 1);
+    let (out, hashes) = trim_create_body(body.to_string().as_bytes(), &book, 1_001, 8, &mut rng)
+        .expect("valid longer chain")
+        .expect("challenge was made harder");
+    assert_eq!(hashes, u64::from((k_prime - k) * g), "every extra segment checked");
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let forwarded = STANDARD.decode(v["solution"]["checkpoints"].as_str().expect("still one string")).unwrap();
+    assert_eq!(forwarded, joined[..(k as usize + 1) * 32].to_vec());
+
+    // A tampered extra digest in the string form is caught.
+    book.remember("tok-bad", k, k_prime, g, 1_000);
+    let mut bad = joined.clone();
+    bad[(k as usize + 2) * 32] ^= 1;
+    let body = serde_json::json!({"challengeToken": "tok-bad", "solution": {"checkpoints": STANDARD.encode(&bad)}});
+    assert!(trim_create_body(body.to_string().as_bytes(), &book, 1_001, 8, &mut rng).is_err());
+}

@@ -1,7 +1,10 @@
 //! Every shipped policy compiles, and each behaves as its comments promise.
 
 use policy::clock::FakeRelativeClock;
-use policy::{compile_file, Engine, Request};
+use policy::accounts::{AccountBook, AccountLimitKind, SourceKeys, SourceKind, TokenHasher};
+use policy::ledger::{BudgetAction, Ledger};
+use policy::quota::{classify, AccountUsage, AssetManifest, ResourceCounts, ResourceKind, ResourceOp};
+use policy::{compile_file, Engine, Policy, Request};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -51,17 +54,26 @@ fn every_shipped_policy_compiles_and_is_checked() {
     for f in &files {
         let name = f.strip_prefix(dir).expect("inside").to_string_lossy().to_string();
         let (e, clock) = engine(f);
+        check_sections_sound(&name, &e.policy());
         // Every policy admits a first ordinary request.
         assert!(e.decide(&req("POST", CHALLENGE, ip("203.0.113.50"), &UNDICI)).is_allowed(), "{name}");
         match name.as_str() {
-            "default.toml" => check_default(&e, &clock),
-            "strict.toml" => check_strict(&e),
+            "default.toml" => {
+                check_default(&e, &clock);
+                check_default_sections(&e.policy());
+            }
+            "strict.toml" => {
+                check_strict(&e);
+                check_strict_sections(&e.policy());
+            }
             "examples/lists-from-file.toml" => check_lists(&e, f),
             "examples/shadow.toml" => check_shadow(&e),
             "examples/fingerprint-key.toml" => check_fingerprint(&e),
             "examples/combined-key.toml" => check_combined(&e),
             "examples/cloudflare-proxy.toml" => check_cloudflare(&e),
             "examples/cost.toml" => check_cost(&e, &clock),
+            "examples/budgets.toml" => check_budgets_example(&e.policy()),
+            "examples/quotas.toml" => check_quotas_example(&e.policy()),
             other => eprintln!("{other}: compiled; no specific checks yet"),
         }
     }
@@ -153,4 +165,127 @@ fn check_cost(e: &Engine<FakeRelativeClock>, clock: &FakeRelativeClock) {
     assert_eq!(d.retry_after_secs, Some(300), "5 cells at one per minute");
     clock.advance(Duration::from_secs(300));
     assert!(e.decide(&put).is_allowed());
+}
+
+// --- [accounts], [quotas], [costs], [budgets], [pow] ---
+
+/// Invariants every shipped policy keeps, whatever its numbers.
+fn check_sections_sound(name: &str, p: &Policy) {
+    let q = p.quotas();
+    assert!(q.max_d1_databases <= 1 && q.max_queues <= 10 && q.max_hyperdrive_configs <= 2, "{name}");
+    assert!(q.max_asset_files <= 1000 && q.max_asset_file_bytes <= 5 * 1024 * 1024, "{name}");
+    assert!(q.max_body_bytes >= 50 * 1024 * 1024, "{name}: wrangler uploads assets in 50 MiB buckets");
+    assert!(p.pow().max_work <= 64_000_000, "{name}: wrangler refuses k*g above 64,000,000");
+    // A challenge stays remembered at least as long as the slowest allowed solve.
+    assert!(p.pow().challenge_ttl_secs >= 120, "{name}");
+}
+
+/// Charges `n` unclaimed one-script accounts from `from` at `at` and returns the source.
+fn abandon(ledger: &Ledger, p: &Policy, from: &str, n: usize, at: u64) -> SourceKeys {
+    let src = SourceKeys::new(ip(from), None, None);
+    let held = ResourceCounts { worker_scripts: 1, ..Default::default() };
+    for _ in 0..n {
+        let id = format!("{from}-{}", ledger.len());
+        ledger.charge_expired_unclaimed(&id, &src, held, at, p.costs()).expect("charged once");
+    }
+    src
+}
+
+/// How many one-script accounts a fresh source may abandon before each budget action.
+fn abandoned_until(p: &Policy, from: &str) -> (usize, usize) {
+    let ledger = Ledger::new();
+    let (mut soft, mut n) = (None, 0);
+    let src = SourceKeys::new(ip(from), None, None);
+    loop {
+        match ledger.over_budget(&src, 1000, p.budgets()).map(|b| b.action) {
+            Some(BudgetAction::Refuse) => return (soft.expect("harder_pow comes first"), n),
+            Some(BudgetAction::HarderPow) if soft.is_none() => soft = Some(n),
+            _ => {}
+        }
+        abandon(&ledger, p, from, 1, 1000);
+        n += 1;
+        assert!(n < 1000, "no refuse budget");
+    }
+}
+
+/// Live accounts one address may hold at once under the policy.
+fn live_allowed(p: &Policy, from: &str) -> usize {
+    let book = AccountBook::new();
+    let hasher = TokenHasher::random();
+    let src = SourceKeys::new(ip(from), None, None);
+    let mut n = 0;
+    while p.account_limits().check(&book, &src, 0).is_ok() {
+        book.record_created(&format!("a{n}"), hasher.hash(&format!("t{n}")), 0, 3600, src.clone());
+        n += 1;
+        assert!(n < 1000, "unlimited");
+    }
+    let refusal = p.account_limits().check(&book, &src, 0).expect_err("refused");
+    assert_eq!(refusal.limit_kind, AccountLimitKind::Live);
+    assert!(refusal.retry_after_secs <= 3600, "a slot frees when the oldest account's hour ends");
+    n
+}
+
+fn check_default_sections(p: &Policy) {
+    assert_eq!(p.account_limits().window_secs, 86_400);
+    assert_eq!(live_allowed(p, "198.51.100.7"), 3);
+    assert_eq!(p.account_limits().per_day.get(&SourceKind::Ipv6_48), Some(&120));
+    assert_eq!(p.quotas().max_queues, 10);
+    assert_eq!(p.quotas().max_worker_scripts, 5);
+    // An unclaimed one-script deploy is 15 units: harder_pow after 4, refused after 10.
+    assert_eq!(p.costs().cleanup_cost(&ResourceCounts { worker_scripts: 1, ..Default::default() }), 15);
+    assert_eq!(abandoned_until(p, "198.51.100.7"), (4, 10));
+    // A /48 gets 5x before being refused.
+    assert_eq!(abandoned_until(p, "2001:db8:5::1").1, 10, "the /64 budget bites first");
+    // At the harder_pow budget (60 units) a k=8 challenge becomes k=14.
+    assert_eq!(p.pow().difficulty_for(60, 8, 4096), 14);
+    // Capped at 32M hashes: with g = 4M only k' = 8 fits, never more.
+    assert_eq!(p.pow().difficulty_for(100_000, 2, 4_000_000), 8);
+}
+
+fn check_strict_sections(p: &Policy) {
+    assert_eq!(live_allowed(p, "198.51.100.7"), 1);
+    assert_eq!(p.quotas().max_queues, 3);
+    assert_eq!(abandoned_until(p, "198.51.100.7"), (2, 5));
+    assert_eq!(p.pow().spot_checks, 8);
+    assert_eq!(p.pow().max_work, 64_000_000);
+    // A claim earns back exactly one abandoned deploy.
+    let ledger = Ledger::new();
+    let src = abandon(&ledger, p, "198.51.100.9", 5, 1000);
+    assert!(ledger.over_budget(&src, 1000, p.budgets()).is_some());
+    ledger.credit_claimed("claimed", &src, ResourceCounts::default(), 1000, p.costs()).expect("credited");
+    assert_eq!(ledger.over_budget(&src, 1000, p.budgets()).map(|b| b.action), Some(BudgetAction::HarderPow));
+}
+
+fn check_budgets_example(p: &Policy) {
+    assert_eq!(abandoned_until(p, "192.0.2.1"), (3, 8));
+    // Debt ages out: a day later the same source is back to the platform's difficulty.
+    let ledger = Ledger::new();
+    let src = abandon(&ledger, p, "192.0.2.1", 8, 1000);
+    let breach = ledger.over_budget(&src, 1000, p.budgets()).expect("over");
+    assert_eq!(breach.action, BudgetAction::Refuse);
+    assert!(breach.message.contains("claim"), "{}", breach.message);
+    assert!(ledger.over_budget(&src, 1000 + 86_400, p.budgets()).is_none());
+    assert_eq!(p.pow().difficulty_for(45, 8, 4096), 17, "k + 45 * 0.2");
+    assert_eq!(p.pow().difficulty_for(10_000, 8, 4096), 32, "at most 4x");
+}
+
+fn check_quotas_example(p: &Policy) {
+    let usage = AccountUsage::new();
+    let d1 = classify("POST", "/client/v4/accounts/abc/d1/database");
+    let refusal = usage.check(p.quotas(), &d1.op).expect_err("no D1");
+    assert!(refusal.message.contains("D1 databases"), "{}", refusal.message);
+    let mut usage = AccountUsage::new();
+    let put = ResourceOp::Create { kind: ResourceKind::WorkerScript, name: Some("site".into()) };
+    usage.check(p.quotas(), &put).expect("first Worker");
+    usage.commit(&put, None);
+    usage.check(p.quotas(), &put).expect("redeploying it is an update");
+    let other = ResourceOp::Create { kind: ResourceKind::WorkerScript, name: Some("other".into()) };
+    assert!(usage.check(p.quotas(), &other).is_err(), "one Worker per account");
+    let upload = |files, max_file_size| ResourceOp::AssetUpload {
+        script: "site".into(),
+        manifest: Some(AssetManifest { files, max_file_size, total_bytes: files * max_file_size }),
+    };
+    assert!(usage.check(p.quotas(), &upload(500, 2 * 1024 * 1024)).is_ok());
+    assert!(usage.check(p.quotas(), &upload(501, 1)).is_err());
+    assert!(usage.check(p.quotas(), &upload(1, 2 * 1024 * 1024 + 1)).is_err());
 }

@@ -1,0 +1,210 @@
+//! The admin listener: platform events in, numbers out.
+//!
+//! Bind it to loopback or a management network only. Endpoints:
+//! - `POST /events`: claimed/expired/deleted events from the platform, signed with
+//!   HMAC-SHA256 of the body under the shared secret (`X-Platform-Signature:
+//!   sha256=<hex>`); unsigned or mis-signed events are refused with 401.
+//! - `GET /metrics`: Prometheus text (rule counters, table sizes, ledger totals).
+//! - `GET /stats`: the same as JSON.
+//! - `GET /ledger/top?n=10&since_secs=3600`, `GET /ledger/hourly?since_secs=86400`,
+//!   `GET /ledger/entries?since_secs=…`: the cleanup-cost ledger.
+//!
+//! It runs on a small tokio runtime of its own, apart from Pingora's, so a slow admin
+//! client cannot hold up proxying. The same runtime runs the fallback that charges
+//! accounts whose expiry passed without any event.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hmac::{Hmac, Mac};
+use policy::Engine;
+use serde::Deserialize;
+use sha2::Sha256;
+
+use crate::report;
+use crate::tracker::{unix_now, PlatformEvent, Tracker};
+
+/// Admin listener settings.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// Shared secret of platform events; without it `/events` answers 403.
+    pub events_secret: Option<String>,
+    /// How long after an account's expiry, with no event, the gateway charges it from
+    /// what it saw the account create.
+    pub silent_expiry_grace: Duration,
+}
+
+#[derive(Clone)]
+struct AdminState {
+    engine: Arc<Engine>,
+    tracker: Arc<Tracker>,
+    secret: Option<Arc<str>>,
+}
+
+/// Starts the admin listener and the expiry fallback on a thread of their own; returns
+/// once the listener is bound (so a taken port is an error at start-up).
+pub fn start(config: AdminConfig, engine: Arc<Engine>, tracker: Arc<Tracker>) -> std::io::Result<SocketAddr> {
+    let std_listener = std::net::TcpListener::bind(config.listen)?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
+    let state = AdminState { engine, tracker, secret: config.events_secret.map(Arc::from) };
+    let grace = config.silent_expiry_grace;
+    std::thread::Builder::new().name("admin".into()).spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(error = %e, "admin runtime failed to start");
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            let sweeper = tokio::spawn(expiry_fallback(state.clone(), grace));
+            match tokio::net::TcpListener::from_std(std_listener) {
+                Ok(listener) => {
+                    if let Err(e) = axum::serve(listener, router(state)).await {
+                        tracing::error!(error = %e, "admin listener stopped");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "admin listener failed"),
+            }
+            sweeper.abort();
+        });
+    })?;
+    tracing::info!(%addr, "admin listening");
+    Ok(addr)
+}
+
+fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/events", post(events))
+        .route("/metrics", get(metrics))
+        .route("/stats", get(stats))
+        .route("/ledger/top", get(ledger_top))
+        .route("/ledger/hourly", get(ledger_hourly))
+        .route("/ledger/entries", get(ledger_entries))
+        .with_state(state)
+}
+
+/// Charges accounts that expired with no event, every few seconds.
+async fn expiry_fallback(state: AdminState, grace: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let policy = state.engine.current_policy();
+        let charged = state.tracker.charge_silent_expiries(&policy, unix_now(), grace.as_secs());
+        if !charged.is_empty() {
+            tracing::info!(accounts = charged.len(), "charged accounts that expired without an event");
+        }
+    }
+}
+
+fn signature_ok(secret: &str, body: &[u8], header: Option<&str>) -> bool {
+    let Some(hex_sig) = header.and_then(|h| h.strip_prefix("sha256=")) else { return false };
+    let Ok(sig) = hex::decode(hex_sig.trim()) else { return false };
+    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()) else { return false };
+    mac.update(body);
+    mac.verify_slice(&sig).is_ok()
+}
+
+async fn events(State(state): State<AdminState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let Some(secret) = &state.secret else {
+        return (StatusCode::FORBIDDEN, "events are disabled: set admin.events_secret").into_response();
+    };
+    let sig = headers.get("x-platform-signature").and_then(|v| v.to_str().ok());
+    if !signature_ok(secret, &body, sig) {
+        return (StatusCode::UNAUTHORIZED, "bad or missing X-Platform-Signature").into_response();
+    }
+    let event: PlatformEvent = match serde_json::from_slice(&body) {
+        Ok(e) => e,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("not an event: {e}")).into_response(),
+    };
+    let policy = state.engine.current_policy();
+    match state.tracker.apply_event(&policy, &event, unix_now()) {
+        Ok(entry) => Json(serde_json::json!({ "applied": true, "ledger_entry": entry })).into_response(),
+        Err(e) => (StatusCode::NOT_FOUND, e.to_string()).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct Window {
+    n: Option<usize>,
+    since_secs: Option<u64>,
+}
+
+async fn ledger_top(State(state): State<AdminState>, Query(q): Query<Window>) -> Response {
+    let now = unix_now();
+    let since = now.saturating_sub(q.since_secs.unwrap_or(3600));
+    let policy = state.engine.current_policy();
+    Json(report::top_sources(state.tracker.ledger(), policy.budgets(), q.n.unwrap_or(10), since, now)).into_response()
+}
+
+async fn ledger_hourly(State(state): State<AdminState>, Query(q): Query<Window>) -> Response {
+    let now = unix_now();
+    let since = now.saturating_sub(q.since_secs.unwrap_or(86_400));
+    Json(report::hourly(state.tracker.ledger(), since, now + 1)).into_response()
+}
+
+async fn ledger_entries(State(state): State<AdminState>, Query(q): Query<Window>) -> Response {
+    let since = q.since_secs.map_or(0, |s| unix_now().saturating_sub(s));
+    let entries: Vec<_> = state.tracker.ledger().entries().into_iter().filter(|e| e.at >= since).collect();
+    Json(entries).into_response()
+}
+
+async fn stats(State(state): State<AdminState>) -> Response {
+    let s = state.engine.stats();
+    let (units, accounts) = state.tracker.ledger().total(0);
+    Json(serde_json::json!({
+        "rules": s.rules.iter().map(|r| serde_json::json!({
+            "name": r.name, "matched": r.matched, "allowed": r.allowed,
+            "refused": r.refused, "shadow_refused": r.shadow_refused,
+        })).collect::<Vec<_>>(),
+        "tables": s.tables.iter().map(|t| serde_json::json!({
+            "limit": t.limit, "keys": t.keys, "overflowed": t.overflowed,
+        })).collect::<Vec<_>>(),
+        "accounts_tracked": state.tracker.book().len(),
+        "ledger": { "units": units, "accounts": accounts, "entries": state.tracker.ledger().len() },
+    }))
+    .into_response()
+}
+
+/// Escapes a Prometheus label value.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    let s = state.engine.stats();
+    let mut out = String::new();
+    out.push_str("# HELP gateway_rule_requests_total Requests a policy rule matched, by outcome.\n");
+    out.push_str("# TYPE gateway_rule_requests_total counter\n");
+    for r in &s.rules {
+        let name = label(&r.name);
+        for (outcome, v) in [("allowed", r.allowed), ("refused", r.refused), ("shadow_refused", r.shadow_refused)] {
+            out.push_str(&format!("gateway_rule_requests_total{{rule=\"{name}\",outcome=\"{outcome}\"}} {v}\n"));
+        }
+    }
+    out.push_str("# HELP gateway_limit_keys Keys tracked by a limit's table.\n# TYPE gateway_limit_keys gauge\n");
+    for t in &s.tables {
+        out.push_str(&format!("gateway_limit_keys{{limit=\"{}\"}} {}\n", label(&t.limit), t.keys));
+    }
+    out.push_str("# HELP gateway_limit_overflow_total Requests counted in a full table's shared overflow bucket.\n# TYPE gateway_limit_overflow_total counter\n");
+    for t in &s.tables {
+        out.push_str(&format!("gateway_limit_overflow_total{{limit=\"{}\"}} {}\n", label(&t.limit), t.overflowed));
+    }
+    let (units, accounts) = state.tracker.ledger().total(0);
+    out.push_str("# HELP gateway_cleanup_units_total Net cleanup-cost units in the ledger.\n# TYPE gateway_cleanup_units_total counter\n");
+    out.push_str(&format!("gateway_cleanup_units_total {units}\n"));
+    out.push_str("# HELP gateway_cleanup_accounts_total Accounts with a ledger entry.\n# TYPE gateway_cleanup_accounts_total counter\n");
+    out.push_str(&format!("gateway_cleanup_accounts_total {accounts}\n"));
+    out.push_str("# HELP gateway_accounts_tracked Temporary accounts the gateway knows.\n# TYPE gateway_accounts_tracked gauge\n");
+    out.push_str(&format!("gateway_accounts_tracked {}\n", state.tracker.book().len()));
+    ([("content-type", "text/plain; version=0.0.4")], out).into_response()
+}

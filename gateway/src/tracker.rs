@@ -1,0 +1,260 @@
+//! Temporary accounts through the gateway: who created each one, what it holds, and
+//! what its cleanup cost its creator.
+//!
+//! The pure logic lives in the `policy` crate ([`policy::accounts`], [`policy::quota`],
+//! [`policy::ledger`], [`policy::pow`]); this module holds the state of one gateway
+//! process and the glue the request phases call:
+//! - provisioning answers teach it the account id, expiry and a keyed hash of the
+//!   token (never the token), recorded against the creating source's keys;
+//! - later calls carrying that token are attributed to the account and its creator;
+//! - resource operations are checked against the account's quotas before forwarding
+//!   and counted when the platform answers 2xx;
+//! - platform events (and a reconciliation pass as fallback) turn expired-unclaimed
+//!   accounts into ledger charges and claims into credit.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use policy::accounts::{AccountBook, AccountInfo, Event, SourceKeys, TokenHash, TokenHasher};
+use policy::ledger::{Ledger, LedgerEntry};
+use policy::pow::ChallengeBook;
+use policy::quota::{AccountUsage, Classified, QuotaRefusal, ResourceCounts};
+use policy::Policy;
+
+/// Unix seconds now. The ledger and the account book take time as a parameter, so
+/// their tests move it by hand; only this edge reads the wall clock.
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// One event from the platform (the body of `POST /events` on the admin listener).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct PlatformEvent {
+    /// `claimed`, `expired` or `deleted`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The account concerned.
+    pub account_id: String,
+    /// When it happened (RFC 3339), if given.
+    #[serde(default)]
+    pub at: Option<String>,
+    /// What the platform removed, if it says.
+    #[serde(default)]
+    pub removed: Option<RemovedCounts>,
+}
+
+/// What a platform cleanup removed, as the reference platform reports it.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct RemovedCounts {
+    /// Worker scripts.
+    pub scripts: u64,
+    /// KV namespaces.
+    pub kv_namespaces: u64,
+    /// D1 databases.
+    pub d1_databases: u64,
+    /// Queues.
+    pub queues: u64,
+    /// Hyperdrive configurations.
+    pub hyperdrive_configs: u64,
+    /// Static-asset files.
+    pub asset_files: u64,
+    /// Static-asset bytes.
+    pub asset_bytes: u64,
+    /// D1 bytes.
+    pub d1_bytes: u64,
+}
+
+impl From<RemovedCounts> for ResourceCounts {
+    fn from(r: RemovedCounts) -> Self {
+        ResourceCounts {
+            worker_scripts: r.scripts,
+            kv_namespaces: r.kv_namespaces,
+            d1_databases: r.d1_databases,
+            queues: r.queues,
+            hyperdrive_configs: r.hyperdrive_configs,
+            asset_files: r.asset_files,
+            stored_bytes: r.asset_bytes.saturating_add(r.d1_bytes),
+        }
+    }
+}
+
+/// Why an event was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// Unknown `type`.
+    #[error("unknown event type \"{0}\" (expected claimed, expired or deleted)")]
+    UnknownType(String),
+    /// The account was not created through this gateway (or it forgot it).
+    #[error("account {0} is unknown to this gateway")]
+    UnknownAccount(String),
+}
+
+/// Per-process account state.
+pub struct Tracker {
+    book: AccountBook,
+    usage: DashMap<String, AccountUsage>,
+    ledger: Ledger,
+    challenges: ChallengeBook,
+    tokens: TokenHasher,
+    ledger_file: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
+}
+
+impl Tracker {
+    /// A tracker; `ledger_file`, when given, is loaded (if present) and appended to.
+    pub fn new(policy: &Policy, ledger_file: Option<PathBuf>) -> std::io::Result<Self> {
+        let mut ledger = Ledger::new();
+        let mut sink = None;
+        if let Some(path) = ledger_file {
+            if path.exists() {
+                let reader = std::io::BufReader::new(std::fs::File::open(&path)?);
+                ledger = Ledger::read_json_lines(reader)
+                    .map_err(|e| std::io::Error::other(format!("{}: {e:?}", path.display())))?;
+            }
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+            sink = Some(Mutex::new(std::io::BufWriter::new(file)));
+        }
+        Ok(Tracker {
+            book: AccountBook::new(),
+            usage: DashMap::new(),
+            ledger,
+            challenges: ChallengeBook::from_policy(policy.pow()),
+            tokens: TokenHasher::random(),
+            ledger_file: sink,
+        })
+    }
+
+    /// The keyed hash of a bearer token.
+    pub fn hash_token(&self, token: &str) -> TokenHash {
+        self.tokens.hash(token)
+    }
+
+    /// The account a token belongs to, if it was created through this gateway.
+    pub fn account_for(&self, token: &TokenHash) -> Option<AccountInfo> {
+        self.book.by_token(token)
+    }
+
+    /// Account book (read-only use: queries).
+    pub fn book(&self) -> &AccountBook {
+        &self.book
+    }
+
+    /// The ledger (queries).
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Challenges the gateway made harder.
+    pub fn challenges(&self) -> &ChallengeBook {
+        &self.challenges
+    }
+
+    /// Source keys of a client.
+    pub fn source(ip: IpAddr, http_fp: Option<String>, tls_fp: Option<String>) -> SourceKeys {
+        SourceKeys::new(ip, http_fp, tls_fp)
+    }
+
+    /// Records an account from the platform's 2xx answer to `POST .../previews`.
+    /// Returns the account id. The token is hashed here and dropped.
+    pub fn record_created(&self, answer: &[u8], source: SourceKeys, now: u64) -> Option<String> {
+        let v: serde_json::Value = serde_json::from_slice(answer).ok()?;
+        let account = v.get("result")?.get("account")?;
+        let id = account.get("id")?.as_str()?.to_string();
+        let token_hash = self.tokens.hash(account.get("apiToken")?.as_str()?);
+        let expires_at = account
+            .get("expiresAt")
+            .and_then(|e| e.as_str())
+            .and_then(|e| time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339).ok())
+            .map_or(now + 3600, |t| t.unix_timestamp().max(0) as u64);
+        if self.book.record_created(&id, token_hash, now, expires_at, source) {
+            self.usage.insert(id.clone(), AccountUsage::new());
+        }
+        Some(id)
+    }
+
+    /// Checks a resource operation of `account` against the policy's quotas.
+    pub fn check_quota(&self, policy: &Policy, account: &str, op: &Classified) -> Result<(), QuotaRefusal> {
+        match self.usage.get(account) {
+            Some(usage) => usage.check(policy.quotas(), &op.op),
+            None => AccountUsage::new().check(policy.quotas(), &op.op),
+        }
+    }
+
+    /// Counts an operation the platform answered 2xx.
+    pub fn commit(&self, account: &str, op: &Classified, created_id: Option<&str>) {
+        self.usage.entry(account.to_string()).or_default().commit(&op.op, created_id);
+    }
+
+    /// What the gateway saw the account create.
+    pub fn usage_of(&self, account: &str) -> ResourceCounts {
+        self.usage.get(account).map(|u| u.counts()).unwrap_or_default()
+    }
+
+    /// Applies a platform event: marks the account and writes the ledger entry.
+    pub fn apply_event(&self, policy: &Policy, event: &PlatformEvent, now: u64) -> Result<Option<LedgerEntry>, EventError> {
+        let at = event
+            .at
+            .as_deref()
+            .and_then(|e| time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339).ok())
+            .map_or(now, |t| t.unix_timestamp().max(0) as u64);
+        let kind = match event.kind.as_str() {
+            "claimed" => Event::Claimed,
+            "expired" => Event::Expired,
+            "deleted" => Event::Deleted,
+            other => return Err(EventError::UnknownType(other.to_string())),
+        };
+        let info = self.book.get(&event.account_id).ok_or_else(|| EventError::UnknownAccount(event.account_id.clone()))?;
+        self.book.mark(&event.account_id, kind, at);
+        let resources = match event.removed {
+            // The platform's own count of what it cleaned up is authoritative, so the
+            // ledger's totals match the platform's cleanup.
+            Some(r) if kind != Event::Claimed => r.into(),
+            _ => self.usage_of(&event.account_id),
+        };
+        let entry = match kind {
+            Event::Claimed => self.ledger.credit_claimed(&event.account_id, &info.source, resources, at, policy.costs()),
+            Event::Expired | Event::Deleted => {
+                self.ledger.charge_expired_unclaimed(&event.account_id, &info.source, resources, at, policy.costs())
+            }
+        };
+        if kind != Event::Claimed {
+            self.usage.remove(&event.account_id);
+        }
+        if let Some(entry) = &entry {
+            self.persist(entry);
+            tracing::info!(account = %entry.account_id, units = entry.units, reason = ?entry.reason, "ledger entry");
+        }
+        Ok(entry)
+    }
+
+    /// Accounts past their expiry without any event after `grace_secs`: the fallback
+    /// when events are lost. Charged from what the gateway saw them create.
+    pub fn charge_silent_expiries(&self, policy: &Policy, now: u64, grace_secs: u64) -> Vec<LedgerEntry> {
+        let mut out = Vec::new();
+        for info in self.book.take_expired_unclaimed(now.saturating_sub(grace_secs)) {
+            let resources = self.usage_of(&info.account_id);
+            if let Some(entry) =
+                self.ledger.charge_expired_unclaimed(&info.account_id, &info.source, resources, info.expires_at, policy.costs())
+            {
+                self.persist(&entry);
+                out.push(entry);
+            }
+            self.usage.remove(&info.account_id);
+        }
+        out
+    }
+
+    fn persist(&self, entry: &LedgerEntry) {
+        if let Some(file) = &self.ledger_file {
+            let mut f = file.lock();
+            let line = entry.to_json_line();
+            if let Err(e) = writeln!(f, "{line}").and_then(|_| f.flush()) {
+                tracing::error!(error = %e, "cannot append to the ledger file");
+            }
+        }
+    }
+}
