@@ -40,6 +40,11 @@ pub struct AdminConfig {
     /// How long after an account's expiry, with no event, the gateway charges it from
     /// what it saw the account create.
     pub silent_expiry_grace: Duration,
+    /// The platform's account-status API (`{url}/{account_id}`, bearer = events
+    /// secret), asked about accounts whose expiry passed with no event.
+    pub reconcile_url: Option<String>,
+    /// How often the reconciliation pass runs.
+    pub reconcile_interval: Duration,
 }
 
 #[derive(Clone)]
@@ -47,6 +52,9 @@ struct AdminState {
     engine: Arc<Engine>,
     tracker: Arc<Tracker>,
     secret: Option<Arc<str>>,
+    reconcile_url: Option<Arc<str>>,
+    grace: Duration,
+    http: reqwest::Client,
 }
 
 /// Starts the admin listener and the expiry fallback on a thread of their own; returns
@@ -55,8 +63,19 @@ pub fn start(config: AdminConfig, engine: Arc<Engine>, tracker: Arc<Tracker>) ->
     let std_listener = std::net::TcpListener::bind(config.listen)?;
     std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
-    let state = AdminState { engine, tracker, secret: config.events_secret.map(Arc::from) };
-    let grace = config.silent_expiry_grace;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(std::io::Error::other)?;
+    let state = AdminState {
+        engine,
+        tracker,
+        secret: config.events_secret.map(Arc::from),
+        reconcile_url: config.reconcile_url.map(|u| Arc::from(u.trim_end_matches('/'))),
+        grace: config.silent_expiry_grace,
+        http,
+    };
+    let interval = config.reconcile_interval;
     std::thread::Builder::new().name("admin".into()).spawn(move || {
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(rt) => rt,
@@ -66,7 +85,7 @@ pub fn start(config: AdminConfig, engine: Arc<Engine>, tracker: Arc<Tracker>) ->
             }
         };
         runtime.block_on(async move {
-            let sweeper = tokio::spawn(expiry_fallback(state.clone(), grace));
+            let sweeper = tokio::spawn(reconcile_loop(state.clone(), interval));
             match tokio::net::TcpListener::from_std(std_listener) {
                 Ok(listener) => {
                     if let Err(e) = axum::serve(listener, router(state)).await {
@@ -85,6 +104,8 @@ pub fn start(config: AdminConfig, engine: Arc<Engine>, tracker: Arc<Tracker>) ->
 fn router(state: AdminState) -> Router {
     Router::new()
         .route("/events", post(events))
+        .route("/reconcile", post(reconcile_now))
+        .route("/ledger/source", get(ledger_source))
         .route("/metrics", get(metrics))
         .route("/stats", get(stats))
         .route("/ledger/top", get(ledger_top))
@@ -93,17 +114,104 @@ fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
-/// Charges accounts that expired with no event, every few seconds.
-async fn expiry_fallback(state: AdminState, grace: Duration) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
+/// Runs [`reconcile`] every `interval`.
+async fn reconcile_loop(state: AdminState, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let policy = state.engine.current_policy();
-        let charged = state.tracker.charge_silent_expiries(&policy, unix_now(), grace.as_secs());
-        if !charged.is_empty() {
-            tracing::info!(accounts = charged.len(), "charged accounts that expired without an event");
+        let outcome = reconcile(&state).await;
+        if outcome.settled > 0 || outcome.charged_without_platform > 0 {
+            tracing::info!(?outcome, "reconciled accounts that expired without an event");
         }
     }
+}
+
+/// What one reconciliation pass did.
+#[derive(Debug, Default, serde::Serialize)]
+struct ReconcileOutcome {
+    /// Accounts past expiry that no event had settled.
+    overdue: usize,
+    /// Settled from the platform's answer (claimed, expired or deleted).
+    settled: usize,
+    /// The platform says they are still live (clocks disagree): asked again later.
+    still_live: usize,
+    /// The platform could not be asked.
+    unreachable: usize,
+    /// Charged from what the gateway saw, after the grace period.
+    charged_without_platform: usize,
+}
+
+/// The fallback for lost events: asks the platform about each account whose expiry
+/// passed with no event; after the grace period, charges the ones it could not learn
+/// about from what the gateway saw them create.
+async fn reconcile(state: &AdminState) -> ReconcileOutcome {
+    let now = unix_now();
+    let policy = state.engine.current_policy();
+    let overdue = state.tracker.overdue(now);
+    let mut outcome = ReconcileOutcome { overdue: overdue.len(), ..ReconcileOutcome::default() };
+    if let (Some(url), Some(secret)) = (&state.reconcile_url, &state.secret) {
+        for account in &overdue {
+            match platform_status(&state.http, url, secret, &account.account_id).await {
+                Some(event) if event.kind == "live" => outcome.still_live += 1,
+                Some(event) => {
+                    if state.tracker.apply_event(&policy, &event, now).is_ok() {
+                        outcome.settled += 1;
+                    }
+                }
+                None => outcome.unreachable += 1,
+            }
+        }
+    }
+    outcome.charged_without_platform = state.tracker.charge_silent_expiries(&policy, now, state.grace.as_secs()).len();
+    outcome
+}
+
+/// Asks the platform's status API about one account; maps its answer to an event.
+async fn platform_status(http: &reqwest::Client, url: &str, secret: &str, account_id: &str) -> Option<PlatformEvent> {
+    let resp = http.get(format!("{url}/{account_id}")).bearer_auth(secret).send().await.ok()?;
+    if resp.status() == reqwest::StatusCode::NOT_FOUND {
+        // The platform no longer knows it: it was cleaned up.
+        return Some(PlatformEvent { kind: "deleted".into(), account_id: account_id.into(), at: None, removed: None });
+    }
+    if !resp.status().is_success() {
+        return None;
+    }
+    let v: serde_json::Value = resp.json().await.ok()?;
+    let result = v.get("result")?;
+    let kind = result.get("status")?.as_str()?.to_string();
+    // `removed` (what a cleanup took away) when the platform reports it, else the
+    // account's current resources.
+    let removed = ["removed", "resources"]
+        .iter()
+        .filter_map(|k| result.get(*k))
+        .find(|r| !r.is_null())
+        .and_then(|r| serde_json::from_value(r.clone()).ok());
+    Some(PlatformEvent { kind, account_id: account_id.into(), at: None, removed })
+}
+
+async fn reconcile_now(State(state): State<AdminState>) -> Response {
+    Json(reconcile(&state).await).into_response()
+}
+
+#[derive(Deserialize)]
+struct SourceQuery {
+    key: String,
+}
+
+async fn ledger_source(State(state): State<AdminState>, Query(q): Query<SourceQuery>) -> Response {
+    let Ok(key) = q.key.parse::<policy::accounts::SourceKey>() else {
+        return (StatusCode::BAD_REQUEST, "key must look like ip:192.0.2.1 or ipv6/48:2001:db8::/48").into_response();
+    };
+    let policy = state.engine.current_policy();
+    let (debt_now, action) = report::action_for(state.tracker.ledger(), policy.budgets(), &key, unix_now());
+    Json(serde_json::json!({
+        "key": key.to_string(),
+        "debt_now": debt_now,
+        "action": action,
+        "entries": state.tracker.ledger().by_source(&key),
+    }))
+    .into_response()
 }
 
 fn signature_ok(secret: &str, body: &[u8], header: Option<&str>) -> bool {
@@ -170,6 +278,7 @@ async fn stats(State(state): State<AdminState>) -> Response {
             "limit": t.limit, "keys": t.keys, "overflowed": t.overflowed,
         })).collect::<Vec<_>>(),
         "accounts_tracked": state.tracker.book().len(),
+        "pow": { "verifies": state.tracker.pow_cost().0, "hashes": state.tracker.pow_cost().1 },
         "ledger": { "units": units, "accounts": accounts, "entries": state.tracker.ledger().len() },
     }))
     .into_response()
@@ -206,5 +315,10 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     out.push_str(&format!("gateway_cleanup_accounts_total {accounts}\n"));
     out.push_str("# HELP gateway_accounts_tracked Temporary accounts the gateway knows.\n# TYPE gateway_accounts_tracked gauge\n");
     out.push_str(&format!("gateway_accounts_tracked {}\n", state.tracker.book().len()));
+    let (verifies, hashes) = state.tracker.pow_cost();
+    out.push_str("# HELP gateway_pow_verifies_total Verifications of extra proof-of-work segments.\n# TYPE gateway_pow_verifies_total counter\n");
+    out.push_str(&format!("gateway_pow_verifies_total {verifies}\n"));
+    out.push_str("# HELP gateway_pow_verify_hashes_total SHA-256 rounds spent on those verifications.\n# TYPE gateway_pow_verify_hashes_total counter\n");
+    out.push_str(&format!("gateway_pow_verify_hashes_total {hashes}\n"));
     ([("content-type", "text/plain; version=0.0.4")], out).into_response()
 }

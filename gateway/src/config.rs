@@ -68,6 +68,10 @@ struct RawAdmin {
     ledger_file: Option<String>,
     #[serde(default)]
     silent_expiry_grace_secs: Option<u64>,
+    #[serde(default)]
+    reconcile_url: Option<String>,
+    #[serde(default)]
+    reconcile_interval_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,6 +181,10 @@ pub struct AdminSettings {
     pub ledger_file: Option<PathBuf>,
     /// How long after expiry, with no event, an account is charged anyway.
     pub silent_expiry_grace: Duration,
+    /// The platform's account-status API asked about accounts with no event.
+    pub reconcile_url: Option<String>,
+    /// How often reconciliation runs.
+    pub reconcile_interval: Duration,
 }
 
 /// `[[server.tls]]`: a listener that terminates TLS and fingerprints clients (JA4).
@@ -288,7 +296,16 @@ impl GatewayConfig {
                         ));
                     }
                 }
+                let reconcile_interval = match &a.reconcile_interval_secs {
+                    Some(v) if *v.get_ref() == 0 => {
+                        return Err(err_at(v.span().start, "admin.reconcile_interval_secs must be above 0".into()))
+                    }
+                    Some(v) => Duration::from_secs(*v.get_ref()),
+                    None => Duration::from_secs(30),
+                };
                 Some(AdminSettings {
+                    reconcile_url: a.reconcile_url,
+                    reconcile_interval,
                     listen,
                     events_secret: a.events_secret.map(|s| s.into_inner()),
                     ledger_file: a.ledger_file.map(PathBuf::from),

@@ -26,6 +26,8 @@ pub struct DemoOptions {
     pub pow_k: u32,
     /// Hashes between checkpoints.
     pub pow_g: u32,
+    /// Where the admin listener (events, metrics, ledger) listens.
+    pub admin_listen: SocketAddr,
 }
 
 /// The running reference platform, stopped on drop of the sender.
@@ -143,14 +145,37 @@ pub fn instructions(options: &DemoOptions, platform: SocketAddr) -> String {
 
 /// Runs the demo until Ctrl-C.
 pub fn run(options: DemoOptions, enforcer: Arc<Enforcer>) -> Result<(), Box<dyn std::error::Error>> {
+    // The platform tells the gateway about claims and expiries, signed with a secret
+    // that lives only in this process.
+    let secret = hex::encode(rand::random::<[u8; 16]>());
+    let admin = match (enforcer.engine(), enforcer.tracker()) {
+        (Some(engine), Some(tracker)) => Some(crate::admin::start(
+            crate::admin::AdminConfig {
+                listen: options.admin_listen,
+                events_secret: Some(secret.clone()),
+                silent_expiry_grace: Duration::from_secs(600),
+                reconcile_url: Some(format!("http://{}/internal/accounts", options.platform_listen)),
+                reconcile_interval: Duration::from_secs(30),
+            },
+            engine.clone(),
+            tracker.clone(),
+        )?),
+        _ => None,
+    };
     let platform_config = refplatform::PlatformConfig {
         pow_k: options.pow_k,
         pow_g: options.pow_g,
+        pow_spot_checks: 3,
+        sweep_interval: Duration::from_secs(10),
+        events: admin.map(|a| refplatform::EventsConfig { url: format!("http://{a}/events"), secret }),
         ..refplatform::PlatformConfig::default()
     };
     let platform = PlatformThread::start(platform_config, options.platform_listen)?;
     let config = demo_config(&options, platform.addr);
     print!("{}", instructions(&options, platform.addr));
+    if let Some(a) = admin {
+        println!("Watch it: http://{a}/metrics  http://{a}/stats  http://{a}/ledger/top?since_secs=3600\n");
+    }
     let result = crate::server::run(&config, enforcer);
     platform.stop();
     result.map_err(Into::into)

@@ -307,6 +307,8 @@ impl Enforcer {
                 match policy::pow::trim_create_body(&held, tracker.challenges(), unix_now(), spot, &mut rng) {
                     Ok(Some((trimmed, hashes))) => {
                         acc.pow_hashes = hashes;
+                        tracker.note_pow_verify(hashes);
+                        tracing::debug!(hashes, "verified the extra proof-of-work segments");
                         *body = Some(Bytes::from(trimmed));
                     }
                     Ok(None) => *body = Some(Bytes::from(held)),

@@ -48,6 +48,9 @@ enum Command {
         /// Hashes between checkpoints.
         #[arg(long, default_value_t = 4096)]
         pow_g: u32,
+        /// Where the admin listener (platform events, metrics, ledger) listens.
+        #[arg(long, default_value = "127.0.0.1:8789")]
+        admin_listen: std::net::SocketAddr,
     },
     /// Compile policy files; print every located error; exit 1 if any is invalid.
     Check {
@@ -124,6 +127,8 @@ fn main() -> ExitCode {
                     listen: admin.listen,
                     events_secret: admin.events_secret.clone(),
                     silent_expiry_grace: admin.silent_expiry_grace,
+                    reconcile_url: admin.reconcile_url.clone(),
+                    reconcile_interval: admin.reconcile_interval,
                 };
                 if let Err(e) = gateway::admin::start(settings, engine.clone(), tracker.clone()) {
                     return fail(format!("cannot start the admin listener on {}: {e}", admin.listen), 1);
@@ -134,7 +139,7 @@ fn main() -> ExitCode {
                 Err(e) => fail(e, 1),
             }
         }
-        Command::Demo { listen, platform_listen, policy, no_policy, pow_k, pow_g } => {
+        Command::Demo { listen, platform_listen, policy, no_policy, pow_k, pow_g, admin_listen } => {
             let policy = if no_policy {
                 None
             } else {
@@ -147,7 +152,7 @@ fn main() -> ExitCode {
                 Ok(e) => e,
                 Err(e) => return fail(e, 2),
             };
-            let options = DemoOptions { listen, platform_listen, policy, pow_k, pow_g };
+            let options = DemoOptions { listen, platform_listen, policy, pow_k, pow_g, admin_listen };
             match gateway::demo::run(options, enforcer) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(e, 1),

@@ -15,6 +15,7 @@
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
@@ -102,6 +103,8 @@ pub struct Tracker {
     challenges: ChallengeBook,
     tokens: TokenHasher,
     ledger_file: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
+    pow_verifies: AtomicU64,
+    pow_hashes: AtomicU64,
 }
 
 impl Tracker {
@@ -125,6 +128,8 @@ impl Tracker {
             challenges: ChallengeBook::from_policy(policy.pow()),
             tokens: TokenHasher::random(),
             ledger_file: sink,
+            pow_verifies: AtomicU64::new(0),
+            pow_hashes: AtomicU64::new(0),
         })
     }
 
@@ -146,6 +151,18 @@ impl Tracker {
     /// The ledger (queries).
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// Counts one verification of the gateway's extra proof-of-work segments.
+    pub fn note_pow_verify(&self, hashes: u64) {
+        self.pow_verifies.fetch_add(1, Ordering::Relaxed);
+        self.pow_hashes.fetch_add(hashes, Ordering::Relaxed);
+    }
+
+    /// (verifications, hashes spent) so far: the cost of adaptive proof-of-work to
+    /// the gateway, bounded by `spot_checks * g` per verification.
+    pub fn pow_cost(&self) -> (u64, u64) {
+        (self.pow_verifies.load(Ordering::Relaxed), self.pow_hashes.load(Ordering::Relaxed))
     }
 
     /// Challenges the gateway made harder.
@@ -229,6 +246,16 @@ impl Tracker {
             tracing::info!(account = %entry.account_id, units = entry.units, reason = ?entry.reason, "ledger entry");
         }
         Ok(entry)
+    }
+
+    /// Live accounts past their expiry at `now` that no event has settled yet: what a
+    /// reconciliation pass asks the platform about.
+    pub fn overdue(&self, now: u64) -> Vec<AccountInfo> {
+        self.book
+            .expired_unclaimed(now)
+            .into_iter()
+            .filter(|a| a.state == policy::accounts::AccountState::Live)
+            .collect()
     }
 
     /// Accounts past their expiry without any event after `grace_secs`: the fallback

@@ -303,6 +303,11 @@ async fn a_source_in_debt_gets_a_harder_challenge_and_tampering_is_caught() {
     let v: Value = refused.json().await.unwrap();
     assert!(v["errors"][0]["message"].as_str().unwrap().contains("proof-of-work"), "{v}");
     assert_eq!(s.platform.platform().accounts().len(), before + 1, "never reached the platform");
+    // The gateway's verification work is bounded: spot_checks (16) x g (256) per verify.
+    let stats = s.admin_get("/stats").await;
+    let (verifies, hashes) = (stats["pow"]["verifies"].as_u64().unwrap(), stats["pow"]["hashes"].as_u64().unwrap());
+    assert!(verifies >= 1, "{stats}");
+    assert!(hashes <= verifies * 16 * 256, "{stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,4 +329,52 @@ async fn wrangler_completes_a_deploy_through_a_raised_difficulty() {
     assert!(run.ok(), "wrangler failed through a harder challenge:\n{}", run.text());
     assert!(run.text().contains(".workers.dev"));
     assert!(s.gateway.log_text().contains("proof-of-work made harder"), "{}", s.gateway.log_text());
+}
+
+/// Events lost (the platform's receiver URL is dead): the gateway's reconciliation
+/// pass asks the platform's status API about accounts past their expiry, charges the
+/// expired one with what the platform removed, and credits the claimed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_settles_accounts_whose_events_were_lost() {
+    let admin_port = free_port();
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    // The platform's clock runs two hours behind, so its accounts' expiry times are
+    // already in the gateway's past: the gateway sees them as overdue at once.
+    let start = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
+    let clock = Arc::new(ManualClock::new(start));
+    let dead = format!("http://127.0.0.1:{}/events", free_port());
+    let config = PlatformConfig {
+        pow_k: 4,
+        pow_g: 256,
+        events: Some(EventsConfig { url: dead, secret: SECRET.into() }),
+        ..PlatformConfig::default()
+    };
+    let platform = refplatform::spawn(config, clock.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let body = format!(
+        "[upstream]\nurl = \"http://{p}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nevents_secret = \"{SECRET}\"\nreconcile_url = \"http://{p}/internal/accounts\"\nreconcile_interval_secs = 3600\n",
+        p = platform.addr()
+    );
+    let gateway = GatewayProcess::start_with(&body, |dir| std::fs::write(dir.join("policy.toml"), LEDGER_POLICY).unwrap());
+    assert!(e2e::wait_listening(format!("127.0.0.1:{admin_port}").parse().unwrap(), Duration::from_secs(10)));
+    let s = Stack { platform, clock, gateway, admin, client: reqwest::Client::new() };
+
+    let unclaimed = s.create("198.51.100.60").await;
+    let claimed = s.create("198.51.100.60").await;
+    let (status, _) = s.call(reqwest::Method::POST, &unclaimed, "/queues", "198.51.100.60", json!({"queue_name": "lost"})).await;
+    assert_eq!(status, 200);
+    assert!(s.client.post(&claimed.claim_url).send().await.unwrap().status().is_success());
+    let cleaned = s.expire_all();
+    assert_eq!(cleaned.len(), 1);
+
+    let pass: Value = s.client.post(format!("{}/reconcile", s.admin)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(pass["overdue"], 2, "{pass}");
+    assert_eq!(pass["settled"], 2, "{pass}");
+    let entries = s.ledger_entries(2).await;
+    let charge = entries.iter().find(|e| e["account_id"] == unclaimed.id.as_str()).expect("charged");
+    assert_eq!(charge["units"], 12, "10 per account + one queue: {charge}");
+    let credit = entries.iter().find(|e| e["account_id"] == claimed.id.as_str()).expect("credited");
+    assert_eq!(credit["units"], -20);
+    // A second pass finds nothing left to settle.
+    let again: Value = s.client.post(format!("{}/reconcile", s.admin)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(again["overdue"], 0, "{again}");
 }

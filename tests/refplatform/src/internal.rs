@@ -34,7 +34,15 @@ fn check(p: &Platform, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn status_json(a: &AccountSnapshot) -> Value {
+fn status_json(p: &Platform, a: &AccountSnapshot) -> Value {
+    // For a cleaned-up account, what the cleanup removed: a reconciling gateway
+    // charges from this, since `resources` of a tombstone are all zero.
+    let removed = p
+        .cleanup_log()
+        .into_iter()
+        .rev()
+        .find(|c| c.account_id == a.id)
+        .map(|c| c.removed);
     json!({
         "id": a.id,
         "status": a.status,
@@ -42,13 +50,14 @@ fn status_json(a: &AccountSnapshot) -> Value {
         "expiresAt": rfc3339(a.expires_at),
         "scripts": a.scripts,
         "resources": a.counts,
+        "removed": removed,
     })
 }
 
 /// `GET /internal/accounts`
 pub(crate) async fn list(State(p): State<Arc<Platform>>, headers: HeaderMap) -> ApiResult {
     check(&p, &headers)?;
-    Ok(ok(p.accounts().iter().map(status_json).collect::<Vec<_>>()))
+    Ok(ok(p.accounts().iter().map(|a| status_json(&p, a)).collect::<Vec<_>>()))
 }
 
 /// `GET /internal/accounts/{id}`
@@ -61,7 +70,7 @@ pub(crate) async fn get(
     let a = p
         .account(&id)
         .ok_or_else(|| ApiError::not_found("no such account"))?;
-    Ok(ok(status_json(&a)))
+    Ok(ok(status_json(&p, &a)))
 }
 
 /// `DELETE /internal/accounts/{id}`: operator deletion.
