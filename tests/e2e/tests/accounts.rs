@@ -196,6 +196,7 @@ async fn unclaimed_cost_lands_on_its_creator_and_a_claim_earns_credit() {
     let text = String::from_utf8_lossy(&cli.stdout);
     assert!(cli.status.success(), "{text}");
     assert!(text.contains("ip:198.51.100.7"), "{text}");
+    eprintln!("gateway ledger said:\n{text}");
 
     // Secrets never reach the log or the ledger.
     let ledger_text = std::fs::read_to_string(s.gateway.dir.path().join("ledger.jsonl")).unwrap();

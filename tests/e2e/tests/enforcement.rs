@@ -258,5 +258,6 @@ advice = "or claim the account you already have"
     assert!(text.contains("429"), "{text}");
     assert!(text.contains("at most 1 temporary account per hour"), "wrangler shows the limit:\n{text}");
     assert!(text.contains("Retry in"), "and when to retry:\n{text}");
+    eprintln!("wrangler said:\n{text}");
     assert_eq!(platform.platform().accounts().len(), 1, "the refused creation never reached the platform");
 }
