@@ -497,3 +497,37 @@ pub fn version_str(v: http::Version) -> &'static str {
         _ => "HTTP/?",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request_with(auth: Option<&str>) -> RequestHeader {
+        let mut req = RequestHeader::build("GET", b"/client/v4/accounts/x/workers/subdomain", None).expect("request");
+        if let Some(value) = auth {
+            req.insert_header("authorization", value).expect("header");
+        }
+        req
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_case_insensitively_and_garbage_is_ignored() {
+        assert_eq!(bearer_token(&request_with(Some("Bearer abc"))), Some("abc"));
+        assert_eq!(bearer_token(&request_with(Some("bearer  abc "))), Some("abc"));
+        assert_eq!(bearer_token(&request_with(Some("Basic abc"))), None);
+        assert_eq!(bearer_token(&request_with(Some("Bearer "))), None);
+        assert_eq!(bearer_token(&request_with(Some("Bearer"))), None);
+        assert_eq!(bearer_token(&request_with(None)), None);
+    }
+
+    #[test]
+    fn versions_map_without_allocating() {
+        assert_eq!(version_str(http::Version::HTTP_11), "HTTP/1.1");
+        assert_eq!(version_str(http::Version::HTTP_2), "HTTP/2");
+    }
+
+    #[test]
+    fn token_hash_prefix_is_hex_and_short() {
+        assert_eq!(hex_prefix(&[0xab; 32]), "ab".repeat(16));
+    }
+}
