@@ -44,23 +44,47 @@ impl Exchange {
     }
 }
 
-fn exchange(reader: &mut BufReader<TcpStream>, method: &str, path: &str, extra: &[(&str, &str)]) -> Exchange {
+/// A kept-alive connection to the gateway; failures show the gateway's log.
+struct Conn {
+    reader: BufReader<TcpStream>,
+    log: std::path::PathBuf,
+    sent: usize,
+}
+
+fn exchange(conn: &mut Conn, method: &str, path: &str, extra: &[(&str, &str)]) -> Exchange {
+    conn.sent += 1;
+    match try_exchange(&mut conn.reader, method, path, extra) {
+        Ok(e) => e,
+        Err(e) => panic!(
+            "request {} on this connection: {e}\ngateway log:\n{}",
+            conn.sent,
+            std::fs::read_to_string(&conn.log).unwrap_or_default()
+        ),
+    }
+}
+
+fn try_exchange(
+    reader: &mut BufReader<TcpStream>,
+    method: &str,
+    path: &str,
+    extra: &[(&str, &str)],
+) -> Result<Exchange, String> {
     let mut req = format!("{method} {path} HTTP/1.1\r\nhost: gateway.test\r\nuser-agent: undici\r\ncontent-length: 2\r\n");
     for (n, v) in extra {
         req.push_str(&format!("{n}: {v}\r\n"));
     }
     req.push_str("\r\n{}");
-    reader.get_mut().write_all(req.as_bytes()).expect("write request");
+    reader.get_mut().write_all(req.as_bytes()).map_err(|e| format!("write: {e}"))?;
     let mut line = String::new();
-    reader.read_line(&mut line).expect("status line");
+    reader.read_line(&mut line).map_err(|e| format!("status line: {e}"))?;
     let mut parts = line.trim_end().splitn(3, ' ');
     let _version = parts.next();
-    let status: u16 = parts.next().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("bad status line {line:?}"));
+    let status: u16 = parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| format!("bad status line {line:?}"))?;
     let reason = parts.next().unwrap_or_default().to_string();
     let mut headers = Vec::new();
     loop {
         let mut h = String::new();
-        reader.read_line(&mut h).expect("header");
+        reader.read_line(&mut h).map_err(|e| format!("header: {e}"))?;
         let h = h.trim_end();
         if h.is_empty() {
             break;
@@ -73,16 +97,16 @@ fn exchange(reader: &mut BufReader<TcpStream>, method: &str, path: &str, extra: 
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
         .and_then(|(_, v)| v.parse().ok())
-        .expect("every answer is length-delimited");
+        .ok_or("every answer must be length-delimited")?;
     let mut body = vec![0u8; len];
-    reader.read_exact(&mut body).expect("body");
-    Exchange { status, reason, headers, body: String::from_utf8_lossy(&body).into_owned() }
+    reader.read_exact(&mut body).map_err(|e| format!("body: {e}"))?;
+    Ok(Exchange { status, reason, headers, body: String::from_utf8_lossy(&body).into_owned() })
 }
 
-fn connect(gateway: &GatewayProcess) -> BufReader<TcpStream> {
+fn connect(gateway: &GatewayProcess) -> Conn {
     let stream = TcpStream::connect(gateway.addr).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    BufReader::new(stream)
+    Conn { reader: BufReader::new(stream), log: gateway.log.clone(), sent: 0 }
 }
 
 /// Polls the gateway's log (bounded) until it contains `needle`.
