@@ -115,6 +115,8 @@ struct RawUpstream {
     read_timeout_ms: Option<Spanned<u64>>,
     #[serde(default)]
     write_timeout_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pool_idle_timeout_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,6 +147,8 @@ pub struct UpstreamConfig {
     pub read_timeout: Duration,
     /// Time to wait for each write to the upstream.
     pub write_timeout: Duration,
+    /// How long an idle pooled upstream connection is kept.
+    pub pool_idle_timeout: Duration,
 }
 
 /// The compiled gateway configuration: valid by construction.
@@ -403,6 +407,7 @@ fn compile_upstream(
         connect_timeout: ms(&raw.connect_timeout_ms, 2_000, "connect_timeout_ms")?,
         read_timeout: ms(&raw.read_timeout_ms, 60_000, "read_timeout_ms")?,
         write_timeout: ms(&raw.write_timeout_ms, 60_000, "write_timeout_ms")?,
+        pool_idle_timeout: ms(&raw.pool_idle_timeout_ms, 15_000, "pool_idle_timeout_ms")?,
     })
 }
 

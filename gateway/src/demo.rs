@@ -108,6 +108,7 @@ pub fn demo_config(options: &DemoOptions, platform: SocketAddr) -> GatewayConfig
             connect_timeout: Duration::from_secs(2),
             read_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(60),
+            pool_idle_timeout: Duration::from_secs(15),
         },
         policy_file: options.policy.clone(),
         watch_policy: true,

@@ -78,6 +78,10 @@ impl DeployGateway {
         peer.options.read_timeout = Some(upstream.read_timeout);
         peer.options.write_timeout = Some(upstream.write_timeout);
         peer.options.verify_cert = upstream.verify_cert;
+        // Drop pooled connections before a typical server closes them for idleness
+        // (hyper's default is 30 s), which would otherwise fail the next request sent
+        // on them.
+        peer.options.idle_timeout = Some(upstream.pool_idle_timeout);
         peer.options.verify_hostname = upstream.verify_cert;
         DeployGateway { peer, host_header: upstream.host_header.clone(), enforcer, in_flight }
     }
@@ -96,7 +100,13 @@ impl ProxyHttp for DeployGateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
         ctx.in_flight = Some(self.in_flight.enter());
         ctx.started = Some(Instant::now());
-        match self.enforcer.decide(session, ctx) {
+        let verdict = self.enforcer.decide(session, ctx);
+        if ctx.accounting.route == Some(policy::RouteClass::ProvisionChallenge) {
+            // Keep a copy of the (tiny) body so a challenge request that meets a pooled
+            // upstream connection the platform just closed can be sent again.
+            session.as_downstream_mut().enable_retry_buffering();
+        }
+        match verdict {
             Verdict::Forward => Ok(false),
             Verdict::Refuse(refusal) => {
                 respond::write_refusal(session, &refusal).await?;
@@ -161,6 +171,29 @@ impl ProxyHttp for DeployGateway {
     ) -> Result<Option<std::time::Duration>> {
         self.enforcer.on_response_body(body, end_of_stream, ctx);
         Ok(None)
+    }
+
+    /// Decides whether a failed upstream attempt is retried. Pingora retries only
+    /// idempotent methods on reused connections; a challenge request is also safe to
+    /// resend (asking for another challenge changes nothing), and it is what most often
+    /// meets a pooled connection the platform closed while it was idle.
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Self::CTX,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        let safe_to_resend = session.req_header().method.is_idempotent()
+            || ctx.accounting.route == Some(policy::RouteClass::ProvisionChallenge);
+        if !safe_to_resend || session.as_ref().retry_buffer_truncated() {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Self::CTX) -> FailToProxy {

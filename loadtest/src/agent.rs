@@ -376,6 +376,9 @@ async fn back_off(api: &Api, b: &Behaviour, retry_after: Option<Duration>, strea
 pub async fn run_agent(mut ctx: AgentCtx) {
     let group: Arc<GroupStats> = ctx.api.group().clone();
     GroupStats::bump(&group.agents_started);
+    group
+        .deploys_wanted
+        .fetch_add(u64::from(ctx.behaviour.deploys), std::sync::atomic::Ordering::Relaxed);
     let b = ctx.behaviour.clone();
     let mut rng = StdRng::seed_from_u64(ctx.seed);
     let label = group.label.clone();

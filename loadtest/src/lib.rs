@@ -5,12 +5,14 @@
 //! resources, claims) with different manners — well-behaved users, buggy
 //! retry loops, address and fingerprint rotators, botnets, quota fillers —
 //! and reports, per kind, how many got through, how many were refused, and
-//! what the unclaimed accounts would cost to clean up. Traffic only ever
-//! goes to loopback.
+//! what the unclaimed accounts cost to clean up (from the gateway's ledger,
+//! checked against the policy's budgets). Traffic only ever goes to
+//! loopback.
 #![deny(missing_docs)]
 
 pub mod agent;
 pub mod chart;
+pub mod ledger;
 pub mod pow;
 pub mod progress;
 pub mod protocol;

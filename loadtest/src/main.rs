@@ -44,6 +44,19 @@ enum Command {
         /// Send to this loopback URL instead of the scenario's target.
         #[arg(long)]
         target_url: Option<String>,
+        /// The gateway's admin listener (with --target-url or a url target),
+        /// to read its cleanup-cost ledger at the end.
+        #[arg(long)]
+        admin_url: Option<String>,
+        /// The policy file that gateway enforces, for its budgets.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Exit with status 1 when an acceptance line fails.
+        #[arg(long)]
+        check: bool,
+        /// Keep a spawned gateway's log here.
+        #[arg(long)]
+        gateway_log: Option<PathBuf>,
         /// Gateway binary for `spawn` targets (default: next to loadtest).
         #[arg(long)]
         gateway_bin: Option<PathBuf>,
@@ -89,6 +102,10 @@ fn main() -> ExitCode {
             chart: chart_path,
             scale,
             target_url,
+            admin_url,
+            policy,
+            check,
+            gateway_log,
             gateway_bin,
             max_duration,
             quiet,
@@ -112,6 +129,9 @@ fn main() -> ExitCode {
                     PowEncoding::Concatenated => Encoding::Concatenated,
                     PowEncoding::List => Encoding::List,
                 },
+                admin_url,
+                policy,
+                gateway_log,
             };
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -164,10 +184,13 @@ fn main() -> ExitCode {
                     ok = false;
                 }
             }
-            if ok {
-                ExitCode::SUCCESS
-            } else {
+            if !ok {
                 ExitCode::FAILURE
+            } else if check && !report.accepted() {
+                eprintln!("acceptance failed (--check)");
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
             }
         }
     }

@@ -295,6 +295,10 @@ impl Api {
                 let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 let verdict = classify(status, &body, retry_after);
                 self.run.record(&self.group, verdict, elapsed);
+                if verdict == Verdict::Refused {
+                    self.group
+                        .note_refusal(refusal_reason(&call.url, status, &body));
+                }
                 Ok(Reply {
                     status,
                     retry_after,
@@ -304,6 +308,55 @@ impl Api {
             }
         }
     }
+}
+
+/// A short, secret-free name for a refusal: which call, the status, the
+/// v4 error code and the message with numbers blanked (so "retry in 12 s"
+/// and "retry in 13 s" count together).
+pub fn refusal_reason(url: &Url, status: StatusCode, body: &Value) -> String {
+    let path = url.path();
+    let call = if path.ends_with("/provisioning/previews/challenge") {
+        "challenge"
+    } else if path.ends_with("/provisioning/previews") {
+        "create account"
+    } else if path.contains("/claim") {
+        // Claim paths hold the claim secret: never echo them.
+        "claim"
+    } else if path.contains("/workers/assets/") {
+        "assets"
+    } else if path.contains("/storage/kv/") || path.contains("/d1/") || path.contains("/queues") {
+        "resource"
+    } else {
+        "deploy"
+    };
+    let code = body["errors"][0]["code"]
+        .as_u64()
+        .map_or_else(|| "-".to_string(), |c| c.to_string());
+    // Numbers are blanked, names that hold digits ("d1_databases", "D1")
+    // are kept.
+    let mut msg = String::new();
+    let mut in_number = false;
+    let mut prev: char = ' ';
+    for ch in body["errors"][0]["message"].as_str().unwrap_or("").chars() {
+        let starts_number = ch.is_ascii_digit() && !(prev.is_alphanumeric() || prev == '_');
+        let continues_number =
+            in_number && (ch.is_ascii_digit() || ch == '.' || ch == ',' || ch == ':');
+        if starts_number || continues_number {
+            if !in_number {
+                msg.push('N');
+            }
+            in_number = true;
+        } else {
+            msg.push(ch);
+            in_number = false;
+        }
+        prev = ch;
+        if msg.len() >= 90 {
+            msg.push_str("...");
+            break;
+        }
+    }
+    format!("{call}: {} {code} {msg}", status.as_u16())
 }
 
 /// A transport error without its URL (claim URLs are secrets).

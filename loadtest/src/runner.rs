@@ -16,9 +16,10 @@ use crate::agent::{run_agent, AgentCtx, Behaviour};
 use crate::pow::Encoding;
 use crate::progress::Progress;
 use crate::protocol::Api;
-use crate::report::Report;
-use crate::scenario::{Scenario, Target};
-use crate::stats::{GroupStats, RunStats};
+use crate::ledger::GroupCleanup;
+use crate::report::{LedgerInfo, Report};
+use crate::scenario::{resolve_relative, Scenario, Target};
+use crate::stats::{unix_now, AccountRecord, GroupStats, RunStats};
 use crate::target::{self, check_loopback_url};
 use crate::wrangler::PowSettings;
 
@@ -39,6 +40,13 @@ pub struct RunOptions {
     pub progress: bool,
     /// How proof-of-work checkpoints go on the wire.
     pub pow_encoding: Encoding,
+    /// The gateway's admin listener, with `target_url` (overrides the
+    /// scenario's `admin_url`).
+    pub admin_url: Option<String>,
+    /// The policy the gateway at `target_url` enforces, for its budgets.
+    pub policy: Option<PathBuf>,
+    /// Copy a spawned gateway's log here at the end.
+    pub gateway_log: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -51,6 +59,9 @@ impl Default for RunOptions {
             scenario_file: None,
             progress: false,
             pow_encoding: Encoding::Concatenated,
+            admin_url: None,
+            policy: None,
+            gateway_log: None,
         }
     }
 }
@@ -84,9 +95,19 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<Report, St
     }
 
     let mut spawned = None;
-    let (url, target_desc) = match (&opts.target_url, &scenario.target) {
-        (Some(u), _) => (u.clone(), format!("url {u}")),
-        (None, Target::Url(u)) => (u.clone(), format!("url {u}")),
+    let (url, target_desc, admin, policy) = match (&opts.target_url, &scenario.target) {
+        (Some(u), _) => (
+            u.clone(),
+            format!("url {u}"),
+            opts.admin_url.clone(),
+            opts.policy.clone(),
+        ),
+        (None, Target::Url(t)) => (
+            t.url.clone(),
+            format!("url {}", t.url),
+            opts.admin_url.clone().or_else(|| t.admin_url.clone()),
+            opts.policy.clone().or_else(|| t.policy.clone()),
+        ),
         (None, Target::Spawn(spec)) => {
             let s = target::spawn(
                 spec,
@@ -95,19 +116,161 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<Report, St
             )
             .await?;
             let desc = format!(
-                "spawned gateway at {} in front of reference platform at {} (pow k={} g={})",
-                s.url, s.platform_url, spec.pow_k, spec.pow_g
+                "spawned gateway at {} in front of reference platform at {} (pow k={} g={}, accounts live {} s)",
+                s.url, s.platform_url, spec.pow_k, spec.pow_g, spec.account_lifetime_secs
             );
             let u = s.url.clone();
+            let admin = Some(s.admin_url.clone());
+            let policy = s.policy.clone();
             spawned = Some(s);
-            (u, desc)
+            (u, desc, admin, policy)
         }
     };
-    let result = drive(&scenario, opts, &url, duration, target_desc).await;
+    let policy = match policy {
+        Some(p) => Some(
+            resolve_relative(&p, opts.scenario_file.as_deref())
+                .ok_or_else(|| format!("policy file {} not found", p.display()))?,
+        ),
+        None => None,
+    };
+    let settle = match &scenario.target {
+        Target::Spawn(spec) if opts.target_url.is_none() => Settle {
+            expire_at_end: spec.expire_at_end,
+            wait: Duration::from_secs(spec.settle_secs),
+        },
+        _ => Settle {
+            expire_at_end: false,
+            wait: Duration::from_secs(2),
+        },
+    };
+    let cost = CostSource {
+        admin,
+        policy,
+        spawned: spawned.as_ref(),
+        settle,
+    };
+    let result = drive(&scenario, opts, &url, duration, target_desc, cost).await;
+    if let (Some(s), Some(to)) = (&spawned, &opts.gateway_log) {
+        if let Err(e) = s.keep_log(to) {
+            eprintln!("warning: {e}");
+        }
+    }
     if let Some(s) = spawned {
         s.shutdown().await;
     }
     result
+}
+
+/// How the end of a run waits for the ledger.
+struct Settle {
+    /// Expire every account still unclaimed (spawned platform only).
+    expire_at_end: bool,
+    /// Longest wait for every account to be charged or credited.
+    wait: Duration,
+}
+
+/// Where the run's cleanup cost comes from.
+struct CostSource<'a> {
+    admin: Option<String>,
+    policy: Option<PathBuf>,
+    spawned: Option<&'a target::Spawned>,
+    settle: Settle,
+}
+
+/// Read the gateway's ledger at the end of a run (after expiring what is
+/// left, when the tester owns the platform) and attribute it to groups.
+async fn read_ledger(
+    run: &RunStats,
+    cost: &CostSource<'_>,
+    run_start_unix: u64,
+) -> Option<(Vec<GroupCleanup>, LedgerInfo)> {
+    let admin = cost.admin.as_ref()?;
+    let mut info = LedgerInfo {
+        admin_url: Some(admin.clone()),
+        ..LedgerInfo::default()
+    };
+    let admin = match check_loopback_url(admin) {
+        Ok(u) => u,
+        Err(e) => {
+            info.error = Some(format!("admin_url: {e}"));
+            return Some((Vec::new(), info));
+        }
+    };
+    let budgets = match &cost.policy {
+        Some(p) => match crate::ledger::budgets_from_policy(p) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                info.error = Some(e);
+                None
+            }
+        },
+        None => None,
+    };
+    info.budgets = budgets.clone().unwrap_or_default();
+    let client = match reqwest::Client::builder().no_proxy().build() {
+        Ok(c) => c,
+        Err(e) => {
+            info.error = Some(format!("cannot build HTTP client: {}", e.without_url()));
+            return Some((Vec::new(), info));
+        }
+    };
+    if cost.settle.expire_at_end {
+        if let Some(s) = cost.spawned {
+            s.expire_all();
+        }
+    }
+    let groups: Vec<Vec<AccountRecord>> = run.groups.iter().map(|g| g.accounts()).collect();
+    // Accounts to wait for: all of them when the platform expires what is
+    // left; otherwise only the claimed ones (live accounts cannot settle in
+    // time, claims are reported at once).
+    let ids: Vec<&str> = groups
+        .iter()
+        .flatten()
+        .filter(|a| cost.settle.expire_at_end || a.claimed)
+        .map(|a| a.id.as_str())
+        .collect();
+    let started = tokio::time::Instant::now();
+    let until = started + cost.settle.wait;
+    let mut last_ok: Option<(Vec<crate::ledger::Entry>, usize)> = None;
+    let mut last_err = String::from("ledger not read");
+    // Bounded: at most `settle.wait` (<= 300 s) of polls 250 ms apart.
+    loop {
+        match crate::ledger::fetch_entries(&client, &admin).await {
+            Ok(v) => last_ok = Some(v),
+            Err(e) => last_err = e,
+        }
+        let settled = match &last_ok {
+            Some((entries, _)) => {
+                let seen: std::collections::HashSet<&str> =
+                    entries.iter().map(|e| e.account_id.as_str()).collect();
+                ids.iter().all(|id| seen.contains(id))
+            }
+            None => false,
+        };
+        if settled || tokio::time::Instant::now() >= until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    info.settle_secs = started.elapsed().as_secs_f64();
+    info.gateway_stats = crate::ledger::fetch_stats(&client, &admin).await;
+    match last_ok {
+        Some((entries, skipped)) => {
+            info.entries = entries.len();
+            info.skipped = skipped;
+            let cleanup = crate::ledger::analyse(&entries, &groups, budgets.as_deref(), run_start_unix);
+            Some((cleanup, info))
+        }
+        None => {
+            let e = last_err;
+            let tail = cost
+                .spawned
+                .map(|s| format!("\ngateway log:\n{}", s.log_tail(10)))
+                .unwrap_or_default();
+            info.error = Some(format!("{e}{tail}"));
+            Some((Vec::new(), info))
+        }
+    }
 }
 
 async fn drive(
@@ -116,8 +279,10 @@ async fn drive(
     url: &str,
     duration: f64,
     target_desc: String,
+    cost: CostSource<'_>,
 ) -> Result<Report, String> {
     let root: Url = check_loopback_url(url)?;
+    let run_start_unix = unix_now();
     let groups: Vec<Arc<GroupStats>> = scenario
         .agents
         .iter()
@@ -223,7 +388,7 @@ async fn drive(
     } else {
         "all agents finished"
     };
-    Ok(Report::build(
+    let mut report = Report::build(
         scenario,
         &run,
         elapsed,
@@ -231,7 +396,12 @@ async fn drive(
         opts.scale,
         target_desc,
         stopped_by.to_string(),
-    ))
+    );
+    if let Some((cleanup, info)) = read_ledger(&run, &cost, run_start_unix).await {
+        report.apply_ledger(cleanup, info);
+    }
+    report.evaluate();
+    Ok(report)
 }
 
 #[cfg(test)]

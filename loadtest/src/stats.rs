@@ -4,6 +4,7 @@
 //! take two short locks (latency histogram, per-second timeline). Reports
 //! and the progress line read the same counters while the run goes on.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +18,30 @@ use crate::agent::Archetype;
 const MAX_LATENCY_US: u64 = 60_000_000;
 /// Distinct error messages kept per group for the report.
 const MAX_ERROR_SAMPLES: usize = 8;
+/// Distinct refusal reasons counted per group (the rest go to "other").
+const MAX_REFUSAL_REASONS: usize = 24;
+/// Accounts remembered per group (for ledger attribution).
+const MAX_ACCOUNT_RECORDS: usize = 1_000_000;
+
+/// An account an agent created: its id (not a secret; the ledger names it
+/// too), when, and whether the agent claimed it. Tokens and claim URLs are
+/// never kept here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    /// The platform's account id.
+    pub id: String,
+    /// Unix seconds when the platform answered the creation.
+    pub created_unix: u64,
+    /// Claimed by its agent.
+    pub claimed: bool,
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 
 fn new_histogram() -> Histogram<u64> {
     // The bounds are constants (1 us..60 s, 3 significant digits), which
@@ -79,7 +104,12 @@ pub struct GroupStats {
     pub pow_solved: AtomicU64,
     /// Time spent solving them.
     pub pow_micros: AtomicU64,
+    /// Deploys the started agents wanted (agents started x deploys each).
+    pub deploys_wanted: AtomicU64,
     latency: Mutex<Histogram<u64>>,
+    refused_latency: Mutex<Histogram<u64>>,
+    accounts: Mutex<Vec<AccountRecord>>,
+    refusal_reasons: Mutex<BTreeMap<String, u64>>,
     timeline: Mutex<Vec<[u64; 2]>>,
     error_samples: Mutex<Vec<String>>,
 }
@@ -107,7 +137,11 @@ impl GroupStats {
             resources_refused: AtomicU64::new(0),
             pow_solved: AtomicU64::new(0),
             pow_micros: AtomicU64::new(0),
+            deploys_wanted: AtomicU64::new(0),
             latency: Mutex::new(new_histogram()),
+            refused_latency: Mutex::new(new_histogram()),
+            accounts: Mutex::new(Vec::new()),
+            refusal_reasons: Mutex::new(BTreeMap::new()),
             timeline: Mutex::new(Vec::new()),
             error_samples: Mutex::new(Vec::new()),
         }
@@ -136,6 +170,51 @@ impl GroupStats {
         self.latency.lock().clone()
     }
 
+    /// Latency of refused requests only: answered by the gateway itself,
+    /// without the platform (copy).
+    pub fn refused_latency(&self) -> Histogram<u64> {
+        self.refused_latency.lock().clone()
+    }
+
+    /// Remember an account this group created.
+    pub fn record_account(&self, id: &str) {
+        let mut a = self.accounts.lock();
+        if a.len() < MAX_ACCOUNT_RECORDS {
+            a.push(AccountRecord {
+                id: id.to_string(),
+                created_unix: unix_now(),
+                claimed: false,
+            });
+        }
+    }
+
+    /// Mark an account of this group claimed.
+    pub fn mark_claimed(&self, id: &str) {
+        if let Some(r) = self.accounts.lock().iter_mut().rev().find(|r| r.id == id) {
+            r.claimed = true;
+        }
+    }
+
+    /// Accounts this group created (copy).
+    pub fn accounts(&self) -> Vec<AccountRecord> {
+        self.accounts.lock().clone()
+    }
+
+    /// Count one refusal under a short reason (secret-free).
+    pub fn note_refusal(&self, reason: String) {
+        let mut r = self.refusal_reasons.lock();
+        if r.len() < MAX_REFUSAL_REASONS || r.contains_key(&reason) {
+            *r.entry(reason).or_insert(0) += 1;
+        } else {
+            *r.entry("other".to_string()).or_insert(0) += 1;
+        }
+    }
+
+    /// Refusals by reason (copy).
+    pub fn refusal_reasons(&self) -> BTreeMap<String, u64> {
+        self.refusal_reasons.lock().clone()
+    }
+
     /// Per-second `[admitted, refused]` counts since the run's start.
     pub fn timeline(&self) -> Vec<[u64; 2]> {
         self.timeline.lock().clone()
@@ -158,6 +237,7 @@ pub struct RunStats {
     /// Cap on requests for the run.
     pub max_requests: u64,
     latency: Mutex<Histogram<u64>>,
+    refused_latency: Mutex<Histogram<u64>>,
 }
 
 impl RunStats {
@@ -169,6 +249,7 @@ impl RunStats {
             sent: AtomicU64::new(0),
             max_requests,
             latency: Mutex::new(new_histogram()),
+            refused_latency: Mutex::new(new_histogram()),
         }
     }
 
@@ -196,6 +277,10 @@ impl RunStats {
         // Saturating record: a value above the bound is clamped above.
         let _ = group.latency.lock().record(us);
         let _ = self.latency.lock().record(us);
+        if verdict == Verdict::Refused {
+            let _ = group.refused_latency.lock().record(us);
+            let _ = self.refused_latency.lock().record(us);
+        }
         let second = usize::try_from(self.start.elapsed().as_secs()).unwrap_or(usize::MAX);
         if second < 4 * 3600 {
             let mut t = group.timeline.lock();
@@ -213,6 +298,11 @@ impl RunStats {
     /// Latency histogram of all requests (copy).
     pub fn latency(&self) -> Histogram<u64> {
         self.latency.lock().clone()
+    }
+
+    /// Latency histogram of refused requests (copy).
+    pub fn refused_latency(&self) -> Histogram<u64> {
+        self.refused_latency.lock().clone()
     }
 
     /// Sum of one counter over all groups.

@@ -9,6 +9,7 @@
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,18 +37,71 @@ pub fn check_loopback_url(url: &str) -> Result<Url, String> {
     Ok(parsed)
 }
 
+/// The platform's clock: the system clock plus an offset the tester can
+/// move forward at the end of a run, so every account still unclaimed
+/// expires at once instead of a lifetime later.
+#[derive(Debug, Default)]
+pub struct ShiftableClock {
+    offset_secs: AtomicI64,
+}
+
+impl ShiftableClock {
+    /// Move the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let secs = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
+        self.offset_secs.fetch_add(secs, Ordering::Relaxed);
+    }
+}
+
+impl refplatform::Clock for ShiftableClock {
+    fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc()
+            + time::Duration::seconds(self.offset_secs.load(Ordering::Relaxed))
+    }
+}
+
 /// Things started for a `spawn` target; dropping it stops them.
 pub struct Spawned {
     /// URL agents send to (the gateway).
     pub url: String,
     /// URL of the platform behind the gateway.
     pub platform_url: String,
+    /// The gateway's admin listener (events in, ledger out).
+    pub admin_url: String,
+    /// The policy file the gateway enforces.
+    pub policy: Option<PathBuf>,
+    /// Account lifetime the platform was given.
+    pub account_lifetime: Duration,
+    clock: Arc<ShiftableClock>,
     gateway: Option<tokio::process::Child>,
     platform: Option<refplatform::RunningPlatform>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Spawned {
+    /// Expire every account still unclaimed now: move the platform's clock
+    /// past the lifetime and sweep. The platform sends an `expired` event
+    /// to the gateway for each. Returns how many were expired.
+    pub fn expire_all(&self) -> usize {
+        let Some(p) = &self.platform else { return 0 };
+        self.clock
+            .advance(self.account_lifetime + Duration::from_secs(1));
+        p.platform().sweep().len()
+    }
+
+    /// Copy the gateway's log to `to` (it lives in a temporary folder that
+    /// goes away with the run).
+    pub fn keep_log(&self, to: &Path) -> Result<(), String> {
+        std::fs::copy(self.dir.path().join("gateway.log"), to)
+            .map(|_| ())
+            .map_err(|e| format!("cannot copy the gateway log to {}: {e}", to.display()))
+    }
+
+    /// The last lines of the gateway's log (for error messages).
+    pub fn log_tail(&self, lines: usize) -> String {
+        tail(&self.dir.path().join("gateway.log"), lines)
+    }
+
     /// Stop the gateway, then the platform. The gateway is killed outright:
     /// the run is over, and nothing it still holds matters. If this is
     /// never called (the run future was dropped, e.g. on Ctrl-C), the
@@ -119,28 +173,50 @@ pub async fn spawn(
         None => None,
     };
 
+    let gw_port = free_port().map_err(|e| format!("no free port: {e}"))?;
+    let admin_port = free_port().map_err(|e| format!("no free port: {e}"))?;
+    let admin_url = format!("http://127.0.0.1:{admin_port}");
+    // A fresh secret per run: it only has to be shared by the platform and
+    // the gateway this run starts.
+    let secret: String = {
+        use rand::Rng;
+        let mut rng = rand::thread_rng();
+        (0..32)
+            .map(|_| char::from(b"0123456789abcdef"[rng.gen_range(0..16)]))
+            .collect()
+    };
+
     let platform_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let account_lifetime = Duration::from_secs(spec.account_lifetime_secs);
     let config = refplatform::PlatformConfig {
         pow_k: spec.pow_k,
         pow_g: spec.pow_g,
+        account_lifetime,
+        sweep_interval: Duration::from_secs(spec.sweep_interval_secs),
+        events: Some(refplatform::EventsConfig {
+            url: format!("{admin_url}/events"),
+            secret: secret.clone(),
+        }),
         ..refplatform::PlatformConfig::default()
     };
-    let clock: Arc<dyn refplatform::Clock> = Arc::new(refplatform::SystemClock);
-    let handle = refplatform::spawn(config, clock, platform_addr)
+    let clock = Arc::new(ShiftableClock::default());
+    let handle = refplatform::spawn(config, clock.clone(), platform_addr)
         .await
         .map_err(|e| format!("cannot start the reference platform: {e}"))?;
     let platform_url = format!("http://{}", handle.addr());
 
-    let gw_port = free_port().map_err(|e| format!("no free port: {e}"))?;
     let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temp dir: {e}"))?;
     let cfg_path = dir.path().join("gateway.toml");
+    // Accounts are charged from platform events; the gateway's own fallback
+    // for lost events waits well past the end of any run.
     let mut cfg = format!(
         "[server]\nlisten = [\"127.0.0.1:{gw_port}\"]\nthreads = {}\ngrace_period_secs = 2\n\n\
-         [upstream]\nurl = \"{platform_url}\"\nconnect_timeout_ms = 2000\nread_timeout_ms = 30000\n",
+         [upstream]\nurl = \"{platform_url}\"\nconnect_timeout_ms = 2000\nread_timeout_ms = 30000\n\n\
+         [admin]\nlisten = \"127.0.0.1:{admin_port}\"\nevents_secret = \"{secret}\"\nsilent_expiry_grace_secs = 3600\n",
         spec.gateway_threads
     );
-    if let Some(p) = &policy {
-        let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+    let policy = policy.map(|p| std::fs::canonicalize(&p).unwrap_or(p));
+    if let Some(abs) = &policy {
         let escaped = abs
             .display()
             .to_string()
@@ -167,27 +243,23 @@ pub async fn spawn(
         .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
 
     let gw_addr = SocketAddr::from(([127, 0, 0, 1], gw_port));
+    let admin_addr = SocketAddr::from(([127, 0, 0, 1], admin_port));
     let started = Instant::now();
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            let log = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default();
-            let tail: String = log
-                .lines()
-                .rev()
-                .take(20)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n");
+            let tail = tail(&dir.path().join("gateway.log"), 20);
             return Err(format!("gateway exited early ({status}):\n{tail}"));
         }
-        if tokio::net::TcpStream::connect(gw_addr).await.is_ok() {
+        if tokio::net::TcpStream::connect(gw_addr).await.is_ok()
+            && tokio::net::TcpStream::connect(admin_addr).await.is_ok()
+        {
             break;
         }
         if started.elapsed() > Duration::from_secs(30) {
             let _ = child.start_kill();
-            return Err(format!("gateway did not answer on {gw_addr} within 30 s"));
+            return Err(format!(
+                "gateway did not answer on {gw_addr} and {admin_addr} within 30 s"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -195,8 +267,19 @@ pub async fn spawn(
     Ok(Spawned {
         url: format!("http://{gw_addr}"),
         platform_url,
+        admin_url,
+        policy,
+        account_lifetime,
+        clock,
         gateway: Some(child),
         platform: Some(handle),
-        _dir: dir,
+        dir,
     })
+}
+
+/// The last `lines` lines of a file.
+fn tail(path: &Path, lines: usize) -> String {
+    let log = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = log.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }

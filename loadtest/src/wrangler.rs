@@ -249,6 +249,7 @@ impl Session<'_> {
             return Err(StepError::Failed("create account: malformed answer".into()));
         };
         GroupStats::bump(&group.accounts_created);
+        group.record_account(id);
         Ok(Account {
             id: id.to_string(),
             token: token.to_string(),
@@ -539,6 +540,7 @@ impl Session<'_> {
         }
         acct.claimed = true;
         GroupStats::bump(&group.accounts_claimed);
+        group.mark_claimed(&acct.id);
         Ok(())
     }
 }

@@ -24,12 +24,44 @@ fn err(text: &str) -> String {
 #[test]
 fn minimal_scenario_has_defaults() {
     let s = Scenario::parse(MINIMAL, "s.toml").expect("parses");
-    assert_eq!(s.target, Target::Url("http://127.0.0.1:8787".into()));
+    assert_eq!(s.target, Target::url("http://127.0.0.1:8787"));
     assert!(s.network.forwarded_for);
     assert!(!s.network.bind_source);
     assert_eq!(s.agents[0].archetype, Archetype::WellBehaved);
     assert_eq!(s.agents[0].label(), "well-behaved");
     assert_eq!(s.max_pow_iterations, 64_000_000);
+}
+
+#[test]
+fn url_target_takes_an_admin_url_and_a_policy() {
+    let text = MINIMAL.replace(
+        r#"target = { url = "http://127.0.0.1:8787" }"#,
+        r#"target = { url = "http://127.0.0.1:8787", admin_url = "http://127.0.0.1:9901", policy = "rules/default.toml" }"#,
+    );
+    let s = Scenario::parse(&text, "s.toml").expect("parses");
+    let Target::Url(t) = &s.target else {
+        panic!("not url")
+    };
+    assert_eq!(t.admin_url.as_deref(), Some("http://127.0.0.1:9901"));
+    assert_eq!(
+        t.policy.as_deref(),
+        Some(std::path::Path::new("rules/default.toml"))
+    );
+    let bad = MINIMAL.replace(
+        r#"target = { url = "http://127.0.0.1:8787" }"#,
+        r#"target = { url = "http://127.0.0.1:8787", admin_url = "http://10.0.0.1:9901" }"#,
+    );
+    assert!(err(&bad).contains("target.admin_url"), "{}", err(&bad));
+    let both = MINIMAL.replace(
+        r#"target = { url = "http://127.0.0.1:8787" }"#,
+        r#"target = { url = "http://127.0.0.1:8787", spawn = {} }"#,
+    );
+    assert!(err(&both).contains("not both"), "{}", err(&both));
+    let typo = MINIMAL.replace(
+        r#"target = { url = "http://127.0.0.1:8787" }"#,
+        r#"target = { url = "http://127.0.0.1:8787", admin = "http://127.0.0.1:1" }"#,
+    );
+    assert!(err(&typo).contains("admin"), "{}", err(&typo));
 }
 
 #[test]
@@ -47,6 +79,9 @@ fn spawn_target_inline_and_as_table() {
         Some(std::path::Path::new("rules/default.toml"))
     );
     assert_eq!((spec.pow_k, spec.pow_g), (2, 256));
+    assert_eq!(spec.account_lifetime_secs, 25);
+    assert_eq!(spec.sweep_interval_secs, 1);
+    assert!(spec.expire_at_end);
     let table = MINIMAL.replace(r#"target = { url = "http://127.0.0.1:8787" }"#, "")
         + "[target.spawn]\npow_k = 3\npow_g = 10\n";
     let s = Scenario::parse(&table, "s.toml").expect("parses");

@@ -96,7 +96,8 @@ async fn every_shipped_scenario_runs_at_small_scale() {
                         "{name}: {}",
                         g.label
                     );
-                    assert_eq!(g.estimated_cleanup_cost, 0.0);
+                    assert_eq!(g.cleanup.cleanup_units, 0.0);
+                    assert_eq!(g.cleanup.basis, "estimate");
                 }
                 "resource-hog" => {
                     assert!(g.resources_created > 0, "{name}: hog created nothing");
@@ -300,37 +301,104 @@ deploys = 1
     running.shutdown().await;
 }
 
-/// Needs the gateway binary: `cargo build -p gateway -p loadtest &&
-/// cargo test -p loadtest -- --ignored`.
+/// The gateway binary of this build: `target/<profile>/gateway`, next to
+/// the folder (`deps`) holding this test executable. `cargo build
+/// --workspace --all-targets` builds it before the tests run.
+fn gateway_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps");
+    let bin = profile_dir.join(format!("gateway{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first with `cargo build -p gateway` (CI builds the workspace before testing)",
+        bin.display()
+    );
+    bin
+}
+
+/// The smoke scenario through the real gateway binary and rules/default.toml:
+/// well-behaved agents deploy and claim, the rude loop is refused new
+/// accounts by the per-IP limits, the hog's second D1 database is refused
+/// by the quota, and the cleanup cost comes from the gateway's ledger.
 #[test]
-#[ignore = "needs the gateway binary built next to loadtest"]
-fn smoke_through_a_spawned_gateway() {
+fn smoke_through_a_spawned_gateway_uses_the_ledger() {
+    let bin = gateway_bin();
     let dir = tempfile::tempdir().expect("tempdir");
     let json = dir.path().join("report.json");
+    let svg = dir.path().join("report.svg");
+    let started = std::time::Instant::now();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_loadtest"))
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
         .arg("run")
         .arg(scenario_dir().join("smoke.toml"))
+        .arg("--gateway-bin")
+        .arg(&bin)
         .arg("--json")
         .arg(&json)
+        .arg("--chart")
+        .arg(&svg)
         .arg("--max-duration")
         .arg("30")
+        .arg("--check")
         .output()
         .expect("loadtest runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(started.elapsed().as_secs() < 50, "took {:?}", started.elapsed());
     assert!(stdout.contains("spawned gateway"), "{stdout}");
+    assert!(stdout.contains("acceptance:") && stdout.contains("PASS"), "{stdout}");
+    assert!(!stdout.contains("FAIL"), "{stdout}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("valid");
-    assert!(report["totals"]["requests"].as_u64().unwrap_or(0) > 0);
-    let well = &report["groups"][0];
-    assert_eq!(well["archetype"], "well-behaved");
     assert!(
-        well["deploys_completed"].as_u64().unwrap_or(0) >= 1,
+        report["cleanup_cost_basis"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("gateway ledger"),
         "{stdout}"
     );
+    assert!(report["ledger"]["entries"].as_u64().unwrap_or(0) > 0, "{stdout}");
+    let group = |arch: &str| {
+        report["groups"]
+            .as_array()
+            .and_then(|gs| gs.iter().find(|g| g["archetype"] == arch))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {arch} group:\n{stdout}"))
+    };
+    let well = group("well-behaved");
+    assert_eq!(well["deploys_completed"], well["deploys_wanted"], "{stdout}");
+    assert_eq!(well["cleanup"]["accounts_claimed"], well["accounts_created"], "{stdout}");
+    assert_eq!(well["cleanup"]["cleanup_units"].as_f64(), Some(0.0), "{stdout}");
+    assert!(well["cleanup"]["claim_credit_units"].as_i64().unwrap_or(0) < 0, "{stdout}");
+
+    let rude = group("retry-loop-rude");
+    assert!(rude["refused"].as_u64().unwrap_or(0) > 0, "{stdout}");
+    let reasons = rude["refusal_reasons"].to_string();
+    assert!(reasons.contains("create account") || reasons.contains("challenge"), "{reasons}");
+    let c = &rude["cleanup"];
+    assert_eq!(c["basis"], "ledger", "{stdout}");
+    let created = rude["accounts_created"].as_u64().unwrap_or(0);
+    assert!(created >= 1, "{stdout}");
+    // Every account expired unclaimed and was charged by the gateway:
+    // 10 units per account + 5 for its Worker script (rules/default.toml).
+    assert_eq!(c["accounts_expired_unclaimed"].as_u64(), Some(created), "{stdout}");
+    assert_eq!(c["accounts_unsettled"].as_u64(), Some(0), "{stdout}");
+    assert_eq!(c["cleanup_units"].as_f64(), Some(15.0 * created as f64), "{stdout}");
+    assert_eq!(c["within_budget"], true, "{stdout}");
+    assert_eq!(c["worst_key"]["refuse_at"].as_u64(), Some(150), "{stdout}");
+
+    let hog = group("resource-hog");
+    assert!(hog["resources_refused"].as_u64().unwrap_or(0) >= 1, "{stdout}");
+    assert!(hog["cleanup"]["cleanup_units"].as_f64().unwrap_or(0.0) > 15.0, "{stdout}");
+
+    let chart = std::fs::read_to_string(&svg).expect("svg");
+    assert!(chart.contains("gateway ledger") && chart.contains("refuse budget"));
+    for text in [stdout.as_ref(), stderr.as_ref()] {
+        assert!(!text.contains("/claim/"), "claim URL leaked");
+        assert!(!text.to_lowercase().contains("apitoken"), "token leaked");
+    }
 }

@@ -174,3 +174,63 @@ async fn idle_gateway_exits_promptly_on_sigint() {
     let status = gateway.wait_exit(Duration::from_secs(3)).expect("exits within its grace period");
     assert!(status.success(), "{}", gateway.log_text());
 }
+
+/// An upstream that answers the first request of every connection, then closes the
+/// connection when the second request arrives (what a server does when it times out
+/// an idle keep-alive connection just as the proxy reuses it).
+async fn closes_reused_connections() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let creates = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (count, seen) = (answered.clone(), creates.clone());
+    let is_create = |b: &[u8]| b.starts_with(b"POST /client/v4/provisioning/previews ");
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let (count, seen) = (count.clone(), seen.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                if sock.read(&mut buf).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                if is_create(&buf) {
+                    seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                let body = b"{\"success\":true,\"errors\":[],\"messages\":[],\"result\":{}}";
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", body.len());
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(body).await;
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                // The next request on this connection is read and dropped unanswered.
+                if sock.read(&mut buf).await.unwrap_or(0) > 0 && is_create(&buf) {
+                    seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    (addr, answered, creates)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenge_that_meets_a_closed_pooled_connection_is_sent_again() {
+    let (addr, answered, creates) = closes_reused_connections().await;
+    let policy = "version = 1\n";
+    let gateway = GatewayProcess::start_with(
+        &format!("{}\n[policy]\nfile = \"policy.toml\"\n", upstream_section(addr)),
+        |dir| std::fs::write(dir.join("policy.toml"), policy).unwrap(),
+    );
+    let client = reqwest::Client::new();
+    let challenge = format!("{}/client/v4/provisioning/previews/challenge", gateway.url());
+    for attempt in 0..3 {
+        let resp = client.post(&challenge).body("{}").send().await.unwrap();
+        assert_eq!(resp.status(), 200, "challenge {attempt}:\n{}", gateway.log_text());
+    }
+    assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), 3);
+    // Account creation is not idempotent: whether or not it meets a closed pooled
+    // connection (502) or a fresh one (200), it reaches the platform exactly once.
+    let create = format!("{}/client/v4/provisioning/previews", gateway.url());
+    let resp = client.post(&create).body("{}").send().await.unwrap();
+    assert!(matches!(resp.status().as_u16(), 200 | 502), "{}", resp.status());
+    assert_eq!(creates.load(std::sync::atomic::Ordering::SeqCst), 1, "never sent twice");
+}
