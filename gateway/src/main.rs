@@ -80,6 +80,10 @@ enum Command {
         /// Print totals per hour instead of the top sources.
         #[arg(long)]
         hourly: bool,
+        /// Print the entries of one source key instead (`ip:192.0.2.1`,
+        /// `ipv6/48:2001:db8::/48`, `http_fp:hf1_…`).
+        #[arg(long, conflicts_with = "hourly")]
+        source: Option<String>,
     },
 }
 
@@ -175,7 +179,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
-        Command::Ledger { file, policy, since_secs, top, hourly } => match ledger_report(&file, policy.as_deref(), since_secs, top, hourly) {
+        Command::Ledger { file, policy, since_secs, top, hourly, source } => match ledger_report(&file, policy.as_deref(), since_secs, top, hourly, source.as_deref()) {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS
@@ -192,7 +196,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn ledger_report(file: &std::path::Path, policy: Option<&std::path::Path>, since_secs: u64, top: usize, hourly: bool) -> Result<String, String> {
+fn ledger_report(
+    file: &std::path::Path,
+    policy: Option<&std::path::Path>,
+    since_secs: u64,
+    top: usize,
+    hourly: bool,
+    source: Option<&str>,
+) -> Result<String, String> {
     let reader = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let ledger = policy::ledger::Ledger::read_json_lines(std::io::BufReader::new(reader))
         .map_err(|e| format!("{}: {e:?}", file.display()))?;
@@ -202,6 +213,16 @@ fn ledger_report(file: &std::path::Path, policy: Option<&std::path::Path>, since
     };
     let now = gateway::tracker::unix_now();
     let since = now.saturating_sub(since_secs);
+    if let Some(key) = source {
+        let key: policy::accounts::SourceKey =
+            key.parse().map_err(|_| format!("\"{key}\" is not a source key (ip:192.0.2.1, ipv4/24:192.0.2.0/24, ipv6/48:2001:db8::/48, http_fp:…)"))?;
+        let (debt, action) = gateway::report::action_for(&ledger, compiled.budgets(), &key, now);
+        let mut out = format!("{key}: debt now {debt}, action now {action}\n");
+        for e in ledger.by_source(&key).iter().filter(|e| e.at >= since) {
+            out.push_str(&format!("{}\n", e.to_json_line()));
+        }
+        return Ok(out);
+    }
     Ok(if hourly {
         gateway::report::format_hourly(&gateway::report::hourly(&ledger, since, now + 1))
     } else {

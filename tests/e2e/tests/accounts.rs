@@ -178,7 +178,12 @@ async fn unclaimed_cost_lands_on_its_creator_and_a_claim_earns_credit() {
     let credit = entries.iter().find(|e| e["account_id"] == claimed.id.as_str()).expect("credit entry");
     // 10 per account + 2 queues x 2: the platform's own count of what it removed.
     assert_eq!(charge["units"], 14, "{charge}");
-    assert_eq!(charge["resources"]["queues"], cleaned[0].removed.queues);
+    // The ledger's charge is what the platform says its cleanup removed.
+    let removed = &cleaned[0].removed;
+    assert_eq!(charge["resources"]["queues"], removed.queues);
+    assert_eq!(charge["resources"]["worker_scripts"], removed.scripts);
+    assert_eq!(charge["resources"]["kv_namespaces"], removed.kv_namespaces);
+    assert_eq!(charge["resources"]["d1_databases"], removed.d1_databases);
     assert_eq!(credit["units"], -20, "{credit}");
     let keys: Vec<&str> = charge["source_keys"].as_array().unwrap().iter().filter_map(|k| k.as_str()).collect();
     assert!(keys.contains(&"ip:198.51.100.7"), "{keys:?}");
@@ -197,6 +202,14 @@ async fn unclaimed_cost_lands_on_its_creator_and_a_claim_earns_credit() {
     assert!(cli.status.success(), "{text}");
     assert!(text.contains("ip:198.51.100.7"), "{text}");
     eprintln!("gateway ledger said:\n{text}");
+    let one = std::process::Command::new(e2e::workspace_bin("gateway"))
+        .args(["ledger", "--since-secs", "7200", "--source", "ip:198.51.100.7", "--file"])
+        .arg(s.gateway.dir.path().join("ledger.jsonl"))
+        .output()
+        .unwrap();
+    let one = String::from_utf8_lossy(&one.stdout);
+    assert!(one.starts_with("ip:198.51.100.7: debt now 0, action now none"), "{one}");
+    assert_eq!(one.lines().count(), 3, "one line per entry: {one}");
 
     // Secrets never reach the log or the ledger.
     let ledger_text = std::fs::read_to_string(s.gateway.dir.path().join("ledger.jsonl")).unwrap();
