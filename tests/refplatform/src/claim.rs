@@ -10,8 +10,9 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde_json::{json, Value};
 
+use crate::accounts::AccountSnapshot;
 use crate::platform::{rfc3339, ClaimError};
 use crate::Platform;
 
@@ -48,33 +49,59 @@ fn refusal(e: ClaimError, json_wanted: bool) -> Response {
     }
 }
 
+/// Answer a claim call: JSON for clients that ask for it (tests), HTML
+/// for people, and a refusal in the same format the success would have.
+fn respond(
+    headers: &HeaderMap,
+    outcome: Result<AccountSnapshot, ClaimError>,
+    as_json: impl FnOnce(&AccountSnapshot) -> Value,
+    as_html: impl FnOnce(&AccountSnapshot) -> String,
+) -> Response {
+    let json_wanted = wants_json(headers);
+    match outcome {
+        Ok(acct) if json_wanted => Json(as_json(&acct)).into_response(),
+        Ok(acct) => Html(as_html(&acct)).into_response(),
+        Err(e) => refusal(e, json_wanted),
+    }
+}
+
+fn page_json(acct: &AccountSnapshot) -> Value {
+    json!({"account_id": acct.id, "expiresAt": rfc3339(acct.expires_at)})
+}
+
+/// The form posts back to this same URL, so the secret never appears in
+/// the page body.
+fn page_html(acct: &AccountSnapshot) -> String {
+    format!(
+        "<!doctype html><title>Claim temporary account</title>\
+         <h1>Claim {name}</h1>\
+         <p>Account <code>{id}</code> expires at {exp} unless claimed.</p>\
+         <form method=\"post\"><button type=\"submit\">Claim this account</button></form>",
+        name = escape(&acct.name),
+        id = escape(&acct.id),
+        exp = rfc3339(acct.expires_at),
+    )
+}
+
+fn claimed_json(acct: &AccountSnapshot) -> Value {
+    json!({"claimed": true, "account_id": acct.id, "status": acct.status})
+}
+
+fn claimed_html(acct: &AccountSnapshot) -> String {
+    format!(
+        "<!doctype html><title>Claimed</title><h1>Claimed</h1>\
+         <p>Account <code>{}</code> is yours and will not expire.</p>",
+        escape(&acct.id)
+    )
+}
+
 /// `GET /claim/{secret}`
 pub(crate) async fn page(
     State(p): State<Arc<Platform>>,
     Path(secret): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    match p.claimable(&secret) {
-        Ok(acct) => {
-            if wants_json(&headers) {
-                return Json(json!({"account_id": acct.id, "expiresAt": rfc3339(acct.expires_at)}))
-                    .into_response();
-            }
-            // The form posts back to this same URL, so the secret never
-            // appears in the page body.
-            Html(format!(
-                "<!doctype html><title>Claim temporary account</title>\
-                 <h1>Claim {name}</h1>\
-                 <p>Account <code>{id}</code> expires at {exp} unless claimed.</p>\
-                 <form method=\"post\"><button type=\"submit\">Claim this account</button></form>",
-                name = escape(&acct.name),
-                id = escape(&acct.id),
-                exp = rfc3339(acct.expires_at),
-            ))
-            .into_response()
-        }
-        Err(e) => refusal(e, wants_json(&headers)),
-    }
+    respond(&headers, p.claimable(&secret), page_json, page_html)
 }
 
 /// `POST /claim/{secret}`
@@ -83,20 +110,5 @@ pub(crate) async fn submit(
     Path(secret): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    match p.claim(&secret) {
-        Ok(acct) => {
-            if wants_json(&headers) {
-                Json(json!({"claimed": true, "account_id": acct.id, "status": acct.status}))
-                    .into_response()
-            } else {
-                Html(format!(
-                    "<!doctype html><title>Claimed</title><h1>Claimed</h1>\
-                     <p>Account <code>{}</code> is yours and will not expire.</p>",
-                    escape(&acct.id)
-                ))
-                .into_response()
-            }
-        }
-        Err(e) => refusal(e, wants_json(&headers)),
-    }
+    respond(&headers, p.claim(&secret), claimed_json, claimed_html)
 }

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
 
 use crate::accounts::AccountSnapshot;
+use crate::call::AccountRoot;
 use crate::envelope::{ok, ApiError, ApiResult, CODE_AUTH};
 use crate::platform::{bearer_token, rfc3339};
 use crate::Platform;
@@ -80,23 +81,22 @@ pub(crate) async fn delete(
     headers: HeaderMap,
 ) -> ApiResult {
     check(&p, &headers)?;
-    let rec = p
-        .delete_account(&id)
-        .ok_or_else(|| ApiError::not_found("no such live account"))?;
-    Ok(ok(rec))
+    delete_live(&p, &id)
 }
 
 /// `DELETE /client/v4/accounts/{id}`: the account holder gives the
 /// account up early (not a documented Cloudflare call; lets clients and
 /// tests exercise the "deleted" path).
-pub(crate) async fn self_delete(
-    State(p): State<Arc<Platform>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.authorize(&headers, &id)?;
+pub(crate) async fn self_delete(call: AccountRoot) -> ApiResult {
+    call.authorize()?;
+    delete_live(&call.platform, call.account_id())
+}
+
+/// Delete a live account and answer with what the cleanup removed. The
+/// operator and the holder differ only in how they are authorized.
+fn delete_live(p: &Platform, id: &str) -> ApiResult {
     let rec = p
-        .delete_account(&id)
+        .delete_account(id)
         .ok_or_else(|| ApiError::not_found("no such live account"))?;
     Ok(ok(rec))
 }

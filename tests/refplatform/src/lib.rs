@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 
 pub mod accounts;
+mod call;
 mod claim;
 pub mod clock;
 pub mod config;

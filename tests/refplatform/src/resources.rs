@@ -1,31 +1,36 @@
-//! Account resources with create/list/delete, on the real API's paths:
+//! Account resources with create/list/get/delete, on the real API's paths:
 //! KV namespaces, D1 databases, Queues, Hyperdrive configs and static-asset
 //! uploads.
 //!
 //! The platform does not enforce the published quotas (the gateway in
 //! front does); it only records what exists so counts and bytes can be
 //! checked and cleaned up.
+//!
+//! The four resource kinds behave alike (a per-account map by id, a unique
+//! name, a JSON view, a not-found message), so one set of generic handlers
+//! serves them all through [`Resource`]; each kind states only its paths,
+//! wording and JSON shape.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use axum::extract::{Multipart, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Multipart, Query};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::Json;
+use axum::routing::get;
+use axum::{Json, Router};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use time::OffsetDateTime;
 
-use crate::accounts::{D1Database, HyperdriveConfig, KvNamespace, Queue};
+use crate::accounts::{Account, D1Database, HyperdriveConfig, KvNamespace, Queue};
+use crate::call::{AccountItem, AccountRoot};
 use crate::envelope::{ok, ok_list, ApiError, ApiResult, CODE_AUTH, CODE_CONFLICT};
 use crate::multipart::read_all;
 use crate::platform::{bearer_token, digest, random_hex, random_secret, random_uuid, rfc3339, AssetSession};
 use crate::Platform;
-
-type AcctPath = Path<String>;
-type ItemPath = Path<(String, String)>;
 
 fn json_body(body: Option<Json<Value>>) -> Result<Value, ApiError> {
     match body {
@@ -45,293 +50,227 @@ fn conflict(what: &str) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, CODE_CONFLICT, format!("{what} already exists"))
 }
 
-// ---------- KV ----------
+/// One kind of account resource: kept in a per-account map by id, named
+/// uniquely within the account, shown as JSON. The constants are wire
+/// text that wrangler and the tests read, so each kind keeps the real
+/// API's own wording.
+pub(crate) trait Resource: Sized + 'static {
+    /// The collection's path below `/accounts/{account}/`.
+    const PATH: &'static str;
+    /// The create body's field holding the (unique) name.
+    const NAME_FIELD: &'static str;
+    /// What a duplicate name collides with; the conflict error reads
+    /// "{CONFLICT} already exists".
+    const CONFLICT: &'static str;
+    /// The 404 message for an unknown id.
+    const NOT_FOUND: &'static str;
 
-fn kv_json(ns: &KvNamespace) -> Value {
-    json!({"id": ns.id, "title": ns.title, "supports_url_encoding": true})
+    /// The account's resources of this kind, by id.
+    fn store(acct: &mut Account) -> &mut BTreeMap<String, Self>;
+    /// The id it is stored (and addressed) under.
+    fn id(&self) -> &str;
+    /// The name that must be unique within the account.
+    fn name(&self) -> &str;
+    /// A new resource called `name`; `body` is the whole create request,
+    /// for kinds that take more than a name.
+    fn build(name: &str, body: &Value, now: OffsetDateTime) -> Self;
+    /// The API's view of it.
+    fn to_json(&self) -> Value;
+    /// The `result` of a successful delete: `null`, except where the real
+    /// API answers otherwise.
+    fn deleted() -> Value {
+        Value::Null
+    }
 }
 
-/// `POST storage/kv/namespaces` with `{"title"}`.
-pub(crate) async fn kv_create(
-    State(p): State<Arc<Platform>>,
-    Path(account): AcctPath,
-    headers: HeaderMap,
-    body: Option<Json<Value>>,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
+fn missing<R: Resource>() -> ApiError {
+    ApiError::not_found(R::NOT_FOUND)
+}
+
+/// The collection route (list, create) and item route (get, delete) of
+/// kind `R` under the account prefix `acct`.
+pub(crate) fn routes<R: Resource>(acct: &str) -> Router<Arc<Platform>> {
+    Router::new()
+        .route(&format!("{acct}/{}", R::PATH), get(list::<R>).post(create::<R>))
+        .route(&format!("{acct}/{}/{{id}}", R::PATH), get(get_one::<R>).delete(delete::<R>))
+}
+
+/// `POST {PATH}` with `{NAME_FIELD: ...}`: the body is read only once the
+/// caller is authorized, and a taken name is a conflict.
+async fn create<R: Resource>(call: AccountRoot, body: Option<Json<Value>>) -> ApiResult {
+    call.with_account(|acct, now| {
         let body = json_body(body)?;
-        let title = required_str(&body, "title")?;
-        if acct.kv.values().any(|n| n.title == title) {
-            return Err(conflict("a namespace with this account ID and title"));
+        let name = required_str(&body, R::NAME_FIELD)?;
+        let store = R::store(acct);
+        if store.values().any(|r| r.name() == name) {
+            return Err(conflict(R::CONFLICT));
         }
-        let ns = KvNamespace {
-            id: random_hex(16),
-            title: title.to_string(),
-        };
-        let out = kv_json(&ns);
-        acct.kv.insert(ns.id.clone(), ns);
+        let r = R::build(name, &body, now);
+        let out = r.to_json();
+        store.insert(r.id().to_string(), r);
         Ok(ok(out))
     })
 }
 
-/// `GET storage/kv/namespaces`
-pub(crate) async fn kv_list(
-    State(p): State<Arc<Platform>>,
-    Path(account): AcctPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        Ok(ok_list(acct.kv.values().map(kv_json).collect()))
+/// `GET {PATH}`
+async fn list<R: Resource>(call: AccountRoot) -> ApiResult {
+    call.with_account(|acct, _| Ok(ok_list(R::store(acct).values().map(R::to_json).collect())))
+}
+
+/// `GET {PATH}/{id}`
+async fn get_one<R: Resource>(call: AccountItem) -> ApiResult {
+    call.with_account(|acct, _| {
+        let r = R::store(acct).get(call.item()).ok_or_else(missing::<R>)?;
+        Ok(ok(r.to_json()))
     })
 }
 
-/// `GET storage/kv/namespaces/{id}`
-pub(crate) async fn kv_get(
-    State(p): State<Arc<Platform>>,
-    Path((account, id)): ItemPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        let ns = acct.kv.get(&id).ok_or_else(|| ApiError::not_found("namespace not found"))?;
-        Ok(ok(kv_json(ns)))
+/// `DELETE {PATH}/{id}`
+async fn delete<R: Resource>(call: AccountItem) -> ApiResult {
+    call.with_account(|acct, _| {
+        R::store(acct).remove(call.item()).ok_or_else(missing::<R>)?;
+        Ok(ok(R::deleted()))
     })
 }
 
-/// `DELETE storage/kv/namespaces/{id}`
-pub(crate) async fn kv_delete(
-    State(p): State<Arc<Platform>>,
-    Path((account, id)): ItemPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        acct.kv.remove(&id).ok_or_else(|| ApiError::not_found("namespace not found"))?;
-        Ok(ok(json!({})))
-    })
-}
+/// `storage/kv/namespaces`, with `{"title"}`.
+impl Resource for KvNamespace {
+    const PATH: &'static str = "storage/kv/namespaces";
+    const NAME_FIELD: &'static str = "title";
+    const CONFLICT: &'static str = "a namespace with this account ID and title";
+    const NOT_FOUND: &'static str = "namespace not found";
 
-// ---------- D1 ----------
-
-fn d1_json(db: &D1Database) -> Value {
-    json!({
-        "uuid": db.uuid,
-        "name": db.name,
-        "created_at": rfc3339(db.created_at),
-        "version": "production",
-        "num_tables": 0,
-        "file_size": db.file_size,
-    })
-}
-
-/// `POST d1/database` with `{"name"}`.
-pub(crate) async fn d1_create(
-    State(p): State<Arc<Platform>>,
-    Path(account): AcctPath,
-    headers: HeaderMap,
-    body: Option<Json<Value>>,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, now| {
-        let body = json_body(body)?;
-        let name = required_str(&body, "name")?;
-        if acct.d1.values().any(|d| d.name == name) {
-            return Err(conflict("a database with this name"));
+    fn store(acct: &mut Account) -> &mut BTreeMap<String, Self> {
+        &mut acct.kv
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn name(&self) -> &str {
+        &self.title
+    }
+    fn build(title: &str, _: &Value, _: OffsetDateTime) -> Self {
+        KvNamespace {
+            id: random_hex(16),
+            title: title.to_string(),
         }
-        let db = D1Database {
+    }
+    fn to_json(&self) -> Value {
+        json!({"id": self.id, "title": self.title, "supports_url_encoding": true})
+    }
+    /// KV's delete answers an empty object, not `null`.
+    fn deleted() -> Value {
+        json!({})
+    }
+}
+
+/// `d1/database`, with `{"name"}`.
+impl Resource for D1Database {
+    const PATH: &'static str = "d1/database";
+    const NAME_FIELD: &'static str = "name";
+    const CONFLICT: &'static str = "a database with this name";
+    const NOT_FOUND: &'static str = "database not found";
+
+    fn store(acct: &mut Account) -> &mut BTreeMap<String, Self> {
+        &mut acct.d1
+    }
+    fn id(&self) -> &str {
+        &self.uuid
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn build(name: &str, _: &Value, now: OffsetDateTime) -> Self {
+        D1Database {
             uuid: random_uuid(),
             name: name.to_string(),
             created_at: now,
             file_size: 0,
-        };
-        let out = d1_json(&db);
-        acct.d1.insert(db.uuid.clone(), db);
-        Ok(ok(out))
-    })
-}
-
-/// `GET d1/database`
-pub(crate) async fn d1_list(
-    State(p): State<Arc<Platform>>,
-    Path(account): AcctPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        Ok(ok_list(acct.d1.values().map(d1_json).collect()))
-    })
-}
-
-/// `GET d1/database/{uuid}`
-pub(crate) async fn d1_get(
-    State(p): State<Arc<Platform>>,
-    Path((account, id)): ItemPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        let db = acct.d1.get(&id).ok_or_else(|| ApiError::not_found("database not found"))?;
-        Ok(ok(d1_json(db)))
-    })
-}
-
-/// `DELETE d1/database/{uuid}`
-pub(crate) async fn d1_delete(
-    State(p): State<Arc<Platform>>,
-    Path((account, id)): ItemPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        acct.d1.remove(&id).ok_or_else(|| ApiError::not_found("database not found"))?;
-        Ok(ok(Value::Null))
-    })
-}
-
-// ---------- Queues ----------
-
-fn queue_json(q: &Queue) -> Value {
-    json!({
-        "queue_id": q.id,
-        "queue_name": q.name,
-        "created_on": rfc3339(q.created_on),
-        "modified_on": rfc3339(q.created_on),
-        "producers": [],
-        "producers_total_count": 0,
-        "consumers": [],
-        "consumers_total_count": 0,
-        "settings": {"delivery_delay": 0, "message_retention_period": 345600},
-    })
-}
-
-/// `POST queues` with `{"queue_name"}`.
-pub(crate) async fn queue_create(
-    State(p): State<Arc<Platform>>,
-    Path(account): AcctPath,
-    headers: HeaderMap,
-    body: Option<Json<Value>>,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, now| {
-        let body = json_body(body)?;
-        let name = required_str(&body, "queue_name")?;
-        if acct.queues.values().any(|q| q.name == name) {
-            return Err(conflict("a queue with this name"));
         }
-        let q = Queue {
+    }
+    fn to_json(&self) -> Value {
+        json!({
+            "uuid": self.uuid,
+            "name": self.name,
+            "created_at": rfc3339(self.created_at),
+            "version": "production",
+            "num_tables": 0,
+            "file_size": self.file_size,
+        })
+    }
+}
+
+/// `queues`, with `{"queue_name"}`.
+impl Resource for Queue {
+    const PATH: &'static str = "queues";
+    const NAME_FIELD: &'static str = "queue_name";
+    const CONFLICT: &'static str = "a queue with this name";
+    const NOT_FOUND: &'static str = "queue not found";
+
+    fn store(acct: &mut Account) -> &mut BTreeMap<String, Self> {
+        &mut acct.queues
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn build(name: &str, _: &Value, now: OffsetDateTime) -> Self {
+        Queue {
             id: random_hex(16),
             name: name.to_string(),
             created_on: now,
-        };
-        let out = queue_json(&q);
-        acct.queues.insert(q.id.clone(), q);
-        Ok(ok(out))
-    })
-}
-
-/// `GET queues`
-pub(crate) async fn queue_list(
-    State(p): State<Arc<Platform>>,
-    Path(account): AcctPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        Ok(ok_list(acct.queues.values().map(queue_json).collect()))
-    })
-}
-
-/// `GET queues/{id}`
-pub(crate) async fn queue_get(
-    State(p): State<Arc<Platform>>,
-    Path((account, id)): ItemPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        let q = acct.queues.get(&id).ok_or_else(|| ApiError::not_found("queue not found"))?;
-        Ok(ok(queue_json(q)))
-    })
-}
-
-/// `DELETE queues/{id}`
-pub(crate) async fn queue_delete(
-    State(p): State<Arc<Platform>>,
-    Path((account, id)): ItemPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        acct.queues.remove(&id).ok_or_else(|| ApiError::not_found("queue not found"))?;
-        Ok(ok(Value::Null))
-    })
-}
-
-// ---------- Hyperdrive ----------
-
-fn hyperdrive_json(h: &HyperdriveConfig) -> Value {
-    json!({"id": h.id, "name": h.name, "origin": h.origin, "caching": {"disabled": false}})
-}
-
-/// `POST hyperdrive/configs` with `{"name","origin":{...}}`. The origin
-/// password is dropped on receipt: an emulator has no use for it and must
-/// not echo or keep secrets.
-pub(crate) async fn hyperdrive_create(
-    State(p): State<Arc<Platform>>,
-    Path(account): AcctPath,
-    headers: HeaderMap,
-    body: Option<Json<Value>>,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        let body = json_body(body)?;
-        let name = required_str(&body, "name")?;
-        if acct.hyperdrive.values().any(|h| h.name == name) {
-            return Err(conflict("a Hyperdrive config with this name"));
         }
+    }
+    fn to_json(&self) -> Value {
+        json!({
+            "queue_id": self.id,
+            "queue_name": self.name,
+            "created_on": rfc3339(self.created_on),
+            "modified_on": rfc3339(self.created_on),
+            "producers": [],
+            "producers_total_count": 0,
+            "consumers": [],
+            "consumers_total_count": 0,
+            "settings": {"delivery_delay": 0, "message_retention_period": 345600},
+        })
+    }
+}
+
+/// `hyperdrive/configs`, with `{"name","origin":{...}}`.
+impl Resource for HyperdriveConfig {
+    const PATH: &'static str = "hyperdrive/configs";
+    const NAME_FIELD: &'static str = "name";
+    const CONFLICT: &'static str = "a Hyperdrive config with this name";
+    const NOT_FOUND: &'static str = "Hyperdrive config not found";
+
+    fn store(acct: &mut Account) -> &mut BTreeMap<String, Self> {
+        &mut acct.hyperdrive
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    /// The origin's password and access secret are dropped on receipt: an
+    /// emulator has no use for them and must not echo or keep secrets.
+    fn build(name: &str, body: &Value, _: OffsetDateTime) -> Self {
         let mut origin = body.get("origin").cloned().unwrap_or_else(|| json!({}));
         if let Value::Object(m) = &mut origin {
             m.remove("password");
             m.remove("access_client_secret");
         }
-        let h = HyperdriveConfig {
+        HyperdriveConfig {
             id: random_hex(16),
             name: name.to_string(),
             origin,
-        };
-        let out = hyperdrive_json(&h);
-        acct.hyperdrive.insert(h.id.clone(), h);
-        Ok(ok(out))
-    })
-}
-
-/// `GET hyperdrive/configs`
-pub(crate) async fn hyperdrive_list(
-    State(p): State<Arc<Platform>>,
-    Path(account): AcctPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        Ok(ok_list(acct.hyperdrive.values().map(hyperdrive_json).collect()))
-    })
-}
-
-/// `GET hyperdrive/configs/{id}`
-pub(crate) async fn hyperdrive_get(
-    State(p): State<Arc<Platform>>,
-    Path((account, id)): ItemPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        let h = acct
-            .hyperdrive
-            .get(&id)
-            .ok_or_else(|| ApiError::not_found("Hyperdrive config not found"))?;
-        Ok(ok(hyperdrive_json(h)))
-    })
-}
-
-/// `DELETE hyperdrive/configs/{id}`
-pub(crate) async fn hyperdrive_delete(
-    State(p): State<Arc<Platform>>,
-    Path((account, id)): ItemPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        acct.hyperdrive
-            .remove(&id)
-            .ok_or_else(|| ApiError::not_found("Hyperdrive config not found"))?;
-        Ok(ok(Value::Null))
-    })
+        }
+    }
+    fn to_json(&self) -> Value {
+        json!({"id": self.id, "name": self.name, "origin": self.origin, "caching": {"disabled": false}})
+    }
 }
 
 // ---------- Static assets ----------
@@ -360,19 +299,15 @@ fn session_jwt(exp: i64) -> String {
 /// `{"manifest": {"/path": {"hash","size"}}}`. Answers the files the
 /// account does not have yet, in buckets, plus an upload token; when
 /// nothing is missing the token is already the completion token.
-pub(crate) async fn assets_session(
-    State(p): State<Arc<Platform>>,
-    Path((account, _script)): ItemPath,
-    headers: HeaderMap,
-    body: Option<Json<Value>>,
-) -> ApiResult {
+pub(crate) async fn assets_session(call: AccountItem, body: Option<Json<Value>>) -> ApiResult {
+    let p = &call.platform;
     let body = json_body(body)?;
     let manifest: HashMap<String, ManifestEntry> = serde_json::from_value(
         body.get("manifest").cloned().unwrap_or_else(|| json!({})),
     )
     .map_err(|e| ApiError::bad_request(format!("bad manifest: {e}")))?;
     let exp = (p.now() + time::Duration::hours(1)).unix_timestamp();
-    let (pending, upload_jwt, completion) = p.with_account(&headers, &account, |acct, _| {
+    let (pending, upload_jwt, completion) = call.with_account(|acct, _| {
         let mut pending: HashMap<String, u64> = HashMap::new();
         for e in manifest.values() {
             if !acct.asset_files.contains_key(&e.hash) {
@@ -390,7 +325,7 @@ pub(crate) async fn assets_session(
     p.state.lock().asset_sessions.insert(
         digest(&upload_jwt),
         AssetSession {
-            account_id: account.clone(),
+            account_id: call.account_id().to_string(),
             pending,
             completion_token: completion,
         },
@@ -409,13 +344,12 @@ pub(crate) struct UploadQuery {
 /// than the account token. Answers 201 with the completion token once
 /// every pending file has arrived, 202 before that.
 pub(crate) async fn assets_upload(
-    State(p): State<Arc<Platform>>,
-    Path(account): AcctPath,
+    call: AccountRoot,
     Query(q): Query<UploadQuery>,
-    headers: HeaderMap,
     mp: Multipart,
 ) -> ApiResult {
-    let token = bearer_token(&headers).ok_or_else(ApiError::unauthenticated)?;
+    let (p, account) = (&call.platform, call.account_id());
+    let token = bearer_token(&call.headers).ok_or_else(ApiError::unauthenticated)?;
     let key = digest(token);
     {
         let st = p.state.lock();
@@ -442,7 +376,7 @@ pub(crate) async fn assets_upload(
     }
     let now = p.now();
     let mut st = p.state.lock();
-    let usable = st.accounts.get(&account).map(|a| a.usable_at(now)).unwrap_or(false);
+    let usable = st.accounts.get(account).map(|a| a.usable_at(now)).unwrap_or(false);
     if !usable {
         return Err(ApiError::unauthenticated());
     }
@@ -460,7 +394,7 @@ pub(crate) async fn assets_upload(
     if done {
         st.asset_sessions.remove(&key);
     }
-    if let Some(acct) = st.accounts.get_mut(&account) {
+    if let Some(acct) = st.accounts.get_mut(account) {
         for (hash, size) in files {
             acct.asset_files.insert(hash, size);
         }

@@ -13,6 +13,7 @@ use axum::Router;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::accounts::{D1Database, HyperdriveConfig, KvNamespace, Queue};
 use crate::clock::Clock;
 use crate::config::PlatformConfig;
 use crate::envelope::{ApiError, CODE_NO_ROUTE};
@@ -60,6 +61,8 @@ impl Platform {
     pub fn router(self: &Arc<Self>) -> Router {
         let acct = "/client/v4/accounts/{account}";
         let script = format!("{acct}/workers/scripts/{{script}}");
+        // `settings` and `script-settings` are two names for one thing.
+        let settings = get(workers::get_settings).patch(workers::patch_settings);
         Router::new()
             .route(
                 "/client/v4/provisioning/previews/challenge",
@@ -88,14 +91,8 @@ impl Platform {
                 get(workers::list_versions).post(workers::create_version),
             )
             .route(&format!("{script}/versions/{{version}}"), get(workers::get_version))
-            .route(
-                &format!("{script}/settings"),
-                get(workers::get_settings).patch(workers::patch_settings),
-            )
-            .route(
-                &format!("{script}/script-settings"),
-                get(workers::get_settings).patch(workers::patch_settings),
-            )
+            .route(&format!("{script}/settings"), settings.clone())
+            .route(&format!("{script}/script-settings"), settings)
             .route(
                 &format!("{script}/subdomain"),
                 get(workers::get_script_subdomain).post(workers::post_script_subdomain),
@@ -104,38 +101,10 @@ impl Platform {
             .route(&format!("{script}/assets-upload-session"), post(resources::assets_session))
             .route(&format!("{acct}/workers/assets/upload"), post(resources::assets_upload))
             .route(&format!("{acct}/workers/workers/{{script}}"), get(workers::get_worker))
-            .route(
-                &format!("{acct}/storage/kv/namespaces"),
-                get(resources::kv_list).post(resources::kv_create),
-            )
-            .route(
-                &format!("{acct}/storage/kv/namespaces/{{id}}"),
-                get(resources::kv_get).delete(resources::kv_delete),
-            )
-            .route(
-                &format!("{acct}/d1/database"),
-                get(resources::d1_list).post(resources::d1_create),
-            )
-            .route(
-                &format!("{acct}/d1/database/{{id}}"),
-                get(resources::d1_get).delete(resources::d1_delete),
-            )
-            .route(
-                &format!("{acct}/queues"),
-                get(resources::queue_list).post(resources::queue_create),
-            )
-            .route(
-                &format!("{acct}/queues/{{id}}"),
-                get(resources::queue_get).delete(resources::queue_delete),
-            )
-            .route(
-                &format!("{acct}/hyperdrive/configs"),
-                get(resources::hyperdrive_list).post(resources::hyperdrive_create),
-            )
-            .route(
-                &format!("{acct}/hyperdrive/configs/{{id}}"),
-                get(resources::hyperdrive_get).delete(resources::hyperdrive_delete),
-            )
+            .merge(resources::routes::<KvNamespace>(acct))
+            .merge(resources::routes::<D1Database>(acct))
+            .merge(resources::routes::<Queue>(acct))
+            .merge(resources::routes::<HyperdriveConfig>(acct))
             .route("/claim/{secret}", get(claim::page).post(claim::submit))
             .route("/internal/accounts", get(internal::list))
             .route(

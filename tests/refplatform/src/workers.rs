@@ -7,19 +7,16 @@
 //! A missing script is a 404 with code 10007, which wrangler reads as
 //! "first deploy".
 
-use std::sync::Arc;
-
-use axum::extract::{Multipart, Path, State};
-use axum::http::HeaderMap;
+use axum::extract::Multipart;
 use axum::Json;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use crate::accounts::{Account, Script, ScriptDeployment, ScriptVersion};
+use crate::call::{AccountCall, AccountItem, AccountRoot};
 use crate::envelope::{ok, ok_list, ApiError, ApiResult};
 use crate::multipart::{read_all, Part};
 use crate::platform::{random_hex, random_uuid, rfc3339};
-use crate::Platform;
 
 fn script_missing(name: &str) -> ApiError {
     ApiError::not_found(format!(
@@ -159,18 +156,37 @@ fn deploy_all(s: &mut Script, version_id: &str, now: OffsetDateTime) -> ScriptDe
     d
 }
 
-type AcctPath = Path<String>;
-type ScriptPath = Path<(String, String)>;
+/// A call on one script: `{account}` then the script name.
+type ScriptCall = AccountItem;
+
+/// Answer with `view` of the named script: the read-only script endpoints
+/// differ only in the view.
+fn view_script(call: &ScriptCall, view: impl FnOnce(&Script) -> Value) -> ApiResult {
+    call.with_account(|acct, _| Ok(ok(view(script_ref(acct, call.item())?))))
+}
+
+/// Apply `edit` to the named script and answer with what it returns: the
+/// write endpoints on an existing script differ only in the edit.
+fn edit_script(
+    call: &ScriptCall,
+    edit: impl FnOnce(&mut Script, OffsetDateTime) -> Value,
+) -> ApiResult {
+    call.with_account(|acct, now| Ok(ok(edit(script_mut(acct, call.item())?, now))))
+}
+
+/// Authorize, then read a multipart upload into its metadata and code
+/// size. Authorizing first means an unauthenticated client is refused
+/// before its body is read, and learns nothing from a parse error.
+async fn read_upload(call: &ScriptCall, mp: Multipart) -> Result<(Value, u64), ApiError> {
+    call.authorize()?;
+    let parts = read_all(mp).await?;
+    parse_upload(&parts)
+}
 
 /// `GET workers/services/{name}`
-pub(crate) async fn get_service(
-    State(p): State<Arc<Platform>>,
-    Path((account, name)): ScriptPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        let s = script_ref(acct, &name)?;
-        Ok(ok(json!({
+pub(crate) async fn get_service(call: ScriptCall) -> ApiResult {
+    view_script(&call, |s| {
+        json!({
             "id": s.name,
             "default_environment": {
                 "environment": "production",
@@ -181,68 +197,40 @@ pub(crate) async fn get_service(
             "environments": [{"environment": "production"}],
             "created_on": rfc3339(s.created_on),
             "modified_on": rfc3339(s.modified_on),
-        })))
+        })
     })
 }
 
 /// `GET workers/subdomain`
-pub(crate) async fn get_account_subdomain(
-    State(p): State<Arc<Platform>>,
-    Path(account): AcctPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        Ok(ok(json!({"subdomain": acct.subdomain})))
-    })
+pub(crate) async fn get_account_subdomain(call: AccountRoot) -> ApiResult {
+    call.with_account(|acct, _| Ok(ok(json!({"subdomain": acct.subdomain}))))
 }
 
 /// `PUT workers/subdomain`: temporary accounts keep their assigned label;
 /// the call answers with it so clients that try to register one proceed.
-pub(crate) async fn put_account_subdomain(
-    State(p): State<Arc<Platform>>,
-    Path(account): AcctPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    get_account_subdomain(State(p), Path(account), headers).await
+pub(crate) async fn put_account_subdomain(call: AccountRoot) -> ApiResult {
+    get_account_subdomain(call).await
 }
 
 /// `GET workers/scripts`
-pub(crate) async fn list_scripts(
-    State(p): State<Arc<Platform>>,
-    Path(account): AcctPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        Ok(ok_list(acct.scripts.values().map(script_json).collect()))
-    })
+pub(crate) async fn list_scripts(call: AccountRoot) -> ApiResult {
+    call.with_account(|acct, _| Ok(ok_list(acct.scripts.values().map(script_json).collect())))
 }
 
 /// `GET workers/scripts/{name}` — the real API returns the script source;
 /// this returns its metadata in an envelope, which is enough for probes.
-pub(crate) async fn get_script(
-    State(p): State<Arc<Platform>>,
-    Path((account, name)): ScriptPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        Ok(ok(script_json(script_ref(acct, &name)?)))
-    })
+pub(crate) async fn get_script(call: ScriptCall) -> ApiResult {
+    view_script(&call, script_json)
 }
 
 /// `PUT workers/scripts/{name}` (multipart): create or replace the script,
 /// as a new version deployed at 100%.
-pub(crate) async fn put_script(
-    State(p): State<Arc<Platform>>,
-    Path((account, name)): ScriptPath,
-    headers: HeaderMap,
-    mp: Multipart,
-) -> ApiResult {
-    p.authorize(&headers, &account)?;
-    let parts = read_all(mp).await?;
-    let (metadata, bytes) = parse_upload(&parts)?;
-    p.with_account(&headers, &account, |acct, now| {
-        let s = acct.scripts.entry(name.clone()).or_insert_with(|| Script {
-            name: name.clone(),
+pub(crate) async fn put_script(call: ScriptCall, mp: Multipart) -> ApiResult {
+    let (metadata, bytes) = read_upload(&call, mp).await?;
+    let name = call.item();
+    call.with_account(|acct, now| {
+        let s = acct.scripts.entry(name.to_string()).or_insert_with(|| Script {
+            name: name.to_string(),
             tag: random_hex(16),
             created_on: now,
             modified_on: now,
@@ -262,43 +250,32 @@ pub(crate) async fn put_script(
 }
 
 /// `DELETE workers/scripts/{name}`
-pub(crate) async fn delete_script(
-    State(p): State<Arc<Platform>>,
-    Path((account, name)): ScriptPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        let s = acct.scripts.remove(&name).ok_or_else(|| script_missing(&name))?;
+pub(crate) async fn delete_script(call: ScriptCall) -> ApiResult {
+    call.with_account(|acct, _| {
+        let name = call.item();
+        let s = acct.scripts.remove(name).ok_or_else(|| script_missing(name))?;
         Ok(ok(json!({"id": s.tag})))
     })
 }
 
 /// `GET workers/scripts/{name}/deployments`
-pub(crate) async fn list_deployments(
-    State(p): State<Arc<Platform>>,
-    Path((account, name)): ScriptPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        let s = script_ref(acct, &name)?;
+pub(crate) async fn list_deployments(call: ScriptCall) -> ApiResult {
+    view_script(&call, |s| {
         let newest_first: Vec<Value> = s.deployments.iter().rev().map(deployment_json).collect();
-        Ok(ok(json!({"deployments": newest_first})))
+        json!({"deployments": newest_first})
     })
 }
 
 /// `POST workers/scripts/{name}/deployments` with
-/// `{"strategy","versions":[{"version_id","percentage"}]}`.
-pub(crate) async fn create_deployment(
-    State(p): State<Arc<Platform>>,
-    Path((account, name)): ScriptPath,
-    headers: HeaderMap,
-    body: Option<Json<Value>>,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, now| {
+/// `{"strategy","versions":[{"version_id","percentage"}]}`. Not an
+/// `edit_script`: a missing body is refused before the script is looked
+/// up, so a missing script with no body reads as a bad body.
+pub(crate) async fn create_deployment(call: ScriptCall, body: Option<Json<Value>>) -> ApiResult {
+    call.with_account(|acct, now| {
         let Some(Json(body)) = body else {
             return Err(ApiError::bad_request("deployment body must be JSON"));
         };
-        let s = script_mut(acct, &name)?;
+        let s = script_mut(acct, call.item())?;
         let mut versions = Vec::new();
         for v in body.get("versions").and_then(Value::as_array).into_iter().flatten() {
             let id = v
@@ -327,73 +304,46 @@ pub(crate) async fn create_deployment(
 
 /// `POST workers/scripts/{name}/versions` (multipart): a new, undeployed
 /// version of an existing script.
-pub(crate) async fn create_version(
-    State(p): State<Arc<Platform>>,
-    Path((account, name)): ScriptPath,
-    headers: HeaderMap,
-    mp: Multipart,
-) -> ApiResult {
-    p.authorize(&headers, &account)?;
-    let parts = read_all(mp).await?;
-    let (metadata, bytes) = parse_upload(&parts)?;
-    p.with_account(&headers, &account, |acct, now| {
-        let s = script_mut(acct, &name)?;
+pub(crate) async fn create_version(call: ScriptCall, mp: Multipart) -> ApiResult {
+    let (metadata, bytes) = read_upload(&call, mp).await?;
+    edit_script(&call, |s, now| {
         s.metadata = metadata;
         let v = new_version(s, now, bytes);
-        Ok(ok(version_json(s, &v)))
+        version_json(s, &v)
     })
 }
 
 /// `GET workers/scripts/{name}/versions`
-pub(crate) async fn list_versions(
-    State(p): State<Arc<Platform>>,
-    Path((account, name)): ScriptPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        let s = script_ref(acct, &name)?;
+pub(crate) async fn list_versions(call: ScriptCall) -> ApiResult {
+    view_script(&call, |s| {
         let items: Vec<Value> = s.versions.iter().rev().map(|v| version_json(s, v)).collect();
-        Ok(ok(json!({"items": items})))
+        json!({"items": items})
     })
 }
 
 /// `GET workers/scripts/{name}/versions/{id}`
-pub(crate) async fn get_version(
-    State(p): State<Arc<Platform>>,
-    Path((account, name, id)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        let s = script_ref(acct, &name)?;
+pub(crate) async fn get_version(call: AccountCall<(String, String, String)>) -> ApiResult {
+    let (_, name, id) = &call.path;
+    call.with_account(|acct, _| {
+        let s = script_ref(acct, name)?;
         let v = s
             .versions
             .iter()
-            .find(|v| v.id == id)
+            .find(|v| &v.id == id)
             .ok_or_else(|| ApiError::not_found(format!("version {id} not found")))?;
         Ok(ok(version_json(s, v)))
     })
 }
 
 /// `GET workers/scripts/{name}/settings` and `.../script-settings`
-pub(crate) async fn get_settings(
-    State(p): State<Arc<Platform>>,
-    Path((account, name)): ScriptPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        Ok(ok(settings_json(script_ref(acct, &name)?)))
-    })
+pub(crate) async fn get_settings(call: ScriptCall) -> ApiResult {
+    view_script(&call, settings_json)
 }
 
 /// `PATCH workers/scripts/{name}/settings` and `.../script-settings`: JSON
 /// body, or multipart with a `settings` part (the real API takes both).
-pub(crate) async fn patch_settings(
-    State(p): State<Arc<Platform>>,
-    Path((account, name)): ScriptPath,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> ApiResult {
-    p.authorize(&headers, &account)?;
+pub(crate) async fn patch_settings(call: ScriptCall, body: axum::body::Bytes) -> ApiResult {
+    call.authorize()?;
     let patch: Value = if body.is_empty() {
         json!({})
     } else {
@@ -402,15 +352,14 @@ pub(crate) async fn patch_settings(
                 .ok_or_else(|| ApiError::bad_request("settings body must be JSON"))
         })?
     };
-    p.with_account(&headers, &account, |acct, now| {
-        let s = script_mut(acct, &name)?;
+    edit_script(&call, |s, now| {
         if let Value::Object(map) = patch {
             for (k, v) in map {
                 s.settings.insert(k, v);
             }
         }
         s.modified_on = now;
-        Ok(ok(settings_json(s)))
+        settings_json(s)
     })
 }
 
@@ -427,46 +376,30 @@ fn subdomain_json(s: &Script) -> Value {
 }
 
 /// `GET workers/scripts/{name}/subdomain`
-pub(crate) async fn get_script_subdomain(
-    State(p): State<Arc<Platform>>,
-    Path((account, name)): ScriptPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        Ok(ok(subdomain_json(script_ref(acct, &name)?)))
-    })
+pub(crate) async fn get_script_subdomain(call: ScriptCall) -> ApiResult {
+    view_script(&call, subdomain_json)
 }
 
 /// `POST workers/scripts/{name}/subdomain` with `{enabled, previews_enabled}`.
-pub(crate) async fn post_script_subdomain(
-    State(p): State<Arc<Platform>>,
-    Path((account, name)): ScriptPath,
-    headers: HeaderMap,
-    body: Option<Json<Value>>,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        let body = body.map(|Json(b)| b).unwrap_or_else(|| json!({}));
-        let s = script_mut(acct, &name)?;
+pub(crate) async fn post_script_subdomain(call: ScriptCall, body: Option<Json<Value>>) -> ApiResult {
+    let body = body.map(|Json(b)| b).unwrap_or_else(|| json!({}));
+    edit_script(&call, |s, _| {
         if let Some(e) = body.get("enabled").and_then(Value::as_bool) {
             s.subdomain_enabled = e;
         }
         if let Some(e) = body.get("previews_enabled").and_then(Value::as_bool) {
             s.previews_enabled = e;
         }
-        Ok(ok(subdomain_json(s)))
+        subdomain_json(s)
     })
 }
 
 /// `GET workers/workers/{name}` (the newer Workers API): wrangler needs
 /// `result.subdomain`.
-pub(crate) async fn get_worker(
-    State(p): State<Arc<Platform>>,
-    Path((account, name)): ScriptPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
+pub(crate) async fn get_worker(call: ScriptCall) -> ApiResult {
+    call.with_account(|acct, _| {
         let sub = acct.subdomain.clone();
-        let s = script_ref(acct, &name)?;
+        let s = script_ref(acct, call.item())?;
         let mut subdomain = subdomain_json(s);
         if s.subdomain_enabled {
             subdomain["url"] = json!(format!("https://{}.{}.workers.dev", s.name, sub));
@@ -487,22 +420,15 @@ pub(crate) async fn get_worker(
 /// `GET workers/scripts/{name}/secrets`: wrangler lists secrets before
 /// provisioning bindings. This emulator stores no secret values; it lists
 /// the `secret_text` bindings of the last upload by name only.
-pub(crate) async fn list_secrets(
-    State(p): State<Arc<Platform>>,
-    Path((account, name)): ScriptPath,
-    headers: HeaderMap,
-) -> ApiResult {
-    p.with_account(&headers, &account, |acct, _| {
-        let s = script_ref(acct, &name)?;
-        let secrets: Vec<Value> = s
-            .metadata
+pub(crate) async fn list_secrets(call: ScriptCall) -> ApiResult {
+    view_script(&call, |s| {
+        s.metadata
             .get("bindings")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .filter(|b| b.get("type").and_then(Value::as_str) == Some("secret_text"))
             .map(|b| json!({"name": b.get("name").cloned().unwrap_or(Value::Null), "type": "secret_text"}))
-            .collect();
-        Ok(ok(secrets))
+            .collect()
     })
 }
