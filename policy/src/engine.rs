@@ -271,7 +271,11 @@ fn evaluate<C: Clock + Clone>(loaded: &Loaded<C>, req: &Request<'_>, charge: boo
     let ip = p.client.client_ip(req.peer, req.headers);
     let route = p.routes.classify(req.method, req.path);
     let tls_fp = p.client.tls_fp(req.peer, req.headers, req.tls_fp);
-    let http_fp = if loaded.needs_http_fp || trace.is_some() {
+    let needs_fp = loaded.needs_http_fp
+        && p.rules.iter().any(|r| {
+            r.limits.iter().any(|l| l.key.parts.contains(&KeyPart::HttpFp)) && rule_matches(r, p, req, ip, route)
+        });
+    let http_fp = if needs_fp || trace.is_some() {
         let mut extra = vec![p.client.ip_header_name()];
         if let Some(h) = &p.client.tls_fp_header {
             extra.push(h.as_str());
@@ -308,7 +312,7 @@ fn evaluate<C: Clock + Clone>(loaded: &Loaded<C>, req: &Request<'_>, charge: boo
         if charge {
             counters.matched.fetch_add(1, Ordering::Relaxed);
         }
-        let mut rt = RuleTrace { name: rule.name.clone(), action: rule.action, limits: Vec::new() };
+        let mut rt = RuleTrace { name: if trace.is_some() { rule.name.clone() } else { String::new() }, action: rule.action, limits: Vec::new() };
         match rule.action {
             Action::Allow => {
                 if charge {
@@ -341,12 +345,14 @@ fn evaluate<C: Clock + Clone>(loaded: &Loaded<C>, req: &Request<'_>, charge: boo
                         continue;
                     };
                     let (check, over) = loaded.tables[ri][li].probe(&key, l.cost);
-                    let note = if over { " (table full: overflow bucket)" } else { "" };
-                    let text = match check {
-                        Check::Pass { remaining, .. } => format!("pass, {remaining} left after this request{note}"),
-                        Check::Refuse { wait } => format!("REFUSE, retry in {}s{note}", secs_up(wait)),
-                    };
-                    rt.limits.push(LimitTrace::new(l, Some(key.clone()), text));
+                    if trace.is_some() {
+                        let note = if over { " (table full: overflow bucket)" } else { "" };
+                        let text = match check {
+                            Check::Pass { remaining, .. } => format!("pass, {remaining} left after this request{note}"),
+                            Check::Refuse { wait } => format!("REFUSE, retry in {}s{note}", secs_up(wait)),
+                        };
+                        rt.limits.push(LimitTrace::new(l, Some(key.clone()), text));
+                    }
                     match check {
                         Check::Refuse { wait } if worst.is_none_or(|(_, w)| wait > w) => worst = Some((li, wait)),
                         Check::Refuse { .. } => {}
