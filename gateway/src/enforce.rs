@@ -351,7 +351,9 @@ impl Enforcer {
 
     /// Sees the answer's header: counts resource operations that need no body, and
     /// prepares a challenge answer for rewriting.
-    pub fn on_response_header(&self, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> pingora::Result<()> {
+    /// `http2`: the client speaks HTTP/2, whose frames carry the end of a body without
+    /// a length or chunked coding.
+    pub fn on_response_header(&self, resp: &mut ResponseHeader, http2: bool, ctx: &mut RequestCtx) -> pingora::Result<()> {
         let acc = &mut ctx.accounting;
         acc.resp_status = resp.status.as_u16();
         let ok = resp.status.is_success();
@@ -365,9 +367,12 @@ impl Enforcer {
             }
         }
         if matches!(acc.capture, Capture::Challenge { .. }) {
-            // The rewritten challenge has another length.
+            // The rewritten challenge has another length. HTTP/1.1 gets it chunked
+            // (a response with neither length nor chunking would end keep-alive).
             resp.remove_header("content-length");
-            resp.insert_header("transfer-encoding", "chunked")?;
+            if !http2 {
+                resp.insert_header("transfer-encoding", "chunked")?;
+            }
         }
         Ok(())
     }

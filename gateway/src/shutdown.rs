@@ -4,7 +4,8 @@
 //! stops its runtimes, even when nothing is in flight, and its runtime shutdown cancels
 //! whatever is still running. So the gateway sets Pingora's grace period to zero and
 //! does the waiting itself: on SIGTERM or SIGINT it waits until the in-flight counter
-//! reaches zero or the configured grace period runs out, then lets Pingora stop.
+//! reaches zero (woken by the last request to finish, no polling) or the configured
+//! grace period runs out, then lets Pingora stop.
 
 use std::time::Duration;
 
@@ -13,9 +14,6 @@ use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::proxy::InFlight;
-
-/// How often the drain loop looks at the in-flight counter.
-const POLL: Duration = Duration::from_millis(20);
 
 /// Waits for SIGTERM/SIGINT, then drains in-flight requests within `grace`.
 pub struct DrainingShutdown {
@@ -38,10 +36,8 @@ impl ShutdownSignalWatch for DrainingShutdown {
         };
         let waiting = self.in_flight.current();
         tracing::info!(signal = which, in_flight = waiting, grace_ms = self.grace.as_millis() as u64, "shutting down");
-        let deadline = tokio::time::Instant::now() + self.grace;
-        while self.in_flight.current() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(POLL).await;
-        }
+        // Returns as soon as the last request in flight finishes, or at the deadline.
+        let _ = tokio::time::timeout(self.grace, self.in_flight.idle()).await;
         let left = self.in_flight.current();
         if left > 0 {
             tracing::warn!(abandoned = left, "grace period over with requests still in flight");
