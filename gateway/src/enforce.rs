@@ -428,9 +428,6 @@ impl Enforcer {
             Capture::None => {}
         }
     }
-
-    /// Called once per finished request.
-    pub fn on_finished(&self, _status: u16, _ctx: &mut RequestCtx) {}
 }
 
 /// The JA4 of the connection when TLS ends at this gateway (computed in `tls.rs`).

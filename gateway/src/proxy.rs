@@ -243,24 +243,44 @@ impl ProxyHttp for DeployGateway {
         FailToProxy { error_code: status, can_reuse_downstream: false }
     }
 
+    /// What Pingora puts in its own error logs about a request: method and path, with
+    /// claim secrets redacted and no query string (the default prints the whole URI).
+    fn request_summary(&self, session: &Session, ctx: &Self::CTX) -> String {
+        let req = session.req_header();
+        format!("{} {}", req.method, loggable_path(req.uri.path(), ctx.accounting.route))
+    }
+
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        self.enforcer.on_finished(status, ctx);
         if tracing::enabled!(tracing::Level::DEBUG) {
             let elapsed_us = ctx.started.map_or(0, |s| s.elapsed().as_micros());
-            // The path may hold an account id but never a token: tokens travel in
-            // the Authorization header, which is not logged.
+            // Tokens travel in the Authorization header, which is not logged; a claim
+            // path carries the claim secret, which is redacted.
             let req = session.req_header();
             tracing::debug!(
                 method = %req.method,
-                path = req.uri.path(),
+                path = %loggable_path(req.uri.path(), ctx.accounting.route),
                 status,
                 elapsed_us,
+                route = ctx.accounting.route.map(|r| r.as_str()),
+                account = ctx.accounting.account.as_deref(),
+                pow_hashes = ctx.accounting.pow_hashes,
                 error = e.map(|e| e.etype().as_str()),
                 "request"
             );
         }
         ctx.in_flight.take();
+    }
+}
+
+/// The request path as it may be logged: claim paths (`/claim/{secret}`) hold the
+/// secret that owns an account, so everything after the claim prefix is replaced.
+pub fn loggable_path(path: &str, route: Option<policy::RouteClass>) -> std::borrow::Cow<'_, str> {
+    let claim_at = path.find("/claim/");
+    match (route, claim_at) {
+        (_, Some(at)) => format!("{}/claim/{{redacted}}", &path[..at]).into(),
+        (Some(policy::RouteClass::Claim), None) => "{claim path redacted}".into(),
+        _ => path.into(),
     }
 }
 
@@ -287,7 +307,16 @@ pub fn classify_failure(e: &Error) -> (u16, u32, &'static str) {
 
 #[cfg(test)]
 mod tests {
-    use super::InFlight;
+    use super::{loggable_path, InFlight};
+    use policy::RouteClass;
+
+    #[test]
+    fn claim_secrets_never_reach_the_log() {
+        assert_eq!(loggable_path("/claim/s3cr3t", Some(RouteClass::Claim)), "/claim/{redacted}");
+        assert_eq!(loggable_path("/x/claim/s3cr3t/confirm", None), "/x/claim/{redacted}");
+        assert_eq!(loggable_path("/custom-claim-route/s3cr3t", Some(RouteClass::Claim)), "{claim path redacted}");
+        assert_eq!(loggable_path("/client/v4/accounts/a/queues", Some(RouteClass::DeployWrite)), "/client/v4/accounts/a/queues");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn idle_wakes_when_the_last_request_finishes() {

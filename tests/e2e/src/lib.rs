@@ -109,6 +109,18 @@ impl GatewayProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Polls the log (bounded: 10 s) until it contains `needle`; returns the log.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        for _ in 0..400 {
+            let log = self.log_text();
+            if log.contains(needle) {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("gateway log never said {needle:?}:\n{}", self.log_text());
+    }
+
     /// Sends a signal to the gateway.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status();

@@ -109,18 +109,6 @@ fn connect(gateway: &GatewayProcess) -> Conn {
     Conn { reader: BufReader::new(stream), log: gateway.log.clone(), sent: 0 }
 }
 
-/// Polls the gateway's log (bounded) until it contains `needle`.
-fn wait_for_log(gateway: &GatewayProcess, needle: &str) -> String {
-    for _ in 0..400 {
-        let log = gateway.log_text();
-        if log.contains(needle) {
-            return log;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("gateway log never said {needle:?}:\n{}", gateway.log_text());
-}
-
 const BURST_3: &str = r#"
 version = 1
 [client]
@@ -220,7 +208,7 @@ limits = [{ key = "ip", rate = "1/hour", burst = 1 }]
     for _ in 0..3 {
         assert_eq!(exchange(&mut conn, "POST", CHALLENGE, &[]).status, 200);
     }
-    let log = wait_for_log(&gateway, "shadow rules would have refused");
+    let log = gateway.wait_for_log("shadow rules would have refused");
     assert_eq!(log.matches("shadow rules would have refused").count(), 2, "{log}");
     assert!(log.contains("trial-tight-limit"));
 }
@@ -236,7 +224,7 @@ async fn reload_with_a_broken_file_keeps_enforcing_the_old_policy() {
     // A typo: the reload is rejected with a located error and nothing changes.
     std::fs::write(&policy_path, BURST_3.replace("burst = 3", "burts = 30")).unwrap();
     gateway.signal("HUP");
-    let log = wait_for_log(&gateway, "policy reload rejected");
+    let log = gateway.wait_for_log("policy reload rejected");
     assert!(log.contains("policy.toml:9:"), "error is located:\n{log}");
     assert!(log.contains("did you mean \"burst\""), "with a suggestion:\n{log}");
     let statuses: Vec<u16> = (0..3).map(|_| exchange(&mut conn, "POST", CHALLENGE, &[]).status).collect();
@@ -244,7 +232,7 @@ async fn reload_with_a_broken_file_keeps_enforcing_the_old_policy() {
 
     // A valid edit is picked up by the file watcher; the changed limit starts afresh.
     std::fs::write(&policy_path, BURST_3.replace("burst = 3", "burst = 5")).unwrap();
-    wait_for_log(&gateway, "policy reloaded");
+    gateway.wait_for_log("policy reloaded");
     let statuses: Vec<u16> = (0..6).map(|_| exchange(&mut conn, "POST", CHALLENGE, &[]).status).collect();
     assert_eq!(statuses, vec![200, 200, 200, 200, 200, 429]);
 }

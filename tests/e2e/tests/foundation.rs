@@ -110,6 +110,13 @@ async fn upstream_down_gives_502_envelope_and_the_gateway_keeps_serving() {
         let message = body["errors"][0]["message"].as_str().unwrap_or_default();
         assert!(message.contains("deploy API is unreachable"), "{message}");
     }
+    // A claim URL is a secret: a failed claim through the gateway logs no trace of it
+    // (Pingora's own error line included).
+    let secret = "claim-secret-6J9pEhLxyqXBhiQikSSN";
+    let resp = client.get(format!("{}/claim/{secret}?confirm=1", gateway.url())).send().await.unwrap();
+    assert_eq!(resp.status(), 502);
+    let log = gateway.wait_for_log("/claim/{redacted}");
+    assert!(!log.contains(secret), "claim secret leaked into the log:\n{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
