@@ -216,7 +216,12 @@ impl Enforcer {
                             )
                         }
                         BudgetAction::HarderPow if route == RouteClass::ProvisionChallenge => {
-                            let debt = tracker.ledger().source_debt(&source, now, policy.budgets().window_secs);
+                            let mut debt = tracker.ledger().source_debt(&source, now, policy.budgets().window_secs);
+                            if breach.key == policy::accounts::SourceKey::Global {
+                                // Over the platform-wide budget everyone pays more, the
+                                // further over, the more; a source's own debt adds to it.
+                                debt = debt.saturating_add(breach.debt.saturating_sub(breach.budget)).saturating_add(1);
+                            }
                             acc.capture = Capture::Challenge { debt };
                         }
                         BudgetAction::HarderPow => {}

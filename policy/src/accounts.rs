@@ -223,6 +223,10 @@ pub enum SourceKey {
     HttpFp(String),
     /// A TLS fingerprint.
     TlsFp(String),
+    /// Every source together: the platform-wide total, for budgets that hold a swarm
+    /// spread too thin for any one key to show (`[[budgets.global]]`). Never one of a
+    /// source's own [`SourceKeys::keys`].
+    Global,
 }
 
 impl SourceKey {
@@ -240,6 +244,7 @@ impl SourceKey {
             SourceKey::Prefix(_) => return None,
             SourceKey::HttpFp(_) => SourceKind::HttpFp,
             SourceKey::TlsFp(_) => SourceKind::TlsFp,
+            SourceKey::Global => return None,
         })
     }
 }
@@ -254,6 +259,7 @@ impl fmt::Display for SourceKey {
             }
             SourceKey::HttpFp(s) => write!(f, "http_fp:{s}"),
             SourceKey::TlsFp(s) => write!(f, "tls_fp:{s}"),
+            SourceKey::Global => f.write_str("global"),
         }
     }
 }
@@ -263,6 +269,9 @@ impl FromStr for SourceKey {
 
     /// Parses `kind:value` as written by `Display` (so the CLI can take keys back).
     fn from_str(s: &str) -> Result<Self, String> {
+        if s == "global" {
+            return Ok(SourceKey::Global);
+        }
         let (kind, value) = s
             .split_once(':')
             .ok_or_else(|| format!("source key \"{s}\" is not kind:value"))?;
@@ -948,6 +957,7 @@ pub(crate) fn describe(key: &SourceKey) -> String {
         SourceKey::Prefix(n) => format!("your network {n}"),
         SourceKey::HttpFp(_) => "your HTTP client".to_string(),
         SourceKey::TlsFp(_) => "your TLS client".to_string(),
+        SourceKey::Global => "all clients together".to_string(),
     }
 }
 

@@ -184,6 +184,10 @@ pub enum BudgetAction {
 /// units = 800
 /// action = "refuse"
 /// window_secs = 86400
+/// [[budgets.global]]           # all sources together
+/// units = 20000
+/// action = "harder_pow"
+/// window_secs = 3600
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -192,6 +196,36 @@ pub struct RawBudgets {
     pub window_secs: Option<Spanned<i64>>,
     /// The limits. Absent: the defaults; `limit = []`: no budgets.
     pub limit: Option<Vec<RawBudgetLimit>>,
+    /// Platform-wide budgets over every source's unclaimed cleanup together.
+    pub global: Option<Vec<RawGlobalBudget>>,
+}
+
+/// One `[[budgets.global]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGlobalBudget {
+    /// Most units of unclaimed cleanup per window, all sources together.
+    pub units: Spanned<i64>,
+    /// Window, seconds (default: the section's `window_secs`).
+    pub window_secs: Option<Spanned<i64>>,
+    /// `harder_pow` (default) or `refuse`.
+    pub action: Option<Spanned<String>>,
+}
+
+/// A compiled platform-wide budget.
+///
+/// A swarm that takes a fresh /24 and a fresh fingerprint for every account leaves a
+/// little debt on many keys and trips no per-key budget; the platform's total debt
+/// still grows. Past a global budget every source gets harder proof-of-work (the
+/// "under attack" posture), or, if the policy says so, provisioning stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GlobalBudget {
+    /// Debt at which it applies.
+    pub units: u64,
+    /// Window the debt is summed over, seconds.
+    pub window_secs: u64,
+    /// What happens.
+    pub action: BudgetAction,
 }
 
 /// One `[[budgets.limit]]` as written.
@@ -228,6 +262,8 @@ pub struct Budgets {
     pub window_secs: u64,
     /// The rules, as written.
     pub rules: Vec<BudgetRule>,
+    /// Platform-wide budgets (none by default).
+    pub global: Vec<GlobalBudget>,
 }
 
 impl Default for Budgets {
@@ -248,6 +284,7 @@ impl Default for Budgets {
         use SourceKind::*;
         Budgets {
             window_secs: day,
+            global: Vec::new(),
             rules: vec![
                 r(Ip, 60, HarderPow),
                 r(Ip, 150, Refuse),
@@ -268,6 +305,21 @@ impl Default for Budgets {
 pub fn compile_budgets(raw: &RawBudgets) -> Result<Budgets, Vec<SectionError>> {
     let mut e = Vec::new();
     let window_secs = positive(&raw.window_secs, "window_secs", 86_400, &mut e);
+    let mut global = Vec::new();
+    for g in raw.global.iter().flatten() {
+        let units = non_negative(&Some(g.units.clone()), "units", 0, &mut e);
+        if units == 0 {
+            e.push(SectionError::at(&g.units, "a global budget of 0 units would apply to every request; remove it or give it units above 0".to_string()));
+        }
+        let window = positive(&g.window_secs, "window_secs", window_secs, &mut e);
+        let action = match &g.action {
+            None => Some(BudgetAction::HarderPow),
+            Some(a) => parse_action(a, &mut e),
+        };
+        if let Some(action) = action {
+            global.push(GlobalBudget { units, window_secs: window, action });
+        }
+    }
     let Some(limits) = &raw.limit else {
         let rules = Budgets::default()
             .rules
@@ -275,7 +327,7 @@ pub fn compile_budgets(raw: &RawBudgets) -> Result<Budgets, Vec<SectionError>> {
             .map(|r| BudgetRule { window_secs, ..r })
             .collect();
         return if e.is_empty() {
-            Ok(Budgets { window_secs, rules })
+            Ok(Budgets { window_secs, rules, global })
         } else {
             Err(e)
         };
@@ -289,22 +341,7 @@ pub fn compile_budgets(raw: &RawBudgets) -> Result<Budgets, Vec<SectionError>> {
         let window = positive(&l.window_secs, "window_secs", window_secs, &mut e);
         let action = match &l.action {
             None => Some(BudgetAction::Refuse),
-            Some(a) => match a.get_ref().as_str() {
-                "refuse" => Some(BudgetAction::Refuse),
-                "harder_pow" => Some(BudgetAction::HarderPow),
-                other => {
-                    let names = ["refuse", "harder_pow"];
-                    e.push(SectionError::at(
-                        a,
-                        format!(
-                            "unknown budget action \"{other}\", expected one of {}{}",
-                            crate::error::one_of(names),
-                            crate::error::did_you_mean(other, names)
-                        ),
-                    ));
-                    None
-                }
-            },
+            Some(a) => parse_action(a, &mut e),
         };
         if let (Some(kind), Some(action)) = (kind, action) {
             rules.push((
@@ -340,9 +377,29 @@ pub fn compile_budgets(raw: &RawBudgets) -> Result<Budgets, Vec<SectionError>> {
     }
     let rules = rules.into_iter().map(|(r, _)| r).collect();
     if e.is_empty() {
-        Ok(Budgets { window_secs, rules })
+        Ok(Budgets { window_secs, rules, global })
     } else {
         Err(e)
+    }
+}
+
+/// Reads a budget action, recording an error (with a suggestion) for an unknown one.
+fn parse_action(a: &Spanned<String>, e: &mut Vec<SectionError>) -> Option<BudgetAction> {
+    match a.get_ref().as_str() {
+        "refuse" => Some(BudgetAction::Refuse),
+        "harder_pow" => Some(BudgetAction::HarderPow),
+        other => {
+            let names = ["refuse", "harder_pow"];
+            e.push(SectionError::at(
+                a,
+                format!(
+                    "unknown budget action \"{other}\", expected one of {}{}",
+                    crate::error::one_of(names),
+                    crate::error::did_you_mean(other, names)
+                ),
+            ));
+            None
+        }
     }
 }
 
@@ -444,6 +501,16 @@ impl Inner {
     /// Entries of `key` in the window ending at `now` (entries stamped after `now`,
     /// from clock skew, count as current), ordered by time.
     fn window_entries(&self, key: &SourceKey, now: u64, window: u64) -> Vec<(u64, i64)> {
+        if *key == SourceKey::Global {
+            let mut v: Vec<(u64, i64)> = self
+                .entries
+                .iter()
+                .filter(|e| e.at.saturating_add(window) > now)
+                .map(|e| (e.at, e.units))
+                .collect();
+            v.sort_unstable();
+            return v;
+        }
         let mut v: Vec<(u64, i64)> = self
             .by_key
             .get(key)
@@ -457,6 +524,18 @@ impl Inner {
             .unwrap_or_default();
         v.sort_unstable();
         v
+    }
+}
+
+/// Keeps the breach that acts hardest (refuse over harder proof-of-work), then the one
+/// that lasts longest.
+fn keep_worst(worst: &mut Option<BudgetBreach>, breach: BudgetBreach) {
+    let better = match worst {
+        None => true,
+        Some(w) => (breach.action, breach.retry_after_secs) > (w.action, w.retry_after_secs),
+    };
+    if better {
+        *worst = Some(breach);
     }
 }
 
@@ -618,15 +697,33 @@ impl Ledger {
                 action: rule.action,
                 message,
             };
-            let better = match &worst {
-                None => true,
-                Some(w) => {
-                    (breach.action, breach.retry_after_secs) > (w.action, w.retry_after_secs)
-                }
-            };
-            if better {
-                worst = Some(breach);
+            keep_worst(&mut worst, breach);
+        }
+        for g in &budgets.global {
+            let entries = inner.window_entries(&SourceKey::Global, now, g.window_secs);
+            let debt = as_debt(entries.iter().map(|e| e.1).sum());
+            if debt == 0 || debt < g.units {
+                continue;
             }
+            let retry = retry_after(&entries, now, g.window_secs, g.units);
+            let message = format!(
+                "The service is under a swarm of abandoned temporary accounts: unclaimed cleanup \
+                 from all sources together cost {debt} units in the last {} (the budget is {}). \
+                 Try again in {retry} seconds, or claim the temporary accounts you create.",
+                human_secs(g.window_secs),
+                g.units
+            );
+            keep_worst(
+                &mut worst,
+                BudgetBreach {
+                    key: SourceKey::Global,
+                    debt,
+                    budget: g.units,
+                    retry_after_secs: retry,
+                    action: g.action,
+                    message,
+                },
+            );
         }
         worst
     }
@@ -634,6 +731,9 @@ impl Ledger {
     /// Every entry involving `key`, oldest first.
     pub fn by_source(&self, key: &SourceKey) -> Vec<LedgerEntry> {
         let inner = self.inner.read();
+        if *key == SourceKey::Global {
+            return inner.entries.clone();
+        }
         inner
             .by_key
             .get(key)

@@ -126,6 +126,7 @@ fn source_over_budget_gets_a_breach_with_retry_after() {
                 action: BudgetAction::Refuse,
             },
         ],
+        global: Vec::new(),
     };
     let ledger = Ledger::new();
     // Three /64s in one /48 (address rotation does not help).
@@ -319,4 +320,42 @@ window_secs = 600
     let src = "[[budgets.limit]]\nkey = \"ip\"\nunits = 1\naction = \"block\"\n";
     let errs = compile_budgets(&parse_section(src, "budgets").expect("p")).expect_err("bad action");
     assert_eq!(&src[errs[0].span.clone().expect("span")], "\"block\"");
+}
+
+/// A swarm that takes a fresh /24 and fingerprint for every account trips no per-key
+/// budget, but the platform-wide budget sees the total: harder proof-of-work for every
+/// source, then refusal, each with a retry time.
+#[test]
+fn a_swarm_spread_thin_trips_the_global_budget() {
+    use policy::ledger::GlobalBudget;
+    let costs = Costs::default(); // 15 units per unclaimed one-script account
+    let budgets = Budgets {
+        window_secs: 3_600,
+        rules: Budgets::default().rules,
+        global: vec![
+            GlobalBudget { units: 60, window_secs: 3_600, action: BudgetAction::HarderPow },
+            GlobalBudget { units: 120, window_secs: 3_600, action: BudgetAction::Refuse },
+        ],
+    };
+    let ledger = Ledger::new();
+    let spread = |n: u32| src(&format!("198.51.{n}.7"));
+    for n in 0..4 {
+        ledger.charge_expired_unclaimed(&format!("acct-{n}"), &spread(n), one_script(), 1_000 + u64::from(n), &costs);
+    }
+    // 60 units in all, 15 on any one key: only the global budget applies.
+    let newcomer = spread(200);
+    let breach = ledger.over_budget(&newcomer, 1_010, &budgets).expect("global harder_pow");
+    assert_eq!(breach.key, SourceKey::Global);
+    assert_eq!((breach.debt, breach.budget, breach.action), (60, 60, BudgetAction::HarderPow));
+    for n in 4..8 {
+        ledger.charge_expired_unclaimed(&format!("acct-{n}"), &spread(n), one_script(), 1_000 + u64::from(n), &costs);
+    }
+    let breach = ledger.over_budget(&newcomer, 1_010, &budgets).expect("global refuse");
+    assert_eq!((breach.debt, breach.action), (120, BudgetAction::Refuse));
+    assert!(breach.message.contains("all sources together"), "{}", breach.message);
+    // Enough debt leaves the window when the first entry (at 1000) is an hour old.
+    assert_eq!(breach.retry_after_secs, 1_000 + 3_600 - 1_010);
+    assert!(ledger.over_budget(&newcomer, 1_000 + 3_600 + 8, &budgets).is_none(), "the window moved on");
+    assert_eq!("global".parse::<SourceKey>(), Ok(SourceKey::Global));
+    assert_eq!(ledger.by_source(&SourceKey::Global).len(), 8);
 }

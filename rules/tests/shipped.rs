@@ -240,6 +240,16 @@ fn check_default_sections(p: &Policy) {
     assert_eq!(p.pow().difficulty_for(60, 8, 4096), 14);
     // Capped at 32M hashes: with g = 4M only k' = 8 fits, never more.
     assert_eq!(p.pow().difficulty_for(100_000, 2, 4_000_000), 8);
+    // A swarm spread over 1,000 /24s (one abandoned deploy each, 15 units per key) trips
+    // no per-key budget but reaches the global one: everyone gets harder proof-of-work.
+    let ledger = Ledger::new();
+    for n in 0..1000 {
+        abandon(&ledger, p, &format!("10.{}.{}.1", n / 256, n % 256), 1, 1000);
+    }
+    let newcomer = SourceKeys::new(ip("192.0.2.99"), None, None);
+    let breach = ledger.over_budget(&newcomer, 1000, p.budgets()).expect("over the global budget");
+    assert_eq!((breach.key.to_string(), breach.action), ("global".to_string(), BudgetAction::HarderPow));
+    assert_eq!(breach.debt, 15_000);
 }
 
 fn check_strict_sections(p: &Policy) {
@@ -254,6 +264,9 @@ fn check_strict_sections(p: &Policy) {
     assert!(ledger.over_budget(&src, 1000, p.budgets()).is_some());
     ledger.credit_claimed("claimed", &src, ResourceCounts::default(), 1000, p.costs()).expect("credited");
     assert_eq!(ledger.over_budget(&src, 1000, p.budgets()).map(|b| b.action), Some(BudgetAction::HarderPow));
+    // Platform-wide: harder at 5,000 units an hour, refused for everyone at 15,000.
+    let global: Vec<(u64, BudgetAction)> = p.budgets().global.iter().map(|g| (g.units, g.action)).collect();
+    assert_eq!(global, vec![(5_000, BudgetAction::HarderPow), (15_000, BudgetAction::Refuse)]);
 }
 
 fn check_budgets_example(p: &Policy) {

@@ -392,3 +392,22 @@ async fn reconciliation_settles_accounts_whose_events_were_lost() {
     let again: Value = s.client.post(format!("{}/reconcile", s.admin)).send().await.unwrap().json().await.unwrap();
     assert_eq!(again["overdue"], 0, "{again}");
 }
+
+/// A swarm spread over many networks leaves too little debt on any one key, but the
+/// platform-wide budget sees the total and refuses a newcomer from a fresh network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swarm_spread_thin_is_held_by_the_global_budget() {
+    let policy = LEDGER_POLICY.replace(
+        "[budgets]\nlimit = []\n",
+        "[budgets]\nlimit = []\n[[budgets.global]]\nunits = 20\naction = \"refuse\"\nwindow_secs = 3600\n",
+    );
+    let s = stack(&policy).await;
+    s.create("198.51.100.70").await;
+    s.create("203.0.113.70").await;
+    assert_eq!(s.expire_all().len(), 2);
+    s.ledger_entries(2).await;
+    let refused = s.challenge("192.0.2.70").await;
+    assert_eq!(refused.status(), 429, "a fresh network is refused while the platform is over its budget");
+    let v: Value = refused.json().await.unwrap();
+    assert!(v["errors"][0]["message"].as_str().unwrap().contains("all sources together"), "{v}");
+}
