@@ -124,6 +124,10 @@ async fn reconcile_loop(state: AdminState, interval: Duration) {
         if outcome.settled > 0 || outcome.charged_without_platform > 0 {
             tracing::info!(?outcome, "reconciled accounts that expired without an event");
         }
+        let (accounts, entries) = state.tracker.forget_old(&state.engine.current_policy(), unix_now());
+        if accounts + entries > 0 {
+            tracing::info!(accounts, entries, "forgot accounts and ledger entries older than the longest budget window");
+        }
     }
 }
 

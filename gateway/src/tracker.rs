@@ -275,6 +275,23 @@ impl Tracker {
         out
     }
 
+    /// Bounds memory: forgets ended accounts and ledger entries older than the longest
+    /// budget window (plus a day of slack for late events). The ledger file keeps the
+    /// whole history for `gateway ledger`.
+    pub fn forget_old(&self, policy: &Policy, now: u64) -> (usize, usize) {
+        let budgets = policy.budgets();
+        let longest = budgets
+            .rules
+            .iter()
+            .map(|r| r.window_secs)
+            .chain(budgets.global.iter().map(|g| g.window_secs))
+            .chain([budgets.window_secs, policy.account_limits().window_secs])
+            .max()
+            .unwrap_or(86_400);
+        let cut = now.saturating_sub(longest.saturating_add(86_400));
+        (self.book.prune(cut), self.ledger.forget_before(cut))
+    }
+
     fn persist(&self, entry: &LedgerEntry) {
         if let Some(file) = &self.ledger_file {
             let mut f = file.lock();
@@ -283,5 +300,38 @@ impl Tracker {
                 tracing::error!(error = %e, "cannot append to the ledger file");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(id: &str, token: &str) -> Vec<u8> {
+        serde_json::json!({"success": true, "result": {"account": {
+            "id": id, "apiToken": token, "expiresAt": "1970-01-01T01:00:00Z"}}})
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_token_is_attributed_to_its_creator_and_old_history_is_forgotten() {
+        let policy = policy::compile_str("p.toml", "version = 1\n").expect("policy");
+        let tracker = Tracker::new(&policy, None).expect("tracker");
+        let creator = SourceKeys::new("198.51.100.1".parse().unwrap(), None, None);
+        let id = tracker.record_created(&answer("acct-1", "secret-token"), creator, 0).expect("recorded");
+        let info = tracker.account_for(&tracker.hash_token("secret-token")).expect("attributed");
+        assert_eq!((info.account_id.as_str(), info.expires_at), (id.as_str(), 3600));
+        assert!(tracker.account_for(&tracker.hash_token("another-token")).is_none());
+
+        let expired = PlatformEvent { kind: "expired".into(), account_id: id.clone(), at: None, removed: None };
+        let entry = tracker.apply_event(&policy, &expired, 4000).expect("applied").expect("charged");
+        assert_eq!(entry.units, 10, "one empty account at the default cost");
+        assert!(tracker.apply_event(&policy, &expired, 4001).expect("known").is_none(), "charged once");
+
+        // Within the longest window (one day) plus a day of slack nothing is forgotten.
+        assert_eq!(tracker.forget_old(&policy, 4000 + 86_400), (0, 0));
+        assert_eq!(tracker.forget_old(&policy, 4000 + 3 * 86_400), (1, 1));
+        assert_eq!((tracker.book().len(), tracker.ledger().len()), (0, 0));
     }
 }

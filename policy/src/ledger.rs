@@ -728,6 +728,23 @@ impl Ledger {
         worst
     }
 
+    /// Forgets entries stamped before `before`, to bound the memory of a long-running
+    /// gateway; returns how many went. Keep everything inside the longest budget window
+    /// (the file written with [`LedgerEntry::to_json_line`] keeps the full history).
+    pub fn forget_before(&self, before: u64) -> usize {
+        let mut inner = self.inner.write();
+        if inner.entries.iter().all(|e| e.at >= before) {
+            return 0;
+        }
+        let old = std::mem::take(&mut inner.entries);
+        let total = old.len();
+        *inner = Inner::default();
+        for entry in old.into_iter().filter(|e| e.at >= before) {
+            inner.push(entry);
+        }
+        total - inner.entries.len()
+    }
+
     /// Every entry involving `key`, oldest first.
     pub fn by_source(&self, key: &SourceKey) -> Vec<LedgerEntry> {
         let inner = self.inner.read();

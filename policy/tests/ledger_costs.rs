@@ -359,3 +359,21 @@ fn a_swarm_spread_thin_trips_the_global_budget() {
     assert_eq!("global".parse::<SourceKey>(), Ok(SourceKey::Global));
     assert_eq!(ledger.by_source(&SourceKey::Global).len(), 8);
 }
+
+/// A long-running gateway forgets entries older than its longest budget window; what
+/// is left still answers debt and source queries correctly.
+#[test]
+fn old_entries_are_forgotten_and_queries_still_work() {
+    let costs = Costs::default();
+    let ledger = Ledger::new();
+    let s = src("198.51.100.77");
+    ledger.charge_expired_unclaimed("old", &s, one_script(), 1_000, &costs);
+    ledger.charge_expired_unclaimed("new", &s, one_script(), 100_000, &costs);
+    assert_eq!(ledger.forget_before(50_000), 1);
+    assert_eq!(ledger.forget_before(50_000), 0, "nothing left to forget");
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger.by_source(&SourceKey::Ip(s.ip)).len(), 1);
+    assert_eq!(ledger.debt(&SourceKey::Ip(s.ip), 100_000, 86_400), 15);
+    // The remaining account is still charged only once.
+    assert!(ledger.charge_expired_unclaimed("new", &s, one_script(), 100_001, &costs).is_none());
+}
