@@ -67,6 +67,8 @@ struct RawAdmin {
     #[serde(default)]
     ledger_file: Option<String>,
     #[serde(default)]
+    accounts_file: Option<String>,
+    #[serde(default)]
     silent_expiry_grace_secs: Option<u64>,
     #[serde(default)]
     reconcile_url: Option<String>,
@@ -183,6 +185,8 @@ pub struct AdminSettings {
     pub events_secret: Option<String>,
     /// Append-only ledger file (JSON lines), loaded at start.
     pub ledger_file: Option<PathBuf>,
+    /// Account journal (who created which account), replayed at start.
+    pub accounts_file: Option<PathBuf>,
     /// How long after expiry, with no event, an account is charged anyway.
     pub silent_expiry_grace: Duration,
     /// The platform's account-status API asked about accounts with no event.
@@ -221,10 +225,12 @@ impl GatewayConfig {
             message: format!("cannot read the configuration file: {e}"),
         })?;
         let mut config = Self::parse(&name, &source)?;
-        if let Some(ledger) = config.admin.as_mut().and_then(|a| a.ledger_file.as_mut()) {
-            if ledger.is_relative() {
-                if let Some(dir) = path.parent() {
-                    *ledger = dir.join(&*ledger);
+        if let Some(admin) = config.admin.as_mut() {
+            for file in [admin.ledger_file.as_mut(), admin.accounts_file.as_mut()].into_iter().flatten() {
+                if file.is_relative() {
+                    if let Some(dir) = path.parent() {
+                        *file = dir.join(&*file);
+                    }
                 }
             }
         }
@@ -313,6 +319,7 @@ impl GatewayConfig {
                     listen,
                     events_secret: a.events_secret.map(|s| s.into_inner()),
                     ledger_file: a.ledger_file.map(PathBuf::from),
+                    accounts_file: a.accounts_file.map(PathBuf::from),
                     silent_expiry_grace: Duration::from_secs(a.silent_expiry_grace_secs.unwrap_or(600)),
                 })
             }

@@ -120,10 +120,12 @@ impl Enforcer {
     }
 
     /// Loads and compiles the policy file; errors are located (`FILE:LINE:COL: ...`).
-    /// `ledger_file`, when given, persists the cleanup-cost ledger (JSON lines).
-    pub fn from_policy_file(path: PathBuf, ledger_file: Option<PathBuf>) -> Result<Self, String> {
+    /// `ledger_file`, when given, persists the cleanup-cost ledger (JSON lines);
+    /// `journal_file` the account book (who created which account).
+    pub fn from_policy_file(path: PathBuf, ledger_file: Option<PathBuf>, journal_file: Option<PathBuf>) -> Result<Self, String> {
         let compiled = policy::compile_file(&path).map_err(|e| format!("invalid policy:\n{e}"))?;
-        let tracker = Tracker::new(&compiled, ledger_file).map_err(|e| format!("cannot open the ledger: {e}"))?;
+        let tracker = Tracker::new(&compiled, ledger_file, journal_file)
+            .map_err(|e| format!("cannot open the ledger or the account journal: {e}"))?;
         Ok(Enforcer {
             engine: Some(Arc::new(Engine::new(compiled))),
             policy_file: Some(path),

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod enforce;
 pub mod envelope;
 pub mod explain;
+pub mod journal;
 pub mod proxy;
 pub mod respond;
 pub mod server;

@@ -94,9 +94,14 @@ fn init_logging() {
 }
 
 /// Builds the enforcer for a policy file and starts its reloader.
-fn enforcer_for(policy: Option<PathBuf>, watch: bool, ledger_file: Option<PathBuf>) -> Result<Arc<Enforcer>, String> {
+fn enforcer_for(
+    policy: Option<PathBuf>,
+    watch: bool,
+    ledger_file: Option<PathBuf>,
+    journal_file: Option<PathBuf>,
+) -> Result<Arc<Enforcer>, String> {
     let Some(path) = policy else { return Ok(Arc::new(Enforcer::passthrough())) };
-    let enforcer = Enforcer::from_policy_file(path.clone(), ledger_file)?;
+    let enforcer = Enforcer::from_policy_file(path.clone(), ledger_file, journal_file)?;
     if let Some(engine) = enforcer.engine() {
         let reloader = gateway::reload::Reloader::new(engine.clone(), path);
         reloader.start(watch).map_err(|e| format!("cannot start the policy reloader: {e}"))?;
@@ -119,7 +124,8 @@ fn main() -> ExitCode {
                 Err(e) => return fail(e, 2),
             };
             let ledger_file = config.admin.as_ref().and_then(|a| a.ledger_file.clone());
-            let enforcer = match enforcer_for(config.policy_file.clone(), config.watch_policy, ledger_file) {
+            let journal_file = config.admin.as_ref().and_then(|a| a.accounts_file.clone());
+            let enforcer = match enforcer_for(config.policy_file.clone(), config.watch_policy, ledger_file, journal_file) {
                 Ok(e) => e,
                 Err(e) => return fail(e, 2),
             };
@@ -152,7 +158,7 @@ fn main() -> ExitCode {
                     default.exists().then_some(default)
                 })
             };
-            let enforcer = match enforcer_for(policy.clone(), true, None) {
+            let enforcer = match enforcer_for(policy.clone(), true, None, None) {
                 Ok(e) => e,
                 Err(e) => return fail(e, 2),
             };

@@ -102,6 +102,7 @@ pub struct Tracker {
     ledger: Ledger,
     challenges: ChallengeBook,
     tokens: TokenHasher,
+    journal: Option<crate::journal::Journal>,
     ledger_file: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
     pow_verifies: AtomicU64,
     pow_hashes: AtomicU64,
@@ -109,7 +110,22 @@ pub struct Tracker {
 
 impl Tracker {
     /// A tracker; `ledger_file`, when given, is loaded (if present) and appended to.
-    pub fn new(policy: &Policy, ledger_file: Option<PathBuf>) -> std::io::Result<Self> {
+    /// `journal_file`, when given, keeps the account book across restarts (see
+    /// [`crate::journal`]); token hashes then use a key stored beside it.
+    pub fn new(policy: &Policy, ledger_file: Option<PathBuf>, journal_file: Option<PathBuf>) -> std::io::Result<Self> {
+        let book = AccountBook::new();
+        let (tokens, journal) = match &journal_file {
+            Some(path) => {
+                let tokens = crate::journal::token_hasher(path)?;
+                let (journal, skipped) = crate::journal::Journal::open(path, &book)?;
+                if skipped > 0 {
+                    tracing::warn!(skipped, file = %path.display(), "unreadable account-journal lines skipped");
+                }
+                tracing::info!(accounts = book.len(), "account journal replayed");
+                (tokens, Some(journal))
+            }
+            None => (TokenHasher::random(), None),
+        };
         let mut ledger = Ledger::new();
         let mut sink = None;
         if let Some(path) = ledger_file {
@@ -122,11 +138,12 @@ impl Tracker {
             sink = Some(Mutex::new(std::io::BufWriter::new(file)));
         }
         Ok(Tracker {
-            book: AccountBook::new(),
+            book,
             usage: DashMap::new(),
             ledger,
             challenges: ChallengeBook::from_policy(policy.pow()),
-            tokens: TokenHasher::random(),
+            tokens,
+            journal,
             ledger_file: sink,
             pow_verifies: AtomicU64::new(0),
             pow_hashes: AtomicU64::new(0),
@@ -187,8 +204,13 @@ impl Tracker {
             .and_then(|e| e.as_str())
             .and_then(|e| time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339).ok())
             .map_or(now + 3600, |t| t.unix_timestamp().max(0) as u64);
-        if self.book.record_created(&id, token_hash, now, expires_at, source) {
+        // Book first, journal second: a compaction in between writes the account from
+        // the book, and the later line is a duplicate that replay ignores.
+        if self.book.record_created(&id, token_hash, now, expires_at, source.clone()) {
             self.usage.insert(id.clone(), AccountUsage::new());
+            if let Some(journal) = &self.journal {
+                journal.created(&id, &token_hash, now, expires_at, &source);
+            }
         }
         Some(id)
     }
@@ -225,7 +247,11 @@ impl Tracker {
             other => return Err(EventError::UnknownType(other.to_string())),
         };
         let info = self.book.get(&event.account_id).ok_or_else(|| EventError::UnknownAccount(event.account_id.clone()))?;
-        self.book.mark(&event.account_id, kind, at);
+        if self.book.mark(&event.account_id, kind, at) {
+            if let Some(journal) = &self.journal {
+                journal.event(&event.account_id, kind, at);
+            }
+        }
         let resources = match event.removed {
             // The platform's own count of what it cleaned up is authoritative, so the
             // ledger's totals match the platform's cleanup.
@@ -263,6 +289,9 @@ impl Tracker {
     pub fn charge_silent_expiries(&self, policy: &Policy, now: u64, grace_secs: u64) -> Vec<LedgerEntry> {
         let mut out = Vec::new();
         for info in self.book.take_expired_unclaimed(now.saturating_sub(grace_secs)) {
+            if let Some(journal) = &self.journal {
+                journal.event(&info.account_id, Event::Expired, info.expires_at);
+            }
             let resources = self.usage_of(&info.account_id);
             if let Some(entry) =
                 self.ledger.charge_expired_unclaimed(&info.account_id, &info.source, resources, info.expires_at, policy.costs())
@@ -289,7 +318,15 @@ impl Tracker {
             .max()
             .unwrap_or(86_400);
         let cut = now.saturating_sub(longest.saturating_add(86_400));
-        (self.book.prune(cut), self.ledger.forget_before(cut))
+        let accounts = self.book.prune(cut);
+        if accounts > 0 {
+            if let Some(journal) = &self.journal {
+                if let Err(e) = journal.compact(&self.book) {
+                    tracing::error!(error = %e, "cannot compact the account journal");
+                }
+            }
+        }
+        (accounts, self.ledger.forget_before(cut))
     }
 
     fn persist(&self, entry: &LedgerEntry) {
@@ -317,7 +354,7 @@ mod tests {
     #[test]
     fn a_token_is_attributed_to_its_creator_and_old_history_is_forgotten() {
         let policy = policy::compile_str("p.toml", "version = 1\n").expect("policy");
-        let tracker = Tracker::new(&policy, None).expect("tracker");
+        let tracker = Tracker::new(&policy, None, None).expect("tracker");
         let creator = SourceKeys::new("198.51.100.1".parse().unwrap(), None, None);
         let id = tracker.record_created(&answer("acct-1", "secret-token"), creator, 0).expect("recorded");
         let info = tracker.account_for(&tracker.hash_token("secret-token")).expect("attributed");
@@ -333,5 +370,30 @@ mod tests {
         assert_eq!(tracker.forget_old(&policy, 4000 + 86_400), (0, 0));
         assert_eq!(tracker.forget_old(&policy, 4000 + 3 * 86_400), (1, 1));
         assert_eq!((tracker.book().len(), tracker.ledger().len()), (0, 0));
+    }
+
+    #[test]
+    fn the_journal_keeps_attribution_across_a_restart() {
+        let dir = tempfile::tempdir().expect("dir");
+        let journal = dir.path().join("accounts.jsonl");
+        let policy = policy::compile_str("p.toml", "version = 1\n").expect("policy");
+        let creator = SourceKeys::new("198.51.100.2".parse().unwrap(), Some("hf1_x".into()), None);
+        {
+            let before = Tracker::new(&policy, None, Some(journal.clone())).expect("tracker");
+            before.record_created(&answer("acct-live", "token-live"), creator.clone(), 0).expect("recorded");
+            before.record_created(&answer("acct-claimed", "token-claimed"), creator.clone(), 0).expect("recorded");
+            let claimed = PlatformEvent { kind: "claimed".into(), account_id: "acct-claimed".into(), at: None, removed: None };
+            before.apply_event(&policy, &claimed, 100).expect("applied");
+        }
+        let text = std::fs::read_to_string(&journal).expect("journal");
+        assert!(!text.contains("token-live"), "no token on disk");
+        let after = Tracker::new(&policy, None, Some(journal)).expect("restarted");
+        let info = after.account_for(&after.hash_token("token-live")).expect("same key, same hash");
+        assert_eq!(info.source, creator, "still attributed to its creator");
+        assert_eq!(after.book().get("acct-claimed").map(|a| a.state), Some(policy::accounts::AccountState::Claimed));
+        // Its expiry after the restart is charged to the creator.
+        let expired = PlatformEvent { kind: "expired".into(), account_id: "acct-live".into(), at: None, removed: None };
+        let entry = after.apply_event(&policy, &expired, 4000).expect("known").expect("charged");
+        assert!(entry.source_keys.iter().any(|k| k.to_string() == "ip:198.51.100.2"));
     }
 }

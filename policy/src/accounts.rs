@@ -113,6 +113,12 @@ impl TokenHash {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// A hash read back from a store written with [`TokenHash::as_bytes`] (only
+    /// meaningful with the same [`TokenHasher`] key).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        TokenHash(bytes)
+    }
 }
 
 impl fmt::Debug for TokenHash {
@@ -681,6 +687,19 @@ impl AccountBook {
         });
         inner.accounts = accounts;
         gone.len()
+    }
+
+    /// Every account with its token hash, oldest first: what a journal needs to write
+    /// the book back to disk.
+    pub fn snapshot(&self) -> Vec<(AccountInfo, TokenHash)> {
+        let inner = self.inner.read();
+        let mut out: Vec<(AccountInfo, TokenHash)> = inner
+            .by_token
+            .iter()
+            .filter_map(|(hash, id)| inner.accounts.get(id).map(|a| (a.clone(), *hash)))
+            .collect();
+        out.sort_by(|a, b| (a.0.created_at, &a.0.account_id).cmp(&(b.0.created_at, &b.0.account_id)));
+        out
     }
 
     /// Number of accounts the book holds.

@@ -81,22 +81,27 @@ impl GatewayProcess {
             .and_then(|mut f| f.write_all(config.as_bytes()))
             .expect("write config");
         let log = dir.path().join("gateway.log");
-        let child = Command::new(workspace_bin("gateway"))
-            .arg("run")
-            .arg("--config")
-            .arg(&config_path)
-            .env("GATEWAY_LOG", "debug,pingora_core=info,pingora_proxy=info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("spawn gateway");
+        let child = spawn_gateway(&config_path, &log);
         let mut process = GatewayProcess { child, addr, dir, log };
-        if !wait_listening(addr, Duration::from_secs(30)) {
-            let log = process.log_text();
-            let _ = process.child.kill();
-            panic!("gateway did not listen on {addr}; its log:\n{log}");
-        }
+        process.wait_ready();
         process
+    }
+
+    fn wait_ready(&mut self) {
+        if !wait_listening(self.addr, Duration::from_secs(30)) {
+            let log = self.log_text();
+            let _ = self.child.kill();
+            panic!("gateway did not listen on {}; its log:\n{log}", self.addr);
+        }
+    }
+
+    /// Stops the gateway (SIGTERM) and starts it again with the same configuration
+    /// folder (its policy, ledger and journal); the new process logs to the same file.
+    pub fn restart(&mut self) {
+        self.signal("TERM");
+        assert!(self.wait_exit(Duration::from_secs(10)).is_some(), "gateway did not stop");
+        self.child = spawn_gateway(&self.dir.path().join("gateway.toml"), &self.log);
+        self.wait_ready();
     }
 
     /// `http://ADDR`.
@@ -145,6 +150,19 @@ impl Drop for GatewayProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn spawn_gateway(config: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+    Command::new(workspace_bin("gateway"))
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .env("GATEWAY_LOG", "debug,pingora_core=info,pingora_proxy=info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn gateway")
 }
 
 /// Real wrangler, installed by `scripts/setup.sh` into `tools/wrangler`.

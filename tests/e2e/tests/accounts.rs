@@ -34,7 +34,7 @@ async fn stack(policy: &str) -> Stack {
     };
     let platform = refplatform::spawn(config, clock.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let body = format!(
-        "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nevents_secret = \"{SECRET}\"\nledger_file = \"ledger.jsonl\"\n",
+        "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nevents_secret = \"{SECRET}\"\nledger_file = \"ledger.jsonl\"\naccounts_file = \"accounts.jsonl\"\n",
         platform.addr()
     );
     let policy = policy.to_string();
@@ -410,4 +410,21 @@ async fn a_swarm_spread_thin_is_held_by_the_global_budget() {
     assert_eq!(refused.status(), 429, "a fresh network is refused while the platform is over its budget");
     let v: Value = refused.json().await.unwrap();
     assert!(v["errors"][0]["message"].as_str().unwrap().contains("all sources together"), "{v}");
+}
+
+/// A restart does not forget who created the accounts still alive: their expiry after
+/// the restart is charged to the creator, and their token still counts as theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_who_created_which_account() {
+    let mut s = stack(LEDGER_POLICY).await;
+    let acct = s.create("198.51.100.80").await;
+    s.gateway.restart();
+    // The token is still recognised: its resource calls count against the account.
+    let (status, _) = s.call(reqwest::Method::POST, &acct, "/queues", "203.0.113.80", json!({"queue_name": "after"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(s.expire_all().len(), 1);
+    let entries = s.ledger_entries(1).await;
+    let keys = entries[0]["source_keys"].to_string();
+    assert!(keys.contains("ip:198.51.100.80"), "charged to the creator after a restart: {keys}");
+    assert!(!std::fs::read_to_string(s.gateway.dir.path().join("accounts.jsonl")).unwrap().contains(&acct.token));
 }
