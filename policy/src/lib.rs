@@ -54,10 +54,11 @@ pub use route::RouteClass;
 /// Re-exported so callers and tests name the same clock types.
 pub use governor::clock;
 
-// --- accounts/quotas/ledger/pow (issue 5) ---
+// Temporary accounts: who created them, what they hold, what their cleanup costs, and
+// the proof-of-work a source in debt owes. Pure logic like the rest: time comes in as
+// unix seconds, so tests move it by hand.
 pub mod accounts;
 pub mod ledger;
 pub mod pow;
 pub mod quota;
 pub mod section;
-// --- end accounts/quotas/ledger/pow (issue 5) ---
