@@ -85,8 +85,6 @@ struct RawServer {
     #[serde(default)]
     grace_period_secs: Option<u64>,
     #[serde(default)]
-    keepalive_secs: Option<u64>,
-    #[serde(default)]
     tls: Vec<RawTls>,
 }
 
@@ -162,8 +160,6 @@ pub struct GatewayConfig {
     pub threads: usize,
     /// How long SIGTERM/SIGINT waits for in-flight requests.
     pub grace_period: Duration,
-    /// Idle keep-alive time given to downstream connections.
-    pub keepalive_secs: u64,
     /// The deploy API.
     pub upstream: UpstreamConfig,
     /// Policy file, if any (absolute or relative to the config file).
@@ -330,7 +326,6 @@ impl GatewayConfig {
             listen,
             threads,
             grace_period: raw.server.grace_period_secs.map_or(DEFAULT_GRACE, Duration::from_secs),
-            keepalive_secs: raw.server.keepalive_secs.unwrap_or(60),
             upstream,
             policy_file,
             watch_policy,

@@ -98,7 +98,6 @@ pub fn demo_config(options: &DemoOptions, platform: SocketAddr) -> GatewayConfig
         listen: vec![options.listen],
         threads: 1,
         grace_period: DEFAULT_GRACE,
-        keepalive_secs: 60,
         upstream: UpstreamConfig {
             addr: platform,
             tls: false,

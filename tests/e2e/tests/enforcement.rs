@@ -44,23 +44,37 @@ impl Exchange {
     }
 }
 
-/// A kept-alive connection to the gateway; failures show the gateway's log.
+/// A kept-alive connection to the gateway, used like an HTTP client would: when an
+/// answer says `Connection: close` the next request goes on a new connection (Pingora
+/// says so when the platform answered before the request body was read, which a busy
+/// machine makes happen). Failures show the gateway's log.
 struct Conn {
     reader: BufReader<TcpStream>,
+    addr: std::net::SocketAddr,
     log: std::path::PathBuf,
     sent: usize,
 }
 
 fn exchange(conn: &mut Conn, method: &str, path: &str, extra: &[(&str, &str)]) -> Exchange {
     conn.sent += 1;
-    match try_exchange(&mut conn.reader, method, path, extra) {
+    let exchange = match try_exchange(&mut conn.reader, method, path, extra) {
         Ok(e) => e,
         Err(e) => panic!(
             "request {} on this connection: {e}\ngateway log:\n{}",
             conn.sent,
             std::fs::read_to_string(&conn.log).unwrap_or_default()
         ),
+    };
+    if exchange.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) {
+        conn.reader = open(conn.addr);
     }
+    exchange
+}
+
+fn open(addr: std::net::SocketAddr) -> BufReader<TcpStream> {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    BufReader::new(stream)
 }
 
 fn try_exchange(
@@ -104,9 +118,7 @@ fn try_exchange(
 }
 
 fn connect(gateway: &GatewayProcess) -> Conn {
-    let stream = TcpStream::connect(gateway.addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    Conn { reader: BufReader::new(stream), log: gateway.log.clone(), sent: 0 }
+    Conn { reader: open(gateway.addr), addr: gateway.addr, log: gateway.log.clone(), sent: 0 }
 }
 
 const BURST_3: &str = r#"
