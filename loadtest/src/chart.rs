@@ -124,9 +124,40 @@ fn group_axis(labels: &[String]) -> impl Fn(&f64) -> String + '_ {
     }
 }
 
+/// A chart with one slot per group on the x axis (labelled with the group names) and
+/// `0..y_max` on the y axis, its mesh drawn: the frame both bar charts share.
+fn group_bar_chart<'a, 'b>(
+    area: &'a Area<'b>,
+    (caption, size): (&str, u32),
+    labels: &[String],
+    y_max: f64,
+    y_desc: &str,
+) -> Result<
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+    Box<dyn std::error::Error>,
+> {
+    let n = labels.len().max(1);
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", size))
+        .margin(12)
+        .x_label_area_size(28)
+        .y_label_area_size(56)
+        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..y_max)?;
+    let fmt = group_axis(labels);
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .light_line_style(WHITE.mix(0.0))
+        .x_labels(n)
+        .x_label_formatter(&fmt)
+        .x_label_style(("sans-serif", 13))
+        .y_desc(y_desc)
+        .draw()?;
+    Ok(chart)
+}
+
 /// One bar per group of the cleanup units it left.
 fn cleanup_bars(area: &Area<'_>, report: &Report) -> DrawResult {
-    let n = report.groups.len().max(1);
     let peak = report
         .groups
         .iter()
@@ -140,22 +171,7 @@ fn cleanup_bars(area: &Area<'_>, report: &Report) -> DrawResult {
     } else {
         "cleanup cost per group (ESTIMATED: unclaimed accounts x cost per account; no ledger read)"
     };
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, ("sans-serif", 17))
-        .margin(12)
-        .x_label_area_size(28)
-        .y_label_area_size(56)
-        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..peak * 1.2)?;
-    let fmt = group_axis(&labels);
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .light_line_style(WHITE.mix(0.0))
-        .x_labels(n)
-        .x_label_formatter(&fmt)
-        .x_label_style(("sans-serif", 13))
-        .y_desc("cost units")
-        .draw()?;
+    let mut chart = group_bar_chart(area, (caption, 17), &labels, peak * 1.2, "cost units")?;
     chart.draw_series(report.groups.iter().enumerate().map(|(i, g)| {
         let x = i as f64;
         Rectangle::new(
@@ -186,7 +202,6 @@ fn cleanup_bars(area: &Area<'_>, report: &Report) -> DrawResult {
 /// budget, with the budget (100%) and the harder proof-of-work threshold
 /// marked.
 fn budget_bars(area: &Area<'_>, report: &Report) -> DrawResult {
-    let n = report.groups.len().max(1);
     let labels: Vec<String> = report.groups.iter().map(|g| g.label.clone()).collect();
     let pct = |g: &crate::report::GroupReport| -> Option<(f64, f64, Option<f64>)> {
         let k = g.cleanup.worst_key.as_ref()?;
@@ -208,22 +223,7 @@ fn budget_bars(area: &Area<'_>, report: &Report) -> DrawResult {
     } else {
         "budgets not checked: no gateway ledger or policy budgets were read"
     };
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, ("sans-serif", 16))
-        .margin(12)
-        .x_label_area_size(28)
-        .y_label_area_size(56)
-        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..peak * 1.25)?;
-    let fmt = group_axis(&labels);
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .light_line_style(WHITE.mix(0.0))
-        .x_labels(n)
-        .x_label_formatter(&fmt)
-        .x_label_style(("sans-serif", 13))
-        .y_desc("% of refuse budget")
-        .draw()?;
+    let mut chart = group_bar_chart(area, (caption, 16), &labels, peak * 1.25, "% of refuse budget")?;
     chart.draw_series(report.groups.iter().enumerate().filter_map(|(i, g)| {
         let (p, _, _) = pct(g)?;
         let x = i as f64;
