@@ -49,6 +49,9 @@ pub struct PlatformEvent {
 }
 
 /// What a platform cleanup removed, as the reference platform reports it.
+///
+/// Declared here, not imported from the reference platform: this is the wire contract
+/// of the events endpoint, and a real platform is not bound to a test crate's types.
 #[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
 #[serde(default)]
 pub struct RemovedCounts {
