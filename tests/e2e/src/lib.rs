@@ -1,11 +1,14 @@
 //! Helpers shared by the end-to-end tests: the real `gateway` binary started as a
 //! child process, the reference platform in-process, and real wrangler from npm.
 //!
-//! Waiting for a child to listen polls its port with a bounded number of attempts;
-//! nothing here sleeps to let time pass for the code under test.
+//! Nothing here sleeps to let time pass for the code under test. A log line or the
+//! gateway's exit is waited for on a condition variable woken by each line the
+//! gateway writes; the one poll left is connecting to a new gateway's port until it
+//! accepts (Pingora gives no readiness signal), bounded at 30 s.
 #![deny(missing_docs)]
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::sync::{Arc, Condvar, Mutex};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -57,6 +60,52 @@ pub struct GatewayProcess {
     pub dir: tempfile::TempDir,
     /// Where its stderr goes.
     pub log: PathBuf,
+    follower: Arc<Follower>,
+}
+
+/// What the gateway has written to stderr so far, and whether stderr is closed (the
+/// process exited). Waiters are woken by every new line, so waiting for a log line or
+/// for the exit takes no polling.
+#[derive(Default)]
+struct Follower {
+    state: Mutex<Followed>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Followed {
+    text: String,
+    closed: bool,
+}
+
+impl Follower {
+    /// Copies `stderr` line by line into `log` and the shared text, in a thread.
+    fn follow(self: &Arc<Self>, stderr: std::process::ChildStderr, log: &Path) {
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+        self.state.lock().expect("follower").closed = false;
+        let me = self.clone();
+        std::thread::spawn(move || {
+            // Whole reads, not lines: one log event (a multi-line error) arrives in one
+            // write, and a waiter must not wake between its lines.
+            let mut stderr = stderr;
+            let mut buf = [0u8; 16 * 1024];
+            while let Ok(n @ 1..) = stderr.read(&mut buf) {
+                let _ = file.write_all(&buf[..n]);
+                let mut state = me.state.lock().expect("follower");
+                state.text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                me.changed.notify_all();
+            }
+            me.state.lock().expect("follower").closed = true;
+            me.changed.notify_all();
+        });
+    }
+
+    /// Waits (at most `limit`) until `done` holds for what was followed.
+    fn wait(&self, limit: Duration, done: impl Fn(&Followed) -> bool) -> bool {
+        let state = self.state.lock().expect("follower");
+        let (state, _) = self.changed.wait_timeout_while(state, limit, |s| !done(s)).expect("follower");
+        done(&state)
+    }
 }
 
 impl GatewayProcess {
@@ -81,8 +130,9 @@ impl GatewayProcess {
             .and_then(|mut f| f.write_all(config.as_bytes()))
             .expect("write config");
         let log = dir.path().join("gateway.log");
-        let child = spawn_gateway(&config_path, &log);
-        let mut process = GatewayProcess { child, addr, dir, log };
+        let follower = Arc::new(Follower::default());
+        let child = spawn_gateway(&config_path, &log, &follower);
+        let mut process = GatewayProcess { child, addr, dir, log, follower };
         process.wait_ready();
         process
     }
@@ -100,7 +150,7 @@ impl GatewayProcess {
     pub fn restart(&mut self) {
         self.signal("TERM");
         assert!(self.wait_exit(Duration::from_secs(10)).is_some(), "gateway did not stop");
-        self.child = spawn_gateway(&self.dir.path().join("gateway.toml"), &self.log);
+        self.child = spawn_gateway(&self.dir.path().join("gateway.toml"), &self.log, &self.follower);
         self.wait_ready();
     }
 
@@ -111,17 +161,14 @@ impl GatewayProcess {
 
     /// What the gateway wrote to stderr so far.
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.follower.state.lock().expect("follower").text.clone()
     }
 
-    /// Polls the log (bounded: 10 s) until it contains `needle`; returns the log.
+    /// Waits (at most 10 s, woken by each new log line) until the log contains
+    /// `needle`; returns the log.
     pub fn wait_for_log(&self, needle: &str) -> String {
-        for _ in 0..400 {
-            let log = self.log_text();
-            if log.contains(needle) {
-                return log;
-            }
-            std::thread::sleep(Duration::from_millis(25));
+        if self.follower.wait(Duration::from_secs(10), |s| s.text.contains(needle)) {
+            return self.log_text();
         }
         panic!("gateway log never said {needle:?}:\n{}", self.log_text());
     }
@@ -132,16 +179,14 @@ impl GatewayProcess {
         assert!(status.map(|s| s.success()).unwrap_or(false), "kill -{signal} failed");
     }
 
-    /// Waits (bounded) for the process to exit.
+    /// Waits (at most `limit`) for the process to exit: its stderr closing wakes the
+    /// wait, then its status is collected.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if self.follower.wait(limit, |s| s.closed) {
+            self.child.wait().ok()
+        } else {
+            None
         }
-        None
     }
 }
 
@@ -152,17 +197,18 @@ impl Drop for GatewayProcess {
     }
 }
 
-fn spawn_gateway(config: &Path, log: &Path) -> Child {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
-    Command::new(workspace_bin("gateway"))
+fn spawn_gateway(config: &Path, log: &Path, follower: &Arc<Follower>) -> Child {
+    let mut child = Command::new(workspace_bin("gateway"))
         .arg("run")
         .arg("--config")
         .arg(config)
         .env("GATEWAY_LOG", "debug,pingora_core=info,pingora_proxy=info")
         .stdout(Stdio::null())
-        .stderr(log)
+        .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn gateway")
+        .expect("spawn gateway");
+    follower.follow(child.stderr.take().expect("piped stderr"), log);
+    child
 }
 
 /// Real wrangler, installed by `scripts/setup.sh` into `tools/wrangler`.

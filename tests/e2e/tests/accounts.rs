@@ -118,17 +118,13 @@ impl Stack {
         self.client.get(format!("{}{path}", self.admin)).send().await.unwrap().json().await.unwrap()
     }
 
-    /// Polls the admin API (bounded) until the ledger holds `n` entries.
+    /// The ledger's entries once every platform event sent so far has been delivered
+    /// (the gateway applies an event before it answers it); at least `n` of them.
     async fn ledger_entries(&self, n: usize) -> Vec<Value> {
-        for _ in 0..200 {
-            let v = self.admin_get("/ledger/entries").await;
-            let entries = v.as_array().cloned().unwrap_or_default();
-            if entries.len() >= n {
-                return entries;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("ledger never reached {n} entries:\n{}", self.gateway.log_text());
+        self.platform.platform().events_settled().await;
+        let entries = self.admin_get("/ledger/entries").await.as_array().cloned().unwrap_or_default();
+        assert!(entries.len() >= n, "ledger has {} entries, expected {n}:\n{}", entries.len(), self.gateway.log_text());
+        entries
     }
 
     /// Moves the platform past the accounts' lifetime and runs its sweeper.

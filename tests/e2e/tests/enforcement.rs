@@ -236,7 +236,8 @@ async fn reload_with_a_broken_file_keeps_enforcing_the_old_policy() {
     // A typo: the reload is rejected with a located error and nothing changes.
     std::fs::write(&policy_path, BURST_3.replace("burst = 3", "burts = 30")).unwrap();
     gateway.signal("HUP");
-    let log = gateway.wait_for_log("policy reload rejected");
+    let log = gateway.wait_for_log("did you mean \"burst\"");
+    assert!(log.contains("policy reload rejected"), "{log}");
     assert!(log.contains("policy.toml:9:"), "error is located:\n{log}");
     assert!(log.contains("did you mean \"burst\""), "with a suggestion:\n{log}");
     let statuses: Vec<u16> = (0..3).map(|_| exchange(&mut conn, "POST", CHALLENGE, &[]).status).collect();

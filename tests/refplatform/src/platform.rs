@@ -97,7 +97,34 @@ pub struct Platform {
     request_log: Mutex<Vec<RequestRecord>>,
     cleanup_log: Mutex<Vec<CleanupRecord>>,
     event_log: Mutex<Vec<PlatformEvent>>,
+    deliveries: Arc<Deliveries>,
     http: reqwest::Client,
+}
+
+/// Event deliveries still under way, so a test can wait for the receiver to have been
+/// told (or for delivery to have failed) instead of polling the receiver.
+#[derive(Default)]
+struct Deliveries {
+    pending: std::sync::atomic::AtomicUsize,
+    settled: tokio::sync::Notify,
+}
+
+impl Deliveries {
+    fn start(self: &Arc<Self>) -> DeliveryGuard {
+        self.pending.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        DeliveryGuard(self.clone())
+    }
+}
+
+/// Marks one delivery finished when dropped (also when its task is cancelled).
+struct DeliveryGuard(Arc<Deliveries>);
+
+impl Drop for DeliveryGuard {
+    fn drop(&mut self) {
+        if self.0.pending.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+            self.0.settled.notify_waiters();
+        }
+    }
 }
 
 impl std::fmt::Debug for Platform {
@@ -179,6 +206,7 @@ impl Platform {
             request_log: Mutex::new(Vec::new()),
             cleanup_log: Mutex::new(Vec::new()),
             event_log: Mutex::new(Vec::new()),
+            deliveries: Arc::new(Deliveries::default()),
             http: reqwest::Client::new(),
         })
     }
@@ -413,6 +441,19 @@ impl Platform {
         self.event_log.lock().clone()
     }
 
+    /// Waits until every event emitted so far has been delivered (or its delivery
+    /// failed): after `sweep()` or a claim, the receiver has been told.
+    pub async fn events_settled(&self) {
+        loop {
+            // Register before looking, so the last delivery finishing in between is seen.
+            let settled = self.deliveries.settled.notified();
+            if self.deliveries.pending.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                return;
+            }
+            settled.await;
+        }
+    }
+
     /// Record an event and, if a receiver is configured and a tokio runtime
     /// is available, deliver it in the background.
     fn emit(&self, event: PlatformEvent) {
@@ -422,7 +463,11 @@ impl Platform {
         };
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn(events::deliver(self.http.clone(), cfg, event));
+                let (guard, http) = (self.deliveries.start(), self.http.clone());
+                handle.spawn(async move {
+                    events::deliver(http, cfg, event).await;
+                    drop(guard);
+                });
             }
             Err(_) => {
                 tracing::warn!(kind = ?event.kind, account = %event.account_id, "no tokio runtime; event not delivered");
