@@ -206,7 +206,7 @@ pub struct KeyCheck {
 }
 
 /// Cleanup cost of one group, from the ledger or estimated.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct GroupCleanup {
     /// `ledger` (the gateway's entries) or `estimate`.
     pub basis: String,
@@ -243,16 +243,9 @@ impl GroupCleanup {
             basis: "estimate".into(),
             accounts_created: created,
             accounts_claimed: claimed,
-            accounts_expired_unclaimed: 0,
             accounts_unsettled: created.saturating_sub(claimed),
             cleanup_units: created.saturating_sub(claimed) as f64 * cost_per_account,
-            claim_credit_units: 0,
-            keys: 0,
-            keys_harder_pow: 0,
-            keys_refused: 0,
-            keys_over: 0,
-            worst_key: None,
-            within_budget: None,
+            ..Self::default()
         }
     }
 }
@@ -345,17 +338,7 @@ pub fn analyse(
             let mut c = GroupCleanup {
                 basis: "ledger".into(),
                 accounts_created: accounts.len() as u64,
-                accounts_claimed: 0,
-                accounts_expired_unclaimed: 0,
-                accounts_unsettled: 0,
-                cleanup_units: 0.0,
-                claim_credit_units: 0,
-                keys: 0,
-                keys_harder_pow: 0,
-                keys_refused: 0,
-                keys_over: 0,
-                worst_key: None,
-                within_budget: None,
+                ..GroupCleanup::default()
             };
             let mut keys: HashSet<&str> = HashSet::new();
             let mut charged = 0i64;
