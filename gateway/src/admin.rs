@@ -28,7 +28,8 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use crate::report;
-use crate::tracker::{unix_now, PlatformEvent, Tracker};
+use crate::clock::SharedClock;
+use crate::tracker::{PlatformEvent, Tracker};
 
 /// Admin listener settings.
 #[derive(Debug, Clone)]
@@ -51,6 +52,7 @@ pub struct AdminConfig {
 struct AdminState {
     engine: Arc<Engine>,
     tracker: Arc<Tracker>,
+    clock: SharedClock,
     secret: Option<Arc<str>>,
     reconcile_url: Option<Arc<str>>,
     grace: Duration,
@@ -59,7 +61,13 @@ struct AdminState {
 
 /// Starts the admin listener and the expiry fallback on a thread of their own; returns
 /// once the listener is bound (so a taken port is an error at start-up).
-pub fn start(config: AdminConfig, engine: Arc<Engine>, tracker: Arc<Tracker>) -> std::io::Result<SocketAddr> {
+/// `clock` is the gateway's clock (the one its request stages read).
+pub fn start(
+    config: AdminConfig,
+    engine: Arc<Engine>,
+    tracker: Arc<Tracker>,
+    clock: SharedClock,
+) -> std::io::Result<SocketAddr> {
     let std_listener = std::net::TcpListener::bind(config.listen)?;
     std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
@@ -70,6 +78,7 @@ pub fn start(config: AdminConfig, engine: Arc<Engine>, tracker: Arc<Tracker>) ->
     let state = AdminState {
         engine,
         tracker,
+        clock,
         secret: config.events_secret.map(Arc::from),
         reconcile_url: config.reconcile_url.map(|u| Arc::from(u.trim_end_matches('/'))),
         grace: config.silent_expiry_grace,
@@ -124,7 +133,7 @@ async fn reconcile_loop(state: AdminState, interval: Duration) {
         if outcome.settled > 0 || outcome.charged_without_platform > 0 {
             tracing::info!(?outcome, "reconciled accounts that expired without an event");
         }
-        let (accounts, entries) = state.tracker.forget_old(&state.engine.current_policy(), unix_now());
+        let (accounts, entries) = state.tracker.forget_old(&state.engine.current_policy(), state.clock.now());
         if accounts + entries > 0 {
             tracing::info!(accounts, entries, "forgot accounts and ledger entries older than the longest budget window");
         }
@@ -150,7 +159,7 @@ struct ReconcileOutcome {
 /// passed with no event; after the grace period, charges the ones it could not learn
 /// about from what the gateway saw them create.
 async fn reconcile(state: &AdminState) -> ReconcileOutcome {
-    let now = unix_now();
+    let now = state.clock.now();
     let policy = state.engine.current_policy();
     let overdue = state.tracker.overdue(now);
     let mut outcome = ReconcileOutcome { overdue: overdue.len(), ..ReconcileOutcome::default() };
@@ -208,7 +217,7 @@ async fn ledger_source(State(state): State<AdminState>, Query(q): Query<SourceQu
         return (StatusCode::BAD_REQUEST, "key must look like ip:192.0.2.1 or ipv6/48:2001:db8::/48").into_response();
     };
     let policy = state.engine.current_policy();
-    let (debt_now, action) = report::action_for(state.tracker.ledger(), policy.budgets(), &key, unix_now());
+    let (debt_now, action) = report::action_for(state.tracker.ledger(), policy.budgets(), &key, state.clock.now());
     Json(serde_json::json!({
         "key": key.to_string(),
         "debt_now": debt_now,
@@ -239,7 +248,7 @@ async fn events(State(state): State<AdminState>, headers: HeaderMap, body: axum:
         Err(e) => return (StatusCode::BAD_REQUEST, format!("not an event: {e}")).into_response(),
     };
     let policy = state.engine.current_policy();
-    match state.tracker.apply_event(&policy, &event, unix_now()) {
+    match state.tracker.apply_event(&policy, &event, state.clock.now()) {
         Ok(entry) => Json(serde_json::json!({ "applied": true, "ledger_entry": entry })).into_response(),
         Err(e) => (StatusCode::NOT_FOUND, e.to_string()).into_response(),
     }
@@ -252,20 +261,20 @@ struct Window {
 }
 
 async fn ledger_top(State(state): State<AdminState>, Query(q): Query<Window>) -> Response {
-    let now = unix_now();
+    let now = state.clock.now();
     let since = now.saturating_sub(q.since_secs.unwrap_or(3600));
     let policy = state.engine.current_policy();
     Json(report::top_sources(state.tracker.ledger(), policy.budgets(), q.n.unwrap_or(10), since, now)).into_response()
 }
 
 async fn ledger_hourly(State(state): State<AdminState>, Query(q): Query<Window>) -> Response {
-    let now = unix_now();
+    let now = state.clock.now();
     let since = now.saturating_sub(q.since_secs.unwrap_or(86_400));
     Json(report::hourly(state.tracker.ledger(), since, now + 1)).into_response()
 }
 
 async fn ledger_entries(State(state): State<AdminState>, Query(q): Query<Window>) -> Response {
-    let since = q.since_secs.map_or(0, |s| unix_now().saturating_sub(s));
+    let since = q.since_secs.map_or(0, |s| state.clock.now().saturating_sub(s));
     let entries: Vec<_> = state.tracker.ledger().entries().into_iter().filter(|e| e.at >= since).collect();
     Json(entries).into_response()
 }

@@ -159,6 +159,7 @@ pub fn run(options: DemoOptions, enforcer: Arc<Enforcer>) -> Result<(), Box<dyn 
             },
             engine.clone(),
             tracker.clone(),
+            enforcer.clock().clone(),
         )?),
         _ => None,
     };

@@ -53,7 +53,8 @@ pub fn token_hasher(journal: &Path) -> std::io::Result<TokenHasher> {
     TokenHasher::with_key(&key).map_err(|e| std::io::Error::other(format!("{}: {e}", key_path.display())))
 }
 
-fn key_path(journal: &Path) -> PathBuf {
+/// Where the token-hash key of `journal` is kept.
+pub fn key_path(journal: &Path) -> PathBuf {
     let mut name = journal.as_os_str().to_owned();
     name.push(".key");
     PathBuf::from(name)

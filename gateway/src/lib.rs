@@ -6,12 +6,15 @@
 //! print, and accounts for answers in the response phases.
 #![deny(missing_docs)]
 
+pub mod access_log;
 pub mod admin;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod enforce;
 pub mod envelope;
 pub mod explain;
+pub mod inflight;
 pub mod journal;
 pub mod proxy;
 pub mod respond;
@@ -19,5 +22,6 @@ pub mod server;
 pub mod reload;
 pub mod report;
 pub mod shutdown;
+pub mod stage;
 pub mod tls;
 pub mod tracker;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use gateway::config::GatewayConfig;
 use gateway::demo::DemoOptions;
+use gateway::clock::{Clock, SystemClock};
 use gateway::enforce::Enforcer;
 
 #[global_allocator]
@@ -103,7 +104,7 @@ fn enforcer_for(
     journal_file: Option<PathBuf>,
 ) -> Result<Arc<Enforcer>, String> {
     let Some(path) = policy else { return Ok(Arc::new(Enforcer::passthrough())) };
-    let enforcer = Enforcer::from_policy_file(path.clone(), ledger_file, journal_file)?;
+    let enforcer = Enforcer::from_policy_file(&path, ledger_file, journal_file, SystemClock::shared())?;
     if let Some(engine) = enforcer.engine() {
         let reloader = gateway::reload::Reloader::new(engine.clone(), path);
         reloader.start(watch).map_err(|e| format!("cannot start the policy reloader: {e}"))?;
@@ -142,7 +143,7 @@ fn main() -> ExitCode {
                     reconcile_url: admin.reconcile_url.clone(),
                     reconcile_interval: admin.reconcile_interval,
                 };
-                if let Err(e) = gateway::admin::start(settings, engine.clone(), tracker.clone()) {
+                if let Err(e) = gateway::admin::start(settings, engine.clone(), tracker.clone(), enforcer.clock().clone()) {
                     return fail(format!("cannot start the admin listener on {}: {e}", admin.listen), 1);
                 }
             }
@@ -219,7 +220,7 @@ fn ledger_report(
         Some(p) => policy::compile_file(p).map_err(|e| format!("invalid policy:\n{e}"))?,
         None => policy::compile_str("(defaults)", "version = 1\n").map_err(|e| e.to_string())?,
     };
-    let now = gateway::tracker::unix_now();
+    let now = SystemClock.now();
     let since = now.saturating_sub(since_secs);
     if let Some(key) = source {
         let key: policy::accounts::SourceKey =

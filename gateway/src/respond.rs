@@ -10,14 +10,67 @@
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
-use pingora::Result;
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+use crate::envelope::{self, codes};
+use crate::stage::refusal::Refusal;
 
 /// Writes a policy refusal: the v4 envelope, its headers, and its message as the
 /// reason phrase.
-pub async fn write_refusal(session: &mut Session, refusal: &crate::enforce::Refusal) -> Result<()> {
-    let body = crate::envelope::error_body(refusal.code, &refusal.message);
-    write_json(session, refusal.status, Some(&refusal.message), &refusal.headers, body).await
+pub async fn write_refusal(session: &mut Session, refusal: &Refusal) -> Result<()> {
+    let body = envelope::error_body(refusal.code(), &refusal.message);
+    write_json(session, refusal.status(), Some(&refusal.message), &refusal.headers, body).await
 }
+
+/// Writes a refusal found while reading the body, after the upstream request was
+/// aborted; the connection is not reused. Returns the status written (0: none).
+pub async fn write_body_refusal(session: &mut Session, refusal: &Refusal) -> u16 {
+    session.set_keepalive(None);
+    match write_refusal(session, refusal).await {
+        Ok(()) => refusal.status(),
+        Err(_) => 0,
+    }
+}
+
+/// Writes the 502/504 envelope for a request the gateway could not proxy. Returns the
+/// status written (0: the client is gone).
+pub async fn write_failure(session: &mut Session, e: &Error) -> u16 {
+    let (status, code, message) = classify_failure(e);
+    if status == 0 {
+        return 0;
+    }
+    // Pingora does not reuse a downstream connection after an upstream failure
+    // (whatever `can_reuse_downstream` says), so say so honestly: a client that saw
+    // `Connection: keep-alive` would send its next request into a closed socket.
+    // Failures are rare; refusals, the common case, keep the connection.
+    session.set_keepalive(None);
+    if let Err(write_err) = write_json(session, status, None, &[], envelope::error_body(code, message)).await {
+        tracing::debug!(error = %write_err, "could not write the error answer");
+    }
+    status
+}
+
+/// Maps a proxy failure to (status, envelope code, message). Status 0: the client left.
+pub fn classify_failure(e: &Error) -> (u16, u32, &'static str) {
+    const UNREACHABLE: &str = "The deploy API is unreachable from the gateway right now; nothing was changed. Retry in a few seconds.";
+    const TIMEOUT: &str = "The deploy API did not answer the gateway in time; the request may or may not have been applied. Check before retrying.";
+    match e.etype() {
+        ErrorType::HTTPStatus(code) => (*code, codes::BAD_REQUEST, "The request could not be handled."),
+        ErrorType::ConnectTimedout => (504, codes::UPSTREAM_TIMEOUT, UNREACHABLE),
+        ErrorType::ReadTimedout | ErrorType::WriteTimedout => (504, codes::UPSTREAM_TIMEOUT, TIMEOUT),
+        _ => match e.esource() {
+            ErrorSource::Upstream => (502, codes::UPSTREAM_UNREACHABLE, UNREACHABLE),
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => (0, 0, ""),
+                _ => (400, codes::BAD_REQUEST, "The gateway could not read this request."),
+            },
+            ErrorSource::Internal | ErrorSource::Unset => {
+                (502, codes::UPSTREAM_UNREACHABLE, UNREACHABLE)
+            }
+        },
+    }
+}
+
 
 /// Request bodies up to this size are drained before a refusal so the connection can
 /// be reused; a larger body is not worth reading and the connection is closed instead.

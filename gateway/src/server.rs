@@ -9,7 +9,8 @@ use pingora::server::{RunArgs, Server};
 
 use crate::config::GatewayConfig;
 use crate::enforce::Enforcer;
-use crate::proxy::{DeployGateway, InFlight};
+use crate::inflight::InFlight;
+use crate::proxy::DeployGateway;
 use crate::shutdown::DrainingShutdown;
 
 /// Why the gateway could not start.

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::proxy::InFlight;
+use crate::inflight::InFlight;
 
 /// Waits for SIGTERM/SIGINT, then drains in-flight requests within `grace`.
 pub struct DrainingShutdown {

@@ -13,10 +13,8 @@
 //!   accounts into ledger charges and claims into credit.
 
 use std::io::Write;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
@@ -25,12 +23,6 @@ use policy::ledger::{Ledger, LedgerEntry};
 use policy::pow::ChallengeBook;
 use policy::quota::{AccountUsage, Classified, QuotaRefusal, ResourceCounts};
 use policy::Policy;
-
-/// Unix seconds now. The ledger and the account book take time as a parameter, so
-/// their tests move it by hand; only this edge reads the wall clock.
-pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
 
 /// One event from the platform (the body of `POST /events` on the admin listener).
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -188,11 +180,6 @@ impl Tracker {
     /// Challenges the gateway made harder.
     pub fn challenges(&self) -> &ChallengeBook {
         &self.challenges
-    }
-
-    /// Source keys of a client.
-    pub fn source(ip: IpAddr, http_fp: Option<String>, tls_fp: Option<String>) -> SourceKeys {
-        SourceKeys::new(ip, http_fp, tls_fp)
     }
 
     /// Records an account from the platform's 2xx answer to `POST .../previews`.

@@ -8,7 +8,7 @@
 
 use crate::decision::{Decision, Outcome, QuotaInfo, Request};
 use crate::explain::{Explanation, LimitTrace, RuleTrace};
-use crate::fingerprint::http_fingerprint;
+use crate::identity::Identity;
 use crate::key::{KeyInputs, KeyPart};
 use crate::model::{Action, Limit, Policy, Rule};
 use crate::table::{Check, Table};
@@ -181,7 +181,19 @@ impl<C: Clock + Clone> Engine<C> {
     /// Decides one request and charges the limits it passes.
     pub fn decide(&self, req: &Request<'_>) -> Decision {
         let loaded = self.loaded.load();
-        let d = evaluate(&loaded, req, true, None);
+        let id = Identity::derive(&loaded.policy, *req);
+        self.decide_loaded(&loaded, &id)
+    }
+
+    /// Decides a request whose [`Identity`] the caller derived (with
+    /// [`Identity::derive`] on [`Engine::current_policy`]) and reads in its own later
+    /// checks, so that every check sees the same client.
+    pub fn decide_identified(&self, id: &Identity<'_>) -> Decision {
+        self.decide_loaded(&self.loaded.load(), id)
+    }
+
+    fn decide_loaded(&self, loaded: &Loaded<C>, id: &Identity<'_>) -> Decision {
+        let d = evaluate(loaded, id, true, None);
         let sweep = loaded.policy.tables.sweep;
         for t in loaded.tables.iter().flatten() {
             t.sweep_if_due(sweep);
@@ -192,8 +204,15 @@ impl<C: Clock + Clone> Engine<C> {
     /// What `decide` would do and why, without charging or counting anything.
     pub fn explain(&self, req: &Request<'_>) -> Explanation {
         let loaded = self.loaded.load();
+        let id = Identity::derive(&loaded.policy, *req);
+        self.explain_identified(&id)
+    }
+
+    /// [`Engine::explain`] for an identity the caller derived.
+    pub fn explain_identified(&self, id: &Identity<'_>) -> Explanation {
+        let loaded = self.loaded.load();
         let mut trace = Explanation::default();
-        let d = evaluate(&loaded, req, false, Some(&mut trace));
+        let d = evaluate(&loaded, id, false, Some(&mut trace));
         trace.decision = Some(d);
         trace
     }
@@ -266,29 +285,20 @@ fn refuse_message(rule: &Rule, l: &Limit, ip: std::net::IpAddr, p: &Policy, retr
     format!("Rate limit \"{}\" exceeded: {what}. Retry in {retry} seconds{advice}.", rule.name)
 }
 
-fn evaluate<C: Clock + Clone>(loaded: &Loaded<C>, req: &Request<'_>, charge: bool, mut trace: Option<&mut Explanation>) -> Decision {
+fn evaluate<C: Clock + Clone>(loaded: &Loaded<C>, id: &Identity<'_>, charge: bool, mut trace: Option<&mut Explanation>) -> Decision {
     let p = &loaded.policy;
-    let ip = p.client.client_ip(req.peer, req.headers);
-    let route = p.routes.classify(req.method, req.path);
-    let tls_fp = p.client.tls_fp(req.peer, req.headers, req.tls_fp);
+    let req = id.request();
+    let (ip, route, tls_fp) = (id.client_ip, id.route, id.tls_fp);
     let needs_fp = loaded.needs_http_fp
         && p.rules.iter().any(|r| {
             r.limits.iter().any(|l| l.key.parts.contains(&KeyPart::HttpFp)) && rule_matches(r, p, req, ip, route)
         });
-    let http_fp = if needs_fp || trace.is_some() {
-        let mut extra = vec![p.client.ip_header_name()];
-        if let Some(h) = &p.client.tls_fp_header {
-            extra.push(h.as_str());
-        }
-        http_fingerprint(req.http_version, req.headers, &extra)
-    } else {
-        String::new()
-    };
-    let inputs = KeyInputs { ip, route, http_fp: &http_fp, tls_fp, account: req.account };
+    let http_fp = if needs_fp || trace.is_some() { id.http_fp() } else { "" };
+    let inputs = KeyInputs { ip, route, http_fp, tls_fp, account: req.account };
     if let Some(t) = trace.as_deref_mut() {
         t.route = Some(route);
         t.client_ip = Some(ip);
-        t.http_fp = http_fp.clone();
+        t.http_fp = http_fp.to_string();
         t.tls_fp = tls_fp.map(str::to_string);
         t.account = req.account.map(str::to_string);
     }

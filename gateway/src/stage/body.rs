@@ -1,0 +1,105 @@
+//! Body: request bodies a check must see whole.
+//!
+//! Asset manifests are held until complete, checked against the account's quotas and
+//! forwarded unchanged. Account creation bodies are held so the gateway can verify the
+//! extra proof-of-work checkpoints it asked an indebted source for and remove them, so
+//! the platform sees the solution to the challenge it issued. A refusal found here is
+//! recorded in [`RequestCtx::refusal`] and the returned error aborts the upstream
+//! request; `fail_to_proxy` writes the refusal.
+
+use bytes::Bytes;
+use pingora::http::RequestHeader;
+
+use super::context::{BodyPlan, Capture, RequestCtx};
+use super::refusal::{Refusal, Why};
+use crate::enforce::Enforcer;
+
+/// Largest request body held for inspection (asset manifests, PoW solutions).
+pub const MAX_HELD_BODY: usize = 4 * 1024 * 1024;
+
+/// Runs on each chunk of the request body. An error aborts the request; the refusal
+/// is in `ctx.refusal`.
+pub fn on_chunk(
+    enforcer: &Enforcer,
+    body: &mut Option<Bytes>,
+    end_of_stream: bool,
+    ctx: &mut RequestCtx,
+) -> pingora::Result<()> {
+    if ctx.body_plan == BodyPlan::Stream {
+        return Ok(());
+    }
+    // Held chunks are replaced by an empty chunk, not `None`: Pingora reads `None` as
+    // the end of the body and would finish the upstream request early.
+    if let Some(chunk) = body.replace(Bytes::new()) {
+        if ctx.req_body.len() + chunk.len() > MAX_HELD_BODY {
+            let mib = MAX_HELD_BODY / (1024 * 1024);
+            let message = format!("The request body is larger than the {mib} MiB the gateway inspects for this call.");
+            return abort(ctx, Refusal::new(Why::Quota, message));
+        }
+        ctx.req_body.extend_from_slice(&chunk);
+    }
+    if !end_of_stream {
+        return Ok(());
+    }
+    let held = std::mem::take(&mut ctx.req_body);
+    let Some(loaded) = enforcer.loaded() else {
+        *body = Some(Bytes::from(held));
+        return Ok(());
+    };
+    let policy = loaded.engine.current_policy();
+    let tracker = &loaded.tracker;
+    match ctx.body_plan {
+        BodyPlan::Rewrite => {
+            let mut rng = rand::thread_rng();
+            let spot = policy.pow().spot_checks;
+            match policy::pow::trim_create_body(&held, tracker.challenges(), enforcer.now(), spot, &mut rng) {
+                Ok(Some((trimmed, hashes))) => {
+                    ctx.pow_hashes = hashes;
+                    tracker.note_pow_verify(hashes);
+                    tracing::debug!(hashes, "verified the extra proof-of-work segments");
+                    *body = Some(Bytes::from(trimmed));
+                }
+                Ok(None) => *body = Some(Bytes::from(held)),
+                Err(e) => {
+                    let message = format!(
+                        "The proof-of-work solution failed the gateway's check: {e}. Run the deploy again to get a new challenge."
+                    );
+                    return abort(ctx, Refusal::new(Why::ProofOfWork, message));
+                }
+            }
+        }
+        BodyPlan::Hold => {
+            if let (Some(op), Some(account)) = (ctx.op.as_mut(), ctx.account.as_deref()) {
+                if let Err(e) = op.attach_body(&held) {
+                    let message = format!("The asset manifest could not be read: {}", e.0);
+                    return abort(ctx, Refusal::new(Why::Quota, message));
+                }
+                if let Err(refusal) = tracker.check_quota(&policy, account, op) {
+                    return abort(ctx, Refusal::new(Why::Quota, refusal.message));
+                }
+            }
+            *body = Some(Bytes::from(held));
+        }
+        BodyPlan::Stream => {}
+    }
+    Ok(())
+}
+
+/// Adjusts the request sent upstream: a rewritten body has a new length, and an answer
+/// the gateway must read is asked for uncompressed.
+pub fn prepare_upstream(req: &mut RequestHeader, ctx: &RequestCtx) -> pingora::Result<()> {
+    if ctx.body_plan == BodyPlan::Rewrite {
+        req.remove_header("content-length");
+        req.insert_header("transfer-encoding", "chunked")?;
+    }
+    if ctx.capture != Capture::None {
+        req.remove_header("accept-encoding");
+    }
+    Ok(())
+}
+
+fn abort(ctx: &mut RequestCtx, refusal: Refusal) -> pingora::Result<()> {
+    let status = refusal.status();
+    ctx.refusal = Some(refusal);
+    Err(pingora::Error::explain(pingora::ErrorType::HTTPStatus(status), "refused after reading the request body"))
+}

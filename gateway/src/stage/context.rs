@@ -1,0 +1,94 @@
+//! What the stages of one request hand each other ([`RequestCtx`], Pingora's `CTX`).
+//!
+//! `decide` fills it in `request_filter`; `body` reads the plan for the request body;
+//! `learn` reads what to capture from the answer; `logging` reads the facts for the
+//! access log. Nothing in it is a secret: the bearer token is never stored, only the
+//! account it maps to.
+
+use std::time::Instant;
+
+use policy::accounts::SourceKeys;
+use policy::quota::{Classified, ResourceKind};
+use policy::RouteClass;
+
+use super::refusal::Refusal;
+use crate::inflight::InFlightGuard;
+
+/// How the request body is handled.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum BodyPlan {
+    /// Streamed through untouched.
+    #[default]
+    Stream,
+    /// Held until complete, checked, then forwarded unchanged (asset manifests).
+    Hold,
+    /// Held until complete and possibly rewritten (account creation: the gateway's
+    /// extra proof-of-work checkpoints are removed); forwarded chunked.
+    Rewrite,
+}
+
+/// What to learn from the answer.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub enum Capture {
+    /// Nothing.
+    #[default]
+    None,
+    /// A challenge to make harder for a source with this much debt.
+    Challenge {
+        /// The debt the difficulty is computed from.
+        debt: u64,
+    },
+    /// A new temporary account.
+    Created,
+    /// The id of a resource the platform names.
+    CreatedId(ResourceKind),
+}
+
+/// The client keys of the request, for the access log (no secrets: the account key is
+/// an account id or a keyed hash).
+#[derive(Debug, Default, Clone)]
+pub struct LoggedKeys {
+    /// Client address after trusted-proxy handling.
+    pub client_ip: Option<std::net::IpAddr>,
+    /// HTTP fingerprint, when a check computed it.
+    pub http_fp: Option<String>,
+    /// TLS fingerprint (own JA4 or a trusted proxy's header).
+    pub tls_fp: Option<String>,
+    /// Account key the limits counted by.
+    pub account_key: Option<String>,
+}
+
+/// Per-request state carried between phases.
+#[derive(Default)]
+pub struct RequestCtx {
+    /// Set when the request entered `request_filter`, to count it as in flight.
+    pub in_flight: Option<InFlightGuard>,
+    /// When the request started, for the access log.
+    pub started: Option<Instant>,
+    /// Route class of the request.
+    pub route: Option<RouteClass>,
+    /// Keys the request was judged by.
+    pub keys: LoggedKeys,
+    /// The temporary account the token belongs to, when known.
+    pub account: Option<String>,
+    /// Headers to add to the forwarded answer (RateLimit, RateLimit-Policy).
+    pub response_headers: Vec<(&'static str, String)>,
+    /// A refusal raised after `request_filter` (while reading the body).
+    pub refusal: Option<Refusal>,
+    /// Proof-of-work hashes the gateway spent verifying this request.
+    pub pow_hashes: u64,
+    /// The creating source, for provisioning calls.
+    pub source: Option<SourceKeys>,
+    /// The resource operation of an account call.
+    pub op: Option<Classified>,
+    /// How the request body is handled.
+    pub body_plan: BodyPlan,
+    /// Request body held so far.
+    pub req_body: Vec<u8>,
+    /// What to learn from the answer.
+    pub capture: Capture,
+    /// The answer's status.
+    pub resp_status: u16,
+    /// Answer body captured so far.
+    pub resp_body: Vec<u8>,
+}

@@ -1,0 +1,193 @@
+//! Decide: every check a request passes before it is forwarded.
+//!
+//! Each check has one signature, [`Check`]: it reads the request's [`Checked`] (the
+//! identity derived once, the policy in force, the tracker, the time) and either lets
+//! the request on, noting in the [`RequestCtx`] what later stages must do, or returns
+//! the [`Refusal`] to write. They run in the order of [`CHECKS`]; the first refusal
+//! wins, and a refused request charges nothing after it.
+
+use std::net::IpAddr;
+
+use pingora::http::RequestHeader;
+use policy::accounts::{SourceKey, SourceKeys};
+use policy::ledger::BudgetAction;
+use policy::quota::{classify, ResourceOp};
+use policy::{Engine, Identity, Outcome, Policy, RouteClass};
+
+use super::context::{BodyPlan, Capture, RequestCtx};
+use super::identify::RequestParts;
+use super::refusal::{Refusal, Why};
+use crate::enforce::Enforcer;
+use crate::tracker::Tracker;
+
+/// What every check reads.
+pub struct Checked<'a> {
+    /// The request's header (for its framing headers).
+    pub req: &'a RequestHeader,
+    /// The temporary account behind the bearer token, when the gateway made it.
+    pub account: Option<&'a policy::accounts::AccountInfo>,
+    /// Who sent it, derived once.
+    pub id: &'a Identity<'a>,
+    /// The policy in force.
+    pub policy: &'a Policy,
+    /// The rate-limit engine.
+    pub engine: &'a Engine,
+    /// Accounts, quotas, ledger.
+    pub tracker: &'a Tracker,
+    /// Unix seconds now.
+    pub now: u64,
+}
+
+/// One check: `Ok` lets the request on, `Err` refuses it.
+pub type Check = fn(&Checked<'_>, &mut RequestCtx) -> Result<(), Refusal>;
+
+/// The checks, in the order they run.
+pub const CHECKS: &[(&str, Check)] = &[
+    ("limits", rate_limits),
+    ("budget", budget),
+    ("account-limits", account_limits),
+    ("resources", resources),
+];
+
+/// Decides a request: `Ok` forwards it, `Err` is the refusal to write. `peer` is
+/// `None` for Unix-socket or unknown peers, which are refused: forwarding without a
+/// decision would bypass the policy.
+pub fn decide(
+    enforcer: &Enforcer,
+    req: &RequestHeader,
+    peer: Option<IpAddr>,
+    own_tls_fp: Option<std::sync::Arc<str>>,
+    ctx: &mut RequestCtx,
+) -> Result<(), Refusal> {
+    let Some(loaded) = enforcer.loaded() else { return Ok(()) };
+    let Some(peer) = peer else {
+        return Err(Refusal::new(Why::Denied, "The gateway could not tell where this request came from."));
+    };
+    let parts = RequestParts::read(req, peer, own_tls_fp, Some(&loaded.tracker));
+    let policy = loaded.engine.current_policy();
+    let id = parts.identity(&policy);
+    ctx.route = Some(id.route);
+    ctx.keys.client_ip = Some(id.client_ip);
+    ctx.keys.tls_fp = id.tls_fp.map(str::to_string);
+    ctx.keys.account_key = parts.account_key.clone();
+    let checked = Checked {
+        req,
+        account: parts.account.as_ref(),
+        id: &id,
+        policy: &policy,
+        engine: &loaded.engine,
+        tracker: &loaded.tracker,
+        now: enforcer.now(),
+    };
+    let outcome = CHECKS.iter().try_for_each(|(_, check)| check(&checked, ctx));
+    if id.http_fp_computed() {
+        ctx.keys.http_fp = Some(id.http_fp().to_string());
+    }
+    outcome
+}
+
+/// The source keys of a provisioning request: the same client address and
+/// fingerprints the rate limits saw.
+pub fn source_keys(id: &Identity<'_>) -> SourceKeys {
+    SourceKeys::new(id.client_ip, Some(id.http_fp().to_string()), id.tls_fp.map(str::to_string))
+}
+
+fn is_provisioning(route: RouteClass) -> bool {
+    matches!(route, RouteClass::ProvisionChallenge | RouteClass::ProvisionCreate)
+}
+
+/// Rate limits and lists of the policy.
+fn rate_limits(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> {
+    let decision = c.engine.decide_identified(c.id);
+    if !decision.shadow.is_empty() {
+        tracing::info!(
+            client = %decision.client_ip,
+            route = decision.route.as_str(),
+            rules = ?decision.shadow,
+            "shadow rules would have refused this request"
+        );
+    }
+    let headers = decision.ratelimit_headers();
+    match decision.outcome {
+        Outcome::Allow => {
+            ctx.response_headers = headers;
+            Ok(())
+        }
+        Outcome::Refuse { status } => {
+            let why = if status == 403 { Why::Denied } else { Why::RateLimited };
+            tracing::debug!(client = %decision.client_ip, rule = ?decision.rule, status, "refused");
+            Err(Refusal { why, message: decision.message, headers })
+        }
+    }
+}
+
+/// The source's cleanup budget, on provisioning calls: refuse, or ask a challenge
+/// request for harder proof-of-work.
+fn budget(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> {
+    if !is_provisioning(c.id.route) {
+        return Ok(());
+    }
+    let source = ctx.source.get_or_insert_with(|| source_keys(c.id));
+    let budgets = c.policy.budgets();
+    let Some(breach) = c.tracker.ledger().over_budget(source, c.now, budgets) else { return Ok(()) };
+    match breach.action {
+        BudgetAction::Refuse => Err(Refusal::retry_after(Why::Budget, breach.message, breach.retry_after_secs)),
+        BudgetAction::HarderPow if c.id.route == RouteClass::ProvisionChallenge => {
+            let mut debt = c.tracker.ledger().source_debt(source, c.now, budgets.window_secs);
+            if breach.key == SourceKey::Global {
+                // Over the platform-wide budget everyone pays more, the further over,
+                // the more; a source's own debt adds to it.
+                debt = debt.saturating_add(breach.debt.saturating_sub(breach.budget)).saturating_add(1);
+            }
+            ctx.capture = Capture::Challenge { debt };
+            Ok(())
+        }
+        BudgetAction::HarderPow => Ok(()),
+    }
+}
+
+/// The source's live and daily account limits, on account creation.
+fn account_limits(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> {
+    if c.id.route != RouteClass::ProvisionCreate {
+        return Ok(());
+    }
+    let source = ctx.source.get_or_insert_with(|| source_keys(c.id));
+    if let Err(refusal) = c.policy.account_limits().check(c.tracker.book(), source, c.now) {
+        return Err(Refusal::retry_after(Why::AccountLimit, refusal.message, refusal.retry_after_secs));
+    }
+    ctx.body_plan = BodyPlan::Rewrite;
+    ctx.capture = Capture::Created;
+    Ok(())
+}
+
+/// Resource quotas and the body size of a known temporary account's calls.
+fn resources(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> {
+    if is_provisioning(c.id.route) {
+        return Ok(());
+    }
+    let Some(info) = c.account else { return Ok(()) };
+    ctx.account = Some(info.account_id.clone());
+    let req = c.id.request();
+    let op = classify(req.method, req.path);
+    if op.op == ResourceOp::Other {
+        return Ok(());
+    }
+    let declared = c.req.headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(len) = declared {
+        c.policy.quotas().check_body_size(len).map_err(|r| Refusal::new(Why::Quota, r.message))?;
+    }
+    if op.needs_body() {
+        ctx.body_plan = BodyPlan::Hold;
+    } else {
+        c.tracker.check_quota(c.policy, &info.account_id, &op).map_err(|r| Refusal::new(Why::Quota, r.message))?;
+    }
+    if let ResourceOp::Create { kind, name: None } = op.op {
+        ctx.capture = Capture::CreatedId(kind);
+    }
+    ctx.op = Some(op);
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;

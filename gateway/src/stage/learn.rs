@@ -1,0 +1,104 @@
+//! Learn: what the gateway takes from the platform's answers.
+//!
+//! A 2xx answer to account creation teaches it the new account (recorded against the
+//! creating source); to a resource call, what the account now holds; a challenge for
+//! an indebted source is rewritten to ask for more checkpoints. Answers that are not
+//! 2xx teach nothing.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use policy::quota::created_id;
+
+use super::context::{Capture, RequestCtx};
+use crate::enforce::Enforcer;
+use crate::tracker::Tracker;
+
+/// Largest response body captured (provisioning answers, created ids).
+const MAX_CAPTURED_BODY: usize = 1024 * 1024;
+
+/// Sees the answer's header: counts resource operations that need no body, and
+/// prepares a challenge answer for rewriting. `http2`: the client speaks HTTP/2, whose
+/// frames carry the end of a body without a length or chunked coding.
+pub fn on_header(enforcer: &Enforcer, resp: &mut ResponseHeader, http2: bool, ctx: &mut RequestCtx) -> pingora::Result<()> {
+    ctx.resp_status = resp.status.as_u16();
+    if !resp.status.is_success() {
+        ctx.capture = Capture::None;
+        return Ok(());
+    }
+    if let (Some(tracker), Some(op), Some(account)) = (enforcer.tracker(), &ctx.op, &ctx.account) {
+        if !matches!(ctx.capture, Capture::CreatedId(_)) {
+            tracker.commit(account, op, None);
+        }
+    }
+    if matches!(ctx.capture, Capture::Challenge { .. }) {
+        // The rewritten challenge has another length. HTTP/1.1 gets it chunked (a
+        // response with neither length nor chunking would end keep-alive).
+        resp.remove_header("content-length");
+        if !http2 {
+            resp.insert_header("transfer-encoding", "chunked")?;
+        }
+    }
+    Ok(())
+}
+
+/// Sees the answer's body: captures what the gateway must learn, rewrites a challenge
+/// made harder.
+pub fn on_body(enforcer: &Enforcer, body: &mut Option<Bytes>, end: bool, ctx: &mut RequestCtx) {
+    if ctx.capture == Capture::None {
+        return;
+    }
+    let rewriting = matches!(ctx.capture, Capture::Challenge { .. });
+    if let Some(chunk) = body.as_ref() {
+        if ctx.resp_body.len() + chunk.len() <= MAX_CAPTURED_BODY {
+            ctx.resp_body.extend_from_slice(chunk);
+        } else if !rewriting {
+            // Too large to be what we expect: stop capturing, pass it on.
+            ctx.capture = Capture::None;
+            ctx.resp_body = Vec::new();
+            return;
+        }
+        if rewriting {
+            *body = None;
+        }
+    }
+    if !end {
+        return;
+    }
+    let captured = std::mem::take(&mut ctx.resp_body);
+    let Some(loaded) = enforcer.loaded() else { return };
+    let tracker = &loaded.tracker;
+    let now = enforcer.now();
+    match std::mem::take(&mut ctx.capture) {
+        Capture::Challenge { debt } => {
+            let policy = loaded.engine.current_policy();
+            let out = harder_challenge(&policy, tracker, &captured, debt, now).unwrap_or(captured);
+            *body = Some(Bytes::from(out));
+        }
+        Capture::Created => {
+            if let Some(source) = ctx.source.take() {
+                if let Some(id) = tracker.record_created(&captured, source.clone(), now) {
+                    tracing::info!(account = %id, creator = %source.ip, "temporary account created");
+                }
+            }
+        }
+        Capture::CreatedId(kind) => {
+            if let (Some(op), Some(account)) = (&ctx.op, &ctx.account) {
+                tracker.commit(account, op, created_id(kind, &captured).as_deref());
+            }
+        }
+        Capture::None => {}
+    }
+}
+
+/// Rewrites a challenge answer to ask for more checkpoints, and remembers it.
+fn harder_challenge(policy: &policy::Policy, tracker: &Tracker, answer: &[u8], debt: u64, now: u64) -> Option<Vec<u8>> {
+    let challenge = policy::pow::parse_challenge(answer).ok()?;
+    let k_prime = policy.pow().difficulty_for(debt, challenge.k, challenge.g);
+    if k_prime <= challenge.k {
+        return None;
+    }
+    let rewritten = policy::pow::rewrite_challenge(answer, k_prime).ok()?;
+    tracker.challenges().remember(&challenge.challenge_token, challenge.k, k_prime, challenge.g, now);
+    tracing::info!(debt, k = challenge.k, k_prime, g = challenge.g, "proof-of-work made harder for a source in debt");
+    Some(rewritten)
+}

@@ -1,0 +1,20 @@
+//! The stages of one request, one module each, in the order they run.
+//!
+//! | stage | module | runs in (Pingora phase) |
+//! | --- | --- | --- |
+//! | what the stages share | [`context`] | every phase (`CTX`) |
+//! | who sent it | [`identify`] | `request_filter`, first |
+//! | every check before forwarding | [`decide`] | `request_filter` |
+//! | one refusal type, status and code | [`refusal`] | wherever a check refuses |
+//! | bodies a check must see whole | [`body`] | `request_body_filter`, `upstream_request_filter` |
+//! | what the answers teach | [`learn`] | `response_filter`, `response_body_filter` |
+//!
+//! [`crate::proxy`] only dispatches to these; [`crate::respond`] writes what they
+//! decide.
+
+pub mod body;
+pub mod context;
+pub mod decide;
+pub mod identify;
+pub mod learn;
+pub mod refusal;
