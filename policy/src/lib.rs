@@ -24,41 +24,23 @@
 //! ```
 #![deny(missing_docs)]
 
-mod client;
-mod compile;
-mod decision;
-mod engine;
-mod error;
-mod explain;
-mod fingerprint;
+pub mod economics;
 pub mod ja4;
-mod key;
-mod model;
-mod rate;
-mod raw;
-mod route;
-mod table;
+pub(crate) mod lang;
 
-pub use client::ClientConfig;
-pub use compile::{compile_file, compile_str, DEFAULT_MAX_KEYS, DEFAULT_SWEEP_SECS};
-pub use decision::{Decision, Outcome, QuotaInfo, Request};
-pub use engine::{Engine, ReloadReport, RuleStats, Stats, TableStats};
-pub use error::{PolicyError, PolicyErrors};
-pub use explain::{Explanation, LimitTrace, RuleTrace};
-pub use fingerprint::http_fingerprint;
-pub use key::{KeyPart, KeySpec, Missing};
-pub use model::{Action, Policy};
-pub use rate::{Per, Rate};
-pub use route::RouteClass;
+pub use economics::{accounts, ledger, pow, quota};
+pub use lang::client::ClientConfig;
+pub use lang::compile::{compile_file, compile_str, DEFAULT_MAX_KEYS, DEFAULT_SWEEP_SECS};
+pub use lang::decision::{Decision, Outcome, QuotaInfo, Request};
+pub use lang::engine::{Engine, ReloadReport, RuleStats, Stats, TableStats};
+pub use lang::error::{PolicyError, PolicyErrors};
+pub use lang::explain::{Explanation, LimitTrace, RuleTrace};
+pub use lang::fingerprint::http_fingerprint;
+pub use lang::key::{KeyPart, KeySpec, Missing};
+pub use lang::model::{Action, Policy};
+pub use lang::rate::{Per, Rate};
+pub use lang::route::RouteClass;
+pub use lang::section;
 
 /// Re-exported so callers and tests name the same clock types.
 pub use governor::clock;
-
-// Temporary accounts: who created them, what they hold, what their cleanup costs, and
-// the proof-of-work a source in debt owes. Pure logic like the rest: time comes in as
-// unix seconds, so tests move it by hand.
-pub mod accounts;
-pub mod ledger;
-pub mod pow;
-pub mod quota;
-pub mod section;

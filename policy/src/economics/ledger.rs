@@ -12,9 +12,9 @@
 //! Entries are append-only and hold no token or claim URL, so the ledger file can be
 //! shared with whoever investigates abuse. Time is passed in (unix seconds).
 
-use crate::accounts::{describe, human_secs, SourceKey, SourceKeys, SourceKind};
-use crate::quota::ResourceCounts;
-use crate::section::{non_negative, positive, SectionError};
+use crate::economics::accounts::{describe, human_secs, SourceKey, SourceKeys, SourceKind};
+use crate::economics::quota::ResourceCounts;
+use crate::lang::section::{non_negative, positive, SectionError};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use serde_spanned::Spanned;
@@ -394,8 +394,8 @@ fn parse_action(a: &Spanned<String>, e: &mut Vec<SectionError>) -> Option<Budget
                 a,
                 format!(
                     "unknown budget action \"{other}\", expected one of {}{}",
-                    crate::error::one_of(names),
-                    crate::error::did_you_mean(other, names)
+                    crate::lang::error::one_of(names),
+                    crate::lang::error::did_you_mean(other, names)
                 ),
             ));
             None

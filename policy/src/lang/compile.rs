@@ -4,14 +4,14 @@
 //! below uses the `Spanned` raw value so its error points at the offending text. The
 //! compiler collects all semantic errors instead of stopping at the first.
 
-use crate::client::{ClientConfig, IpHeader};
-use crate::error::{did_you_mean, one_of, rewrite_serde_message, PolicyError, PolicyErrors};
-use crate::key::{KeySpec, Missing, Prefixes};
-use crate::model::{Action, CidrList, Limit, Matcher, Policy, Rule, Tables};
-use crate::rate::Rate;
-use crate::raw::{OneOrMany, RawLimit, RawMatch, RawPolicy, RawRule, SStr};
-use crate::route::{RouteClass, RoutePattern, Routes};
-use crate::section::SectionError;
+use crate::lang::client::{ClientConfig, IpHeader};
+use crate::lang::error::{did_you_mean, one_of, rewrite_serde_message, PolicyError, PolicyErrors};
+use crate::lang::key::{KeySpec, Missing, Prefixes};
+use crate::lang::model::{Action, CidrList, Limit, Matcher, Policy, Rule, Tables};
+use crate::lang::rate::Rate;
+use crate::lang::raw::{OneOrMany, RawLimit, RawMatch, RawPolicy, RawRule, SStr};
+use crate::lang::route::{RouteClass, RoutePattern, Routes};
+use crate::lang::section::SectionError;
 use ipnetwork::IpNetwork;
 use serde_spanned::Spanned;
 use std::collections::HashMap;
@@ -83,11 +83,11 @@ fn build(cx: &mut Ctx<'_>, raw: RawPolicy) -> Policy {
     if *raw.version.get_ref() != 1 {
         cx.err(raw.version.span(), format!("unsupported policy version {}; this build understands version = 1", raw.version.get_ref()));
     }
-    let accounts = build_section(cx, "accounts", raw.accounts, crate::accounts::compile_accounts);
-    let quotas = build_section(cx, "quotas", raw.quotas, crate::quota::compile_quotas);
-    let costs = build_section(cx, "costs", raw.costs, crate::ledger::compile_costs);
-    let budgets = build_section(cx, "budgets", raw.budgets, crate::ledger::compile_budgets);
-    let pow = build_section(cx, "pow", raw.pow, crate::pow::compile_pow);
+    let accounts = build_section(cx, "accounts", raw.accounts, crate::economics::accounts::compile_accounts);
+    let quotas = build_section(cx, "quotas", raw.quotas, crate::economics::quota::compile_quotas);
+    let costs = build_section(cx, "costs", raw.costs, crate::economics::ledger::compile_costs);
+    let budgets = build_section(cx, "budgets", raw.budgets, crate::economics::ledger::compile_budgets);
+    let pow = build_section(cx, "pow", raw.pow, crate::economics::pow::compile_pow);
     let client = build_client(cx, raw.client);
     let prefixes = build_prefixes(cx, raw.prefixes);
     let tables = build_tables(cx, raw.tables);
@@ -102,7 +102,7 @@ fn build(cx: &mut Ctx<'_>, raw: RawPolicy) -> Policy {
         if let Some(line) = seen.get(&name) {
             cx.err(r.name.span(), format!("duplicate rule name \"{name}\" (first defined on line {line})"));
         } else {
-            seen.insert(name.clone(), crate::error::line_col(cx.src, r.name.span().start).0);
+            seen.insert(name.clone(), crate::lang::error::line_col(cx.src, r.name.span().start).0);
         }
         if let Some(rule) = build_rule(cx, r, span, &lists) {
             rules.push(rule);
@@ -171,7 +171,7 @@ fn section_offset(src: &str, name: &str) -> usize {
     0
 }
 
-fn build_client(cx: &mut Ctx<'_>, raw: Option<crate::raw::RawClient>) -> ClientConfig {
+fn build_client(cx: &mut Ctx<'_>, raw: Option<crate::lang::raw::RawClient>) -> ClientConfig {
     let mut c = ClientConfig::default();
     let Some(raw) = raw else { return c };
     for s in raw.trusted_proxies.unwrap_or_default() {
@@ -229,7 +229,7 @@ fn int_in(cx: &mut Ctx<'_>, v: &Spanned<i64>, lo: i64, hi: i64, what: &str) -> O
     }
 }
 
-fn build_prefixes(cx: &mut Ctx<'_>, raw: Option<crate::raw::RawPrefixes>) -> Prefixes {
+fn build_prefixes(cx: &mut Ctx<'_>, raw: Option<crate::lang::raw::RawPrefixes>) -> Prefixes {
     let mut p = Prefixes { v4: 24, v6: 64 };
     let Some(raw) = raw else { return p };
     if let Some(v) = raw.ipv4 {
@@ -245,7 +245,7 @@ fn build_prefixes(cx: &mut Ctx<'_>, raw: Option<crate::raw::RawPrefixes>) -> Pre
     p
 }
 
-fn build_tables(cx: &mut Ctx<'_>, raw: Option<crate::raw::RawTables>) -> Tables {
+fn build_tables(cx: &mut Ctx<'_>, raw: Option<crate::lang::raw::RawTables>) -> Tables {
     let mut t = Tables { max_keys: DEFAULT_MAX_KEYS, sweep: Duration::from_secs(DEFAULT_SWEEP_SECS) };
     let Some(raw) = raw else { return t };
     if let Some(v) = raw.max_keys {
@@ -300,7 +300,7 @@ fn unknown_route(name: &str) -> String {
     )
 }
 
-fn build_lists(cx: &mut Ctx<'_>, raw: Option<std::collections::BTreeMap<SStr, Spanned<crate::raw::RawList>>>) -> Vec<CidrList> {
+fn build_lists(cx: &mut Ctx<'_>, raw: Option<std::collections::BTreeMap<SStr, Spanned<crate::lang::raw::RawList>>>) -> Vec<CidrList> {
     let mut out = Vec::new();
     for (name, list) in raw.unwrap_or_default() {
         let span = list.span();

@@ -1,13 +1,13 @@
 //! The compiled policy: every value checked, nothing left to fail at request time.
 
-use crate::accounts::AccountLimits;
-use crate::client::ClientConfig;
-use crate::ledger::{Budgets, Costs};
-use crate::pow::PowPolicy;
-use crate::quota::QuotaSpec;
-use crate::key::{KeySpec, Missing, Prefixes};
-use crate::rate::Rate;
-use crate::route::{RouteClass, Routes};
+use crate::economics::accounts::AccountLimits;
+use crate::lang::client::ClientConfig;
+use crate::economics::ledger::{Budgets, Costs};
+use crate::economics::pow::PowPolicy;
+use crate::economics::quota::QuotaSpec;
+use crate::lang::key::{KeySpec, Missing, Prefixes};
+use crate::lang::rate::Rate;
+use crate::lang::route::{RouteClass, Routes};
 use ipnetwork::IpNetwork;
 use std::num::NonZeroU32;
 use std::path::PathBuf;

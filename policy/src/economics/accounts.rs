@@ -10,7 +10,7 @@
 //!
 //! Everything here is pure logic with time passed in (`u64` unix seconds).
 
-use crate::section::{non_negative, SectionError};
+use crate::lang::section::{non_negative, SectionError};
 use hmac::{Hmac, Mac};
 use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 use parking_lot::RwLock;
@@ -201,8 +201,8 @@ impl SourceKind {
                 format!(
                     "unknown source key kind \"{}\", expected one of {}{}",
                     s.get_ref(),
-                    crate::error::one_of(names),
-                    crate::error::did_you_mean(s.get_ref(), names)
+                    crate::lang::error::one_of(names),
+                    crate::lang::error::did_you_mean(s.get_ref(), names)
                 ),
             )
         })
@@ -785,7 +785,7 @@ impl Default for AccountLimits {
 pub fn compile_accounts(raw: &RawAccounts) -> Result<AccountLimits, Vec<SectionError>> {
     let mut errors = Vec::new();
     let defaults = AccountLimits::default();
-    let window_secs = crate::section::positive(
+    let window_secs = crate::lang::section::positive(
         &raw.window_secs,
         "window_secs",
         defaults.window_secs,

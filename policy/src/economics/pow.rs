@@ -17,7 +17,7 @@
 //! verify, so they are not re-checked here; the extra segments start at `cp[k]`, which
 //! the platform binds to this seed, so they cannot be precomputed for another challenge.
 
-use crate::section::{positive, SectionError};
+use crate::lang::section::{positive, SectionError};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;

@@ -54,7 +54,7 @@ impl From<toml::de::Error> for SectionError {
     /// words the message as the policy compiler does (with a did-you-mean).
     fn from(e: toml::de::Error) -> Self {
         SectionError {
-            message: crate::error::rewrite_serde_message(e.message()).replace('\n', "; "),
+            message: crate::lang::error::rewrite_serde_message(e.message()).replace('\n', "; "),
             span: e.span(),
         }
     }

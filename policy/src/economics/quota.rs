@@ -14,7 +14,7 @@
 //! (D1, Queues, Hyperdrive, assets) the platform still refuses the extra one; for the
 //! gateway's own caps the overshoot is bounded by the client's concurrency.
 
-use crate::section::{non_negative, positive, SectionError};
+use crate::lang::section::{non_negative, positive, SectionError};
 use serde::{Deserialize, Serialize};
 use serde_spanned::Spanned;
 use std::collections::{BTreeMap, BTreeSet};
