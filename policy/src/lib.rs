@@ -40,7 +40,6 @@ pub use lang::key::{KeyPart, KeySpec, Missing};
 pub use lang::model::{Action, Policy};
 pub use lang::rate::{Per, Rate};
 pub use lang::route::RouteClass;
-pub use lang::section;
 
 /// Re-exported so callers and tests name the same clock types.
 pub use governor::clock;

@@ -10,12 +10,10 @@
 //!
 //! Everything here is pure logic with time passed in (`u64` unix seconds).
 
-use crate::lang::section::{non_negative, SectionError};
 use hmac::{Hmac, Mac};
 use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
-use serde_spanned::Spanned;
 use sha2::Sha256;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -50,12 +48,9 @@ impl TokenHasher {
 
     /// A hasher with a configured key of at least 16 bytes (shorter keys would make the
     /// hashes guessable by brute force over the key).
-    pub fn with_key(key: &[u8]) -> Result<Self, SectionError> {
+    pub fn with_key(key: &[u8]) -> Result<Self, KeyTooShort> {
         if key.len() < 16 {
-            return Err(SectionError::unplaced(format!(
-                "the token-hash key must be at least 16 bytes, got {}",
-                key.len()
-            )));
+            return Err(KeyTooShort(key.len()));
         }
         // HMAC accepts any key length; fold it to 32 bytes so the struct stays fixed-size.
         let mut folded = [0u8; 32];
@@ -87,6 +82,12 @@ impl TokenHasher {
         Some(self.hash(token))
     }
 }
+
+/// A token-hash key under 16 bytes, refused by [`TokenHasher::with_key`]; holds the
+/// length given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the token-hash key must be at least 16 bytes, got {0}")]
+pub struct KeyTooShort(pub usize);
 
 /// HMAC-SHA256 takes keys of any length, so key setup cannot fail; this keeps the
 /// impossible branch free of `unwrap`.
@@ -190,22 +191,6 @@ impl SourceKind {
     /// Parses a name written in a policy.
     pub fn parse(s: &str) -> Option<SourceKind> {
         SourceKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-
-    /// Parses a spanned name, with an error listing the valid names.
-    pub(crate) fn parse_spanned(s: &Spanned<String>) -> Result<SourceKind, SectionError> {
-        SourceKind::parse(s.get_ref()).ok_or_else(|| {
-            let names = SourceKind::ALL.map(SourceKind::as_str);
-            SectionError::at(
-                s,
-                format!(
-                    "unknown source key kind \"{}\", expected one of {}{}",
-                    s.get_ref(),
-                    crate::lang::error::one_of(names),
-                    crate::lang::error::did_you_mean(s.get_ref(), names)
-                ),
-            )
-        })
     }
 }
 
@@ -717,29 +702,6 @@ impl AccountBook {
 // Per-source account limits: [accounts]
 // ---------------------------------------------------------------------------------------
 
-/// `[accounts]` as written.
-///
-/// ```toml
-/// [accounts]
-/// window_secs = 86400            # the "per day" of per_day
-/// [accounts.live]                # live temporary accounts at once, per source key
-/// ip = 3
-/// "ipv6/64" = 3
-/// [accounts.per_day]             # accounts created per window, per source key
-/// ip = 20
-/// "ipv6/48" = 100
-/// ```
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawAccounts {
-    /// Window of `per_day`, seconds (default 86400).
-    pub window_secs: Option<Spanned<i64>>,
-    /// Live accounts at once, per key kind. Absent: the defaults; present: exactly these.
-    pub live: Option<BTreeMap<Spanned<String>, Spanned<i64>>>,
-    /// Accounts created per window, per key kind. Absent: the defaults.
-    pub per_day: Option<BTreeMap<Spanned<String>, Spanned<i64>>>,
-}
-
 /// Compiled per-source account limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountLimits {
@@ -778,62 +740,6 @@ impl Default for AccountLimits {
                 (SourceKind::Ipv6_48, 120),
             ]),
         }
-    }
-}
-
-/// Validates `[accounts]`.
-pub fn compile_accounts(raw: &RawAccounts) -> Result<AccountLimits, Vec<SectionError>> {
-    let mut errors = Vec::new();
-    let defaults = AccountLimits::default();
-    let window_secs = crate::lang::section::positive(
-        &raw.window_secs,
-        "window_secs",
-        defaults.window_secs,
-        &mut errors,
-    );
-    let mut table = |raw: &Option<BTreeMap<Spanned<String>, Spanned<i64>>>,
-                     default: &BTreeMap<SourceKind, u64>,
-                     table: &str| {
-        let Some(raw) = raw else {
-            return default.clone();
-        };
-        let mut out = BTreeMap::new();
-        for (name, value) in raw {
-            match SourceKind::parse_spanned(name) {
-                Ok(kind) => {
-                    let what = format!("{table}.\"{}\"", name.get_ref());
-                    // 0 would refuse every temporary account (every source has an `ip`
-                    // key), which a deny rule says far more clearly; leaving a kind out
-                    // is how it goes unlimited.
-                    if *value.get_ref() == 0 {
-                        errors.push(SectionError::at(
-                            value,
-                            format!(
-                                "{what} must be at least 1: 0 would refuse every temporary account; \
-                                 to stop account creation use a deny rule on route \"provision-create\", \
-                                 to not limit by this key leave it out"
-                            ),
-                        ));
-                        continue;
-                    }
-                    let n = non_negative(&Some(value.clone()), &what, 0, &mut errors);
-                    out.insert(kind, n);
-                }
-                Err(e) => errors.push(e),
-            }
-        }
-        out
-    };
-    let live = table(&raw.live, &defaults.live, "live");
-    let per_day = table(&raw.per_day, &defaults.per_day, "per_day");
-    if errors.is_empty() {
-        Ok(AccountLimits {
-            window_secs,
-            live,
-            per_day,
-        })
-    } else {
-        Err(errors)
     }
 }
 

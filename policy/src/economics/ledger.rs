@@ -14,10 +14,8 @@
 
 use crate::economics::accounts::{describe, human_secs, SourceKey, SourceKeys, SourceKind};
 use crate::economics::quota::ResourceCounts;
-use crate::lang::section::{non_negative, positive, SectionError};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
-use serde_spanned::Spanned;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::io::{BufRead, Write};
@@ -25,43 +23,6 @@ use std::io::{BufRead, Write};
 // ---------------------------------------------------------------------------------------
 // [costs]
 // ---------------------------------------------------------------------------------------
-
-/// `[costs]` as written: cleanup cost in abstract units.
-///
-/// ```toml
-/// [costs]
-/// account = 10
-/// worker_script = 5
-/// kv_namespace = 3
-/// d1_database = 5
-/// queue = 2
-/// hyperdrive_config = 2
-/// asset_file = 0
-/// per_mb_stored = 1
-/// claim_credit = 20
-/// ```
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawCosts {
-    /// Per unclaimed account, whatever it holds.
-    pub account: Option<Spanned<i64>>,
-    /// Per Worker script.
-    pub worker_script: Option<Spanned<i64>>,
-    /// Per KV namespace.
-    pub kv_namespace: Option<Spanned<i64>>,
-    /// Per D1 database.
-    pub d1_database: Option<Spanned<i64>>,
-    /// Per Queue.
-    pub queue: Option<Spanned<i64>>,
-    /// Per Hyperdrive configuration.
-    pub hyperdrive_config: Option<Spanned<i64>>,
-    /// Per static-asset file.
-    pub asset_file: Option<Spanned<i64>>,
-    /// Per MB (10^6 bytes, rounded up) of declared stored bytes.
-    pub per_mb_stored: Option<Spanned<i64>>,
-    /// Credit a source earns when an account it created is claimed.
-    pub claim_credit: Option<Spanned<i64>>,
-}
 
 /// Compiled cleanup costs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,33 +89,6 @@ impl Costs {
     }
 }
 
-/// Validates `[costs]`.
-pub fn compile_costs(raw: &RawCosts) -> Result<Costs, Vec<SectionError>> {
-    let d = Costs::default();
-    let mut e = Vec::new();
-    let costs = Costs {
-        account: non_negative(&raw.account, "account", d.account, &mut e),
-        worker_script: non_negative(&raw.worker_script, "worker_script", d.worker_script, &mut e),
-        kv_namespace: non_negative(&raw.kv_namespace, "kv_namespace", d.kv_namespace, &mut e),
-        d1_database: non_negative(&raw.d1_database, "d1_database", d.d1_database, &mut e),
-        queue: non_negative(&raw.queue, "queue", d.queue, &mut e),
-        hyperdrive_config: non_negative(
-            &raw.hyperdrive_config,
-            "hyperdrive_config",
-            d.hyperdrive_config,
-            &mut e,
-        ),
-        asset_file: non_negative(&raw.asset_file, "asset_file", d.asset_file, &mut e),
-        per_mb_stored: non_negative(&raw.per_mb_stored, "per_mb_stored", d.per_mb_stored, &mut e),
-        claim_credit: non_negative(&raw.claim_credit, "claim_credit", d.claim_credit, &mut e),
-    };
-    if e.is_empty() {
-        Ok(costs)
-    } else {
-        Err(e)
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // [budgets]
 // ---------------------------------------------------------------------------------------
@@ -168,48 +102,6 @@ pub enum BudgetAction {
     HarderPow,
     /// Refuse new temporary accounts until enough debt leaves the window.
     Refuse,
-}
-
-/// `[budgets]` as written.
-///
-/// ```toml
-/// [budgets]
-/// window_secs = 86400          # default window of the limits below
-/// [[budgets.limit]]
-/// key = "ipv6/48"
-/// units = 300
-/// action = "harder_pow"
-/// [[budgets.limit]]
-/// key = "ipv6/48"
-/// units = 800
-/// action = "refuse"
-/// window_secs = 86400
-/// [[budgets.global]]           # all sources together
-/// units = 20000
-/// action = "harder_pow"
-/// window_secs = 3600
-/// ```
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawBudgets {
-    /// Default window, seconds (86400).
-    pub window_secs: Option<Spanned<i64>>,
-    /// The limits. Absent: the defaults; `limit = []`: no budgets.
-    pub limit: Option<Vec<RawBudgetLimit>>,
-    /// Platform-wide budgets over every source's unclaimed cleanup together.
-    pub global: Option<Vec<RawGlobalBudget>>,
-}
-
-/// One `[[budgets.global]]` as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawGlobalBudget {
-    /// Most units of unclaimed cleanup per window, all sources together.
-    pub units: Spanned<i64>,
-    /// Window, seconds (default: the section's `window_secs`).
-    pub window_secs: Option<Spanned<i64>>,
-    /// `harder_pow` (default) or `refuse`.
-    pub action: Option<Spanned<String>>,
 }
 
 /// A compiled platform-wide budget.
@@ -226,20 +118,6 @@ pub struct GlobalBudget {
     pub window_secs: u64,
     /// What happens.
     pub action: BudgetAction,
-}
-
-/// One `[[budgets.limit]]` as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawBudgetLimit {
-    /// Source key kind: `ip`, `ipv4/24`, `ipv6/64`, `ipv6/56`, `ipv6/48`, `http_fp`, `tls_fp`.
-    pub key: Spanned<String>,
-    /// Most units of unclaimed cleanup per window.
-    pub units: Spanned<i64>,
-    /// Window, seconds (default: the section's `window_secs`).
-    pub window_secs: Option<Spanned<i64>>,
-    /// `refuse` (default) or `harder_pow`.
-    pub action: Option<Spanned<String>>,
 }
 
 /// One compiled budget.
@@ -297,108 +175,6 @@ impl Default for Budgets {
                 r(Ipv6_48, 300, HarderPow),
                 r(Ipv6_48, 800, Refuse),
             ],
-        }
-    }
-}
-
-/// Validates `[budgets]`.
-pub fn compile_budgets(raw: &RawBudgets) -> Result<Budgets, Vec<SectionError>> {
-    let mut e = Vec::new();
-    let window_secs = positive(&raw.window_secs, "window_secs", 86_400, &mut e);
-    let mut global = Vec::new();
-    for g in raw.global.iter().flatten() {
-        let units = non_negative(&Some(g.units.clone()), "units", 0, &mut e);
-        if units == 0 {
-            e.push(SectionError::at(&g.units, "a global budget of 0 units would apply to every request; remove it or give it units above 0".to_string()));
-        }
-        let window = positive(&g.window_secs, "window_secs", window_secs, &mut e);
-        let action = match &g.action {
-            None => Some(BudgetAction::HarderPow),
-            Some(a) => parse_action(a, &mut e),
-        };
-        if let Some(action) = action {
-            global.push(GlobalBudget { units, window_secs: window, action });
-        }
-    }
-    let Some(limits) = &raw.limit else {
-        let rules = Budgets::default()
-            .rules
-            .into_iter()
-            .map(|r| BudgetRule { window_secs, ..r })
-            .collect();
-        return if e.is_empty() {
-            Ok(Budgets { window_secs, rules, global })
-        } else {
-            Err(e)
-        };
-    };
-    let mut rules = Vec::new();
-    for l in limits {
-        let kind = SourceKind::parse_spanned(&l.key)
-            .map_err(|err| e.push(err))
-            .ok();
-        let units = non_negative(&Some(l.units.clone()), "units", 0, &mut e);
-        let window = positive(&l.window_secs, "window_secs", window_secs, &mut e);
-        let action = match &l.action {
-            None => Some(BudgetAction::Refuse),
-            Some(a) => parse_action(a, &mut e),
-        };
-        if let (Some(kind), Some(action)) = (kind, action) {
-            rules.push((
-                BudgetRule {
-                    kind,
-                    units,
-                    window_secs: window,
-                    action,
-                },
-                &l.units,
-            ));
-        }
-    }
-    // A refusal wins over harder proof-of-work, so a `harder_pow` budget at or above a
-    // `refuse` budget of the same key and window never takes effect: almost certainly
-    // the two numbers were swapped.
-    for (soft, at) in rules.iter().filter(|(r, _)| r.action == BudgetAction::HarderPow) {
-        let hard = rules.iter().map(|(r, _)| r).find(|r| {
-            r.action == BudgetAction::Refuse
-                && r.kind == soft.kind
-                && r.window_secs == soft.window_secs
-                && r.units <= soft.units
-        });
-        if let Some(hard) = hard {
-            e.push(SectionError::at(
-                at,
-                format!(
-                    "harder_pow budget of {} units for \"{}\" is not below the refuse budget of {} units for the same key and window, so it would never apply; make harder_pow the smaller number",
-                    soft.units, soft.kind, hard.units
-                ),
-            ));
-        }
-    }
-    let rules = rules.into_iter().map(|(r, _)| r).collect();
-    if e.is_empty() {
-        Ok(Budgets { window_secs, rules, global })
-    } else {
-        Err(e)
-    }
-}
-
-/// Reads a budget action, recording an error (with a suggestion) for an unknown one.
-fn parse_action(a: &Spanned<String>, e: &mut Vec<SectionError>) -> Option<BudgetAction> {
-    match a.get_ref().as_str() {
-        "refuse" => Some(BudgetAction::Refuse),
-        "harder_pow" => Some(BudgetAction::HarderPow),
-        other => {
-            let names = ["refuse", "harder_pow"];
-            e.push(SectionError::at(
-                a,
-                format!(
-                    "unknown budget action \"{other}\", expected one of {}{}",
-                    crate::lang::error::one_of(names),
-                    crate::lang::error::did_you_mean(other, names)
-                ),
-            ));
-            None
         }
     }
 }

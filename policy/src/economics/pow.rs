@@ -17,14 +17,10 @@
 //! verify, so they are not re-checked here; the extra segments start at `cp[k]`, which
 //! the platform binds to this seed, so they cannot be precomputed for another challenge.
 
-use crate::lang::section::{positive, SectionError};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use parking_lot::Mutex;
-use serde::de::{self, Deserializer, Visitor};
-use serde::Deserialize;
-use serde_spanned::Spanned;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -88,60 +84,6 @@ pub enum PowError {
 // [pow]
 // ---------------------------------------------------------------------------------------
 
-/// A TOML number, integer or float (so `extra_checkpoints_per_unit = 1` reads too).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Number(pub f64);
-
-impl<'de> Deserialize<'de> for Number {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Number;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a number")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Number, E> {
-                Ok(Number(v as f64))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Number, E> {
-                Ok(Number(v as f64))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Number, E> {
-                Ok(Number(v))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// `[pow]` as written.
-///
-/// ```toml
-/// [pow]
-/// extra_checkpoints_per_unit = 0.1   # +1 checkpoint per 10 units of debt
-/// max_factor = 8                     # k' at most 8 * k
-/// max_work = 64000000                # k' * g at most this (wrangler's cap)
-/// spot_checks = 4                    # extra segments verified per solution
-/// challenge_ttl_secs = 600
-/// max_challenges = 100000
-/// ```
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawPow {
-    /// Extra checkpoints per unit of debt.
-    pub extra_checkpoints_per_unit: Option<Spanned<Number>>,
-    /// Cap on `k' / k`.
-    pub max_factor: Option<Spanned<i64>>,
-    /// Cap on `k' * g`.
-    pub max_work: Option<Spanned<i64>>,
-    /// Extra segments verified per solution.
-    pub spot_checks: Option<Spanned<i64>>,
-    /// How long a rewritten challenge is remembered, seconds.
-    pub challenge_ttl_secs: Option<Spanned<i64>>,
-    /// How many rewritten challenges are remembered at most.
-    pub max_challenges: Option<Spanned<i64>>,
-}
-
 /// Compiled adaptive proof-of-work policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PowPolicy {
@@ -175,69 +117,6 @@ impl Default for PowPolicy {
             max_challenges: 100_000,
         }
     }
-}
-
-/// Validates `[pow]`.
-pub fn compile_pow(raw: &RawPow) -> Result<PowPolicy, Vec<SectionError>> {
-    let d = PowPolicy::default();
-    let mut e = Vec::new();
-    let per_unit = match &raw.extra_checkpoints_per_unit {
-        None => d.extra_checkpoints_per_unit,
-        Some(v) => {
-            let x = v.get_ref().0;
-            if !x.is_finite() || x < 0.0 {
-                e.push(SectionError::at(
-                    v,
-                    format!("extra_checkpoints_per_unit must be a number 0 or more, got {x}"),
-                ));
-            }
-            x
-        }
-    };
-    let max_factor = positive(
-        &raw.max_factor,
-        "max_factor",
-        u64::from(d.max_factor),
-        &mut e,
-    );
-    let max_work = positive(&raw.max_work, "max_work", d.max_work, &mut e);
-    if let Some(v) = &raw.max_work {
-        if max_work > WRANGLER_MAX_WORK {
-            e.push(SectionError::at(
-                v,
-                format!("max_work = {max_work} is above wrangler's cap of {WRANGLER_MAX_WORK}; wrangler would refuse the challenge"),
-            ));
-        }
-    }
-    let spot_checks = positive(
-        &raw.spot_checks,
-        "spot_checks",
-        u64::from(d.spot_checks),
-        &mut e,
-    );
-    let ttl = positive(
-        &raw.challenge_ttl_secs,
-        "challenge_ttl_secs",
-        d.challenge_ttl_secs,
-        &mut e,
-    );
-    let max_challenges = positive(
-        &raw.max_challenges,
-        "max_challenges",
-        d.max_challenges as u64,
-        &mut e,
-    );
-    if !e.is_empty() {
-        return Err(e);
-    }
-    Ok(PowPolicy {
-        extra_checkpoints_per_unit: per_unit,
-        max_factor: u32::try_from(max_factor).unwrap_or(u32::MAX),
-        max_work,
-        spot_checks: u32::try_from(spot_checks).unwrap_or(u32::MAX),
-        challenge_ttl_secs: ttl,
-        max_challenges: usize::try_from(max_challenges).unwrap_or(usize::MAX),
-    })
 }
 
 impl PowPolicy {

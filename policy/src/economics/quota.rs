@@ -14,9 +14,7 @@
 //! (D1, Queues, Hyperdrive, assets) the platform still refuses the extra one; for the
 //! gateway's own caps the overshoot is bounded by the client's concurrency.
 
-use crate::lang::section::{non_negative, positive, SectionError};
 use serde::{Deserialize, Serialize};
-use serde_spanned::Spanned;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// 1 MiB.
@@ -278,41 +276,6 @@ pub fn created_id(kind: ResourceKind, answer: &[u8]) -> Option<String> {
 // [quotas]
 // ---------------------------------------------------------------------------------------
 
-/// `[quotas]` as written. Every field is optional; absent fields take the defaults of
-/// [`QuotaSpec::default`].
-///
-/// ```toml
-/// [quotas]
-/// max_worker_scripts = 5
-/// max_kv_namespaces = 10
-/// max_d1_databases = 1
-/// max_queues = 10
-/// max_hyperdrive_configs = 2
-/// max_asset_files = 1000
-/// max_asset_file_bytes = 5242880
-/// max_body_bytes = 67108864
-/// ```
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawQuotas {
-    /// Worker scripts per account.
-    pub max_worker_scripts: Option<Spanned<i64>>,
-    /// KV namespaces per account.
-    pub max_kv_namespaces: Option<Spanned<i64>>,
-    /// D1 databases per account (platform: 1).
-    pub max_d1_databases: Option<Spanned<i64>>,
-    /// Queues per account (platform: 10).
-    pub max_queues: Option<Spanned<i64>>,
-    /// Hyperdrive configurations per account (platform: 2).
-    pub max_hyperdrive_configs: Option<Spanned<i64>>,
-    /// Static-asset files per upload (platform: 1,000).
-    pub max_asset_files: Option<Spanned<i64>>,
-    /// Bytes per static-asset file (platform: 5 MiB).
-    pub max_asset_file_bytes: Option<Spanned<i64>>,
-    /// Bytes per request body.
-    pub max_body_bytes: Option<Spanned<i64>>,
-}
-
 /// Compiled per-account quotas.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaSpec {
@@ -367,91 +330,6 @@ impl Default for QuotaSpec {
             max_asset_file_bytes: PLATFORM_MAX_ASSET_FILE_BYTES,
             max_body_bytes: 64 * MIB,
         }
-    }
-}
-
-/// Validates `[quotas]`.
-pub fn compile_quotas(raw: &RawQuotas) -> Result<QuotaSpec, Vec<SectionError>> {
-    let d = QuotaSpec::default();
-    let mut errors = Vec::new();
-    let capped = |v: &Option<Spanned<i64>>,
-                  name: &str,
-                  default: u64,
-                  platform: u64,
-                  errors: &mut Vec<SectionError>| {
-        let n = non_negative(v, name, default, errors);
-        if let Some(v) = v {
-            if n > platform {
-                errors.push(SectionError::at(
-                    v,
-                    format!(
-                        "{name} = {n} is above the platform's published limit of {platform} for temporary accounts; \
-                         the platform would refuse the extra ones anyway (use at most {platform})"
-                    ),
-                ));
-            }
-        }
-        n
-    };
-    let spec = QuotaSpec {
-        max_worker_scripts: non_negative(
-            &raw.max_worker_scripts,
-            "max_worker_scripts",
-            d.max_worker_scripts,
-            &mut errors,
-        ),
-        max_kv_namespaces: non_negative(
-            &raw.max_kv_namespaces,
-            "max_kv_namespaces",
-            d.max_kv_namespaces,
-            &mut errors,
-        ),
-        max_d1_databases: capped(
-            &raw.max_d1_databases,
-            "max_d1_databases",
-            d.max_d1_databases,
-            PLATFORM_MAX_D1_DATABASES,
-            &mut errors,
-        ),
-        max_queues: capped(
-            &raw.max_queues,
-            "max_queues",
-            d.max_queues,
-            PLATFORM_MAX_QUEUES,
-            &mut errors,
-        ),
-        max_hyperdrive_configs: capped(
-            &raw.max_hyperdrive_configs,
-            "max_hyperdrive_configs",
-            d.max_hyperdrive_configs,
-            PLATFORM_MAX_HYPERDRIVE_CONFIGS,
-            &mut errors,
-        ),
-        max_asset_files: capped(
-            &raw.max_asset_files,
-            "max_asset_files",
-            d.max_asset_files,
-            PLATFORM_MAX_ASSET_FILES,
-            &mut errors,
-        ),
-        max_asset_file_bytes: capped(
-            &raw.max_asset_file_bytes,
-            "max_asset_file_bytes",
-            d.max_asset_file_bytes,
-            PLATFORM_MAX_ASSET_FILE_BYTES,
-            &mut errors,
-        ),
-        max_body_bytes: positive(
-            &raw.max_body_bytes,
-            "max_body_bytes",
-            d.max_body_bytes,
-            &mut errors,
-        ),
-    };
-    if errors.is_empty() {
-        Ok(spec)
-    } else {
-        Err(errors)
     }
 }
 

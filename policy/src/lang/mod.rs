@@ -19,5 +19,5 @@ pub(crate) mod model;
 pub(crate) mod rate;
 pub(crate) mod raw;
 pub(crate) mod route;
-pub mod section;
+pub(crate) mod section;
 pub(crate) mod table;
