@@ -27,6 +27,7 @@
 pub mod economics;
 pub mod ja4;
 pub(crate) mod lang;
+pub mod platform;
 
 pub use economics::{accounts, ledger, pow, quota};
 pub use lang::client::ClientConfig;

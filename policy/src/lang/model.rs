@@ -51,6 +51,13 @@ impl Policy {
         self.routes.classify(method, path)
     }
 
+    /// What a deploy-API call does to the account's resources, with the account-API
+    /// prefix taken from this policy's `deploy-write` and `deploy-read` routes (see
+    /// [`crate::platform`]).
+    pub fn classify_resource(&self, method: &str, path: &str) -> crate::quota::Classified {
+        crate::platform::classify_resource(&self.routes, method, path)
+    }
+
     /// `[accounts]`: how many live and recently created temporary accounts one source
     /// may have (the defaults of [`AccountLimits::default`] when the section is absent).
     pub fn account_limits(&self) -> &AccountLimits {

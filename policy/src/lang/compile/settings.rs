@@ -103,10 +103,7 @@ pub(super) fn build_tables(cx: &mut Ctx<'_>, raw: Option<crate::lang::raw::RawTa
 }
 
 pub(super) fn build_routes(cx: &mut Ctx<'_>, raw: Option<std::collections::BTreeMap<SStr, Spanned<Vec<SStr>>>>) -> Routes {
-    let mut classes: Vec<(RouteClass, Vec<RoutePattern>)> = RouteClass::MATCHED
-        .iter()
-        .map(|c| (*c, c.default_patterns().iter().filter_map(|p| RoutePattern::parse(p).ok()).collect()))
-        .collect();
+    let mut classes = Routes::defaults().classes;
     for (name, pats) in raw.unwrap_or_default() {
         let class = match RouteClass::parse(name.get_ref()) {
             Some(RouteClass::Other) => {
