@@ -28,6 +28,7 @@ pub mod economics;
 pub mod ja4;
 pub(crate) mod lang;
 pub mod platform;
+mod wire;
 
 pub use economics::{accounts, ledger, pow, quota};
 pub use lang::client::ClientConfig;
