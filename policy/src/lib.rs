@@ -5,6 +5,18 @@
 //! and [`Decision::ratelimit_headers`]. The language is described in `README.md`; the
 //! HTTP fingerprint in `FINGERPRINT.md`.
 //!
+//! The crate has two halves and a contract:
+//! - the policy language and rate-limit engine (crate-private `lang`, re-exported
+//!   here: [`compile_str`], [`Engine`], [`Request`], ...). Every section of a policy
+//!   file, rules and economics alike, goes raw -> compile -> model with
+//!   `FILE:LINE:COL` errors;
+//! - [`economics`]: temporary accounts, what they hold, what their cleanup costs and
+//!   the proof-of-work a source in debt owes ([`accounts`], [`quota`], [`ledger`],
+//!   [`pow`]), configured by the policy's `[accounts]`, `[quotas]`, `[costs]`,
+//!   `[budgets]` and `[pow]`;
+//! - [`platform`]: everything assumed about the deploy API's paths, bodies and
+//!   answers, so another platform means reading one module.
+//!
 //! ```
 //! use policy::{compile_str, Engine, Request};
 //! let policy = compile_str("p.toml", r#"

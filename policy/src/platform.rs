@@ -6,13 +6,13 @@
 //!
 //! | What | Where | Read by |
 //! |---|---|---|
-//! | API base `/client/v4` (paths also served without it) | every path | [`classify_resource`] |
+//! | API base `/client/v4` (paths also served without it) | every path | [`crate::Policy::classify_resource`] |
 //! | `POST {base}/provisioning/previews/challenge` -> `result: {challengeToken, seed (base64url), k, g}` | [`default_route_patterns`] | [`parse_challenge`], [`rewrite_challenge`] |
 //! | `POST {base}/provisioning/previews`, body `{challengeToken, solution: {checkpoints}}` (one base64 string of 32-byte digests, or a list) | [`default_route_patterns`] | [`CreateBody`] |
 //! | its 2xx answer `result.account: {id, apiToken, expiresAt (RFC 3339)}` | | [`CreatedAccount::parse`] |
 //! | claim flows under `/claim/**` and `{base}/provisioning/previews/*/claim/**` | [`default_route_patterns`] | |
-//! | the account API `{base}/accounts/{id}/...` (the prefix follows `[routes]`) | [`default_route_patterns`] | [`classify_resource`] |
-//! | resource paths under it: `workers/scripts/{name}` (PUT/DELETE, `.../assets-upload-session` POST), `storage/kv/namespaces`, `d1/database`, `queues`, `hyperdrive/configs` (POST creates, DELETE `.../{id}`) | | [`classify_resource`] |
+//! | the account API `{base}/accounts/{id}/...` (the prefix follows `[routes]`) | [`default_route_patterns`] | [`crate::Policy::classify_resource`] |
+//! | resource paths under it: `workers/scripts/{name}` (PUT/DELETE, `.../assets-upload-session` POST), `storage/kv/namespaces`, `d1/database`, `queues`, `hyperdrive/configs` (POST creates, DELETE `.../{id}`) | | [`crate::Policy::classify_resource`] |
 //! | creation answers naming the new id: KV `id`, D1 `uuid`, Queues `queue_id`, Hyperdrive `id` | | [`created_id`] |
 //! | asset-upload manifest `{"manifest": {"/path": {"hash", "size"}}}` | | [`parse_asset_manifest`] |
 //! | events `{type: claimed\|expired\|deleted, account_id, at?, removed?}` | gateway's `POST /events` | [`PlatformEvent`] |
@@ -105,7 +105,7 @@ pub(crate) fn classify_resource(routes: &Routes, method: &str, path: &str) -> Cl
     Classified { account_id: Some((*account).to_string()), op }
 }
 
-/// [`classify_resource`] with the built-in route patterns, for callers without a policy.
+/// [`crate::Policy::classify_resource`] with the built-in route patterns, for callers without a policy.
 pub fn classify_default(method: &str, path: &str) -> Classified {
     static DEFAULTS: std::sync::OnceLock<Routes> = std::sync::OnceLock::new();
     classify_resource(DEFAULTS.get_or_init(Routes::defaults), method, path)

@@ -2,7 +2,7 @@
 //! cleanup costs, and the proof-of-work a source in debt owes.
 //!
 //! Pure logic like the language half: time comes in as unix seconds, so tests move it
-//! by hand. The sections that configure it are compiled by [`crate::lang`] into the
+//! by hand. The sections that configure it are compiled by the language half into the
 //! model types defined here ([`accounts::AccountLimits`], [`quota::QuotaSpec`],
 //! [`ledger::Costs`], [`ledger::Budgets`], [`pow::PowPolicy`]).
 
