@@ -5,6 +5,18 @@
 //! and [`Decision::ratelimit_headers`]. The language is described in `README.md`; the
 //! HTTP fingerprint in `FINGERPRINT.md`.
 //!
+//! The crate has two halves and a contract:
+//! - the policy language and rate-limit engine (crate-private `lang`, re-exported
+//!   here: [`compile_str`], [`Engine`], [`Request`], ...). Every section of a policy
+//!   file, rules and economics alike, goes raw -> compile -> model with
+//!   `FILE:LINE:COL` errors;
+//! - [`economics`]: temporary accounts, what they hold, what their cleanup costs and
+//!   the proof-of-work a source in debt owes ([`accounts`], [`quota`], [`ledger`],
+//!   [`pow`]), configured by the policy's `[accounts]`, `[quotas]`, `[costs]`,
+//!   `[budgets]` and `[pow]`;
+//! - [`platform`]: everything assumed about the deploy API's paths, bodies and
+//!   answers, so another platform means reading one module.
+//!
 //! ```
 //! use policy::{compile_str, Engine, Request};
 //! let policy = compile_str("p.toml", r#"
@@ -24,43 +36,25 @@
 //! ```
 #![deny(missing_docs)]
 
-mod client;
-mod compile;
-mod decision;
-mod engine;
-mod error;
-mod explain;
-mod fingerprint;
-mod identity;
+pub mod economics;
 pub mod ja4;
-mod key;
-mod model;
-mod rate;
-mod raw;
-mod route;
-mod table;
+pub(crate) mod lang;
+pub mod platform;
+mod wire;
 
-pub use client::ClientConfig;
-pub use compile::{compile_file, compile_str, DEFAULT_MAX_KEYS, DEFAULT_SWEEP_SECS};
-pub use decision::{Decision, Outcome, QuotaInfo, Request};
-pub use engine::{Engine, ReloadReport, RuleStats, Stats, TableStats};
-pub use error::{PolicyError, PolicyErrors};
-pub use explain::{Explanation, LimitTrace, RuleTrace};
-pub use fingerprint::http_fingerprint;
-pub use identity::Identity;
-pub use key::{KeyPart, KeySpec, Missing};
-pub use model::{Action, Policy};
-pub use rate::{Per, Rate};
-pub use route::RouteClass;
+pub use economics::{accounts, ledger, pow, quota};
+pub use lang::client::ClientConfig;
+pub use lang::compile::{compile_file, compile_str, DEFAULT_MAX_KEYS, DEFAULT_SWEEP_SECS};
+pub use lang::decision::{Decision, Outcome, QuotaInfo, Request};
+pub use lang::engine::{Engine, ReloadReport, RuleStats, Stats, TableStats};
+pub use lang::error::{PolicyError, PolicyErrors};
+pub use lang::explain::{Explanation, LimitTrace, RuleTrace};
+pub use lang::fingerprint::http_fingerprint;
+pub use lang::identity::Identity;
+pub use lang::key::{KeyPart, KeySpec, Missing};
+pub use lang::model::{Action, Policy};
+pub use lang::rate::{Per, Rate};
+pub use lang::route::RouteClass;
 
 /// Re-exported so callers and tests name the same clock types.
 pub use governor::clock;
-
-// Temporary accounts: who created them, what they hold, what their cleanup costs, and
-// the proof-of-work a source in debt owes. Pure logic like the rest: time comes in as
-// unix seconds, so tests move it by hand.
-pub mod accounts;
-pub mod ledger;
-pub mod pow;
-pub mod quota;
-pub mod section;

@@ -1,10 +1,12 @@
 //! Account book: token attribution, lifecycle events, per-source account limits.
 
+mod common;
+
+use common::{errors_of, policy_with};
 use policy::accounts::{
-    compile_accounts, AccountBook, AccountLimitKind, AccountLimits, AccountState, Event,
-    RawAccounts, SourceKey, SourceKeys, SourceKind, TokenHasher,
+    AccountBook, AccountLimitKind, AccountLimits, AccountState, Event, SourceKey, SourceKeys,
+    SourceKind, TokenHasher,
 };
-use policy::section::parse_section;
 
 const TOKEN: &str = "tmp-token-SECRET-5f3a9c";
 
@@ -211,29 +213,23 @@ fn account_limits_refuse_with_retry_after() {
 }
 
 #[test]
-fn accounts_section_parses_with_defaults_and_rejects_unknown_fields() {
-    let raw: RawAccounts = parse_section("", "accounts").expect("empty");
-    assert_eq!(
-        compile_accounts(&raw).expect("ok"),
-        AccountLimits::default()
-    );
-    let src = "[accounts]\nwindow_secs = 3600\n[accounts.live]\nip = 1\n\"ipv6/48\" = 5\n";
-    let raw: RawAccounts = parse_section(src, "accounts").expect("parse");
-    let l = compile_accounts(&raw).expect("ok");
+fn accounts_section_compiles_with_defaults_and_located_errors() {
+    assert_eq!(policy_with("").account_limits(), &AccountLimits::default());
+    let p = policy_with("[accounts]\nwindow_secs = 3600\n[accounts.live]\nip = 1\n\"ipv6/48\" = 5\n");
+    let l = p.account_limits();
     assert_eq!(l.window_secs, 3600);
     assert_eq!(l.live.len(), 2);
     assert_eq!(l.per_day, AccountLimits::default().per_day);
-    let err =
-        parse_section::<RawAccounts>("[accounts]\nwindow = 3\n", "accounts").expect_err("unknown");
-    assert!(err.message.contains("window"), "{err}");
-    assert!(err.span.is_some());
-    let src = "[accounts.live]\n\"ipv6/47\" = 5\n";
-    let errs =
-        compile_accounts(&parse_section(src, "accounts").expect("parse")).expect_err("bad kind");
-    let span = errs[0].span.clone().expect("span");
-    assert_eq!(&src[span], "\"ipv6/47\"");
-    let src = "[accounts.per_day]\nip = -1\n";
-    let errs =
-        compile_accounts(&parse_section(src, "accounts").expect("parse")).expect_err("negative");
-    assert_eq!(&src[errs[0].span.clone().expect("span")], "-1");
+    assert_eq!(
+        errors_of("[accounts]\nwindow = 3\n"),
+        "p.toml:3:1: unknown field \"window\", expected one of \"window_secs\", \"live\", \"per_day\"; did you mean \"window_secs\"?"
+    );
+    assert_eq!(
+        errors_of("[accounts.live]\n\"ipv6/47\" = 5\n"),
+        "p.toml:3:1: unknown source key kind \"ipv6/47\", expected one of \"ip\", \"ipv4/24\", \"ipv6/64\", \"ipv6/56\", \"ipv6/48\", \"http_fp\", \"tls_fp\"; did you mean \"ipv6/48\"?"
+    );
+    assert_eq!(
+        errors_of("[accounts.per_day]\nip = -1\n"),
+        "p.toml:3:6: per_day.\"ip\" must be 0 or more, got -1"
+    );
 }

@@ -1,12 +1,11 @@
 //! Cleanup-cost ledger: charges, credits, budgets, queries, persistence.
 
+mod common;
+
+use common::{errors_of, policy_with};
 use policy::accounts::{AccountBook, SourceKey, SourceKeys, SourceKind, TokenHasher};
-use policy::ledger::{
-    compile_budgets, compile_costs, BudgetAction, BudgetRule, Budgets, Costs, Ledger, RawBudgets,
-    RawCosts, Reason,
-};
+use policy::ledger::{BudgetAction, BudgetRule, Budgets, Costs, Ledger, Reason};
 use policy::quota::{classify, AccountUsage, ResourceCounts};
-use policy::section::parse_section;
 
 const TOKEN: &str = "tmp-token-SECRET-77";
 
@@ -257,15 +256,10 @@ fn persists_as_json_lines_without_tokens() {
 }
 
 #[test]
-fn costs_and_budgets_sections_parse_with_defaults_and_reject_unknown_fields() {
-    assert_eq!(
-        compile_costs(&parse_section::<RawCosts>("", "costs").expect("e")).expect("ok"),
-        Costs::default()
-    );
-    assert_eq!(
-        compile_budgets(&parse_section::<RawBudgets>("", "budgets").expect("e")).expect("ok"),
-        Budgets::default()
-    );
+fn costs_and_budgets_sections_compile_with_defaults_and_located_errors() {
+    let p = policy_with("");
+    assert_eq!(p.costs(), &Costs::default());
+    assert_eq!(p.budgets(), &Budgets::default());
     let src = r#"
 [costs]
 account = 4
@@ -281,7 +275,8 @@ key = "ip"
 units = 50
 window_secs = 600
 "#;
-    let c = compile_costs(&parse_section(src, "costs").expect("parse")).expect("ok");
+    let p = policy_with(src);
+    let c = p.costs();
     assert_eq!((c.account, c.per_mb_stored, c.worker_script), (4, 2, 5));
     assert_eq!(
         c.cleanup_cost(&ResourceCounts {
@@ -290,9 +285,8 @@ window_secs = 600
         }),
         4 + 2 * 2
     );
-    let b = compile_budgets(&parse_section(src, "budgets").expect("parse")).expect("ok");
     assert_eq!(
-        b.rules,
+        p.budgets().rules,
         vec![
             BudgetRule {
                 kind: SourceKind::Ipv6_48,
@@ -308,18 +302,19 @@ window_secs = 600
             },
         ]
     );
-    let none = compile_budgets(&parse_section("[budgets]\nlimit = []\n", "budgets").expect("p"))
-        .expect("ok");
-    assert!(none.rules.is_empty());
-    assert!(parse_section::<RawCosts>("[costs]\naccounts = 1\n", "costs").is_err());
-    assert!(parse_section::<RawBudgets>(
-        "[[budgets.limit]]\nkey = \"ip\"\nunits = 1\nwindow = 3\n",
-        "budgets"
-    )
-    .is_err());
-    let src = "[[budgets.limit]]\nkey = \"ip\"\nunits = 1\naction = \"block\"\n";
-    let errs = compile_budgets(&parse_section(src, "budgets").expect("p")).expect_err("bad action");
-    assert_eq!(&src[errs[0].span.clone().expect("span")], "\"block\"");
+    assert!(policy_with("[budgets]\nlimit = []\n").budgets().rules.is_empty());
+    assert_eq!(
+        errors_of("[costs]\naccounts = 1\n"),
+        "p.toml:3:1: unknown field \"accounts\", expected one of \"account\", \"worker_script\", \"kv_namespace\", \"d1_database\", \"queue\", \"hyperdrive_config\", \"asset_file\", \"per_mb_stored\", \"claim_credit\"; did you mean \"account\"?"
+    );
+    assert_eq!(
+        errors_of("[[budgets.limit]]\nkey = \"ip\"\nunits = 1\nwindow = 3\n"),
+        "p.toml:5:1: unknown field \"window\", expected one of \"key\", \"units\", \"window_secs\", \"action\"; did you mean \"window_secs\"?"
+    );
+    assert_eq!(
+        errors_of("[[budgets.limit]]\nkey = \"ip\"\nunits = 1\naction = \"block\"\n"),
+        "p.toml:5:10: unknown budget action \"block\", expected one of \"refuse\", \"harder_pow\""
+    );
 }
 
 /// A swarm that takes a fresh /24 and fingerprint for every account trips no per-key

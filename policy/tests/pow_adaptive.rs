@@ -1,11 +1,13 @@
 //! Adaptive proof-of-work: harder challenges, spot-checked extra segments, trimming.
 
 use base64::Engine as _;
+mod common;
+
+use common::{errors_of, policy_with};
 use policy::pow::{
-    compile_pow, difficulty_for, parse_challenge, rewrite_challenge, solve, trim_create_body,
-    verify_and_trim, ChallengeBook, PowError, PowPolicy, RawPow, WRANGLER_MAX_WORK,
+    difficulty_for, parse_challenge, rewrite_challenge, solve, trim_create_body,
+    verify_and_trim, ChallengeBook, PowError, PowPolicy, WRANGLER_MAX_WORK,
 };
-use policy::section::parse_section;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -196,30 +198,23 @@ fn challenge_book_is_bounded_and_expiring() {
 }
 
 #[test]
-fn pow_section_parses_with_defaults_and_rejects_unknown_fields() {
-    assert_eq!(
-        compile_pow(&parse_section::<RawPow>("", "pow").expect("e")).expect("ok"),
-        PowPolicy::default()
-    );
-    let p = compile_pow(
-        &parse_section(
-            "[pow]\nextra_checkpoints_per_unit = 1\nmax_factor = 2\nspot_checks = 8\n",
-            "pow",
-        )
-        .expect("p"),
-    )
-    .expect("ok");
+fn pow_section_compiles_with_defaults_and_located_errors() {
+    assert_eq!(policy_with("").pow(), &PowPolicy::default());
+    let p = policy_with("[pow]\nextra_checkpoints_per_unit = 1\nmax_factor = 2\nspot_checks = 8\n");
+    let p = p.pow();
     assert_eq!(
         (p.extra_checkpoints_per_unit, p.max_factor, p.spot_checks),
         (1.0, 2, 8)
     );
-    assert!(parse_section::<RawPow>("[pow]\nspot_check = 1\n", "pow").is_err());
-    let src = "[pow]\nmax_work = 64000001\nextra_checkpoints_per_unit = -0.5\n";
-    let errs = compile_pow(&parse_section(src, "pow").expect("p")).expect_err("bad");
-    assert_eq!(errs.len(), 2);
-    assert!(errs
-        .iter()
-        .any(|e| &src[e.span.clone().expect("span")] == "64000001"));
+    assert_eq!(
+        errors_of("[pow]\nspot_check = 1\n"),
+        "p.toml:3:1: unknown field \"spot_check\", expected one of \"extra_checkpoints_per_unit\", \"max_factor\", \"max_work\", \"spot_checks\", \"challenge_ttl_secs\", \"max_challenges\"; did you mean \"spot_checks\"?"
+    );
+    assert_eq!(
+        errors_of("[pow]\nmax_work = 64000001\nextra_checkpoints_per_unit = -0.5\n"),
+        "p.toml:3:12: max_work = 64000001 is above wrangler's cap of 64000000; wrangler would refuse the challenge\n\
+         p.toml:4:30: extra_checkpoints_per_unit must be a number 0 or more, got -0.5"
+    );
 }
 
 /// wrangler sends `solution.checkpoints` as ONE base64 string of all digests back to

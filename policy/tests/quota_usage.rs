@@ -1,10 +1,12 @@
 //! Per-account resource quotas: classification, check before forwarding, commit on 2xx.
 
+mod common;
+
+use common::{errors_of, policy_with};
 use policy::quota::{
-    classify, compile_quotas, created_id, AccountUsage, AssetManifest, QuotaSpec, RawQuotas,
+    classify, created_id, AccountUsage, AssetManifest, QuotaSpec,
     ResourceKind, ResourceOp,
 };
-use policy::section::parse_section;
 
 const ACC: &str = "0123456789abcdef0123456789abcdef";
 
@@ -280,31 +282,21 @@ fn body_size_cap() {
 }
 
 #[test]
-fn quotas_section_parses_with_defaults_and_rejects_unknown_fields() {
-    let raw: RawQuotas = parse_section("", "quotas").expect("empty");
-    assert_eq!(compile_quotas(&raw).expect("ok"), QuotaSpec::default());
-    let raw: RawQuotas = parse_section(
-        "[quotas]\nmax_queues = 3\nmax_body_bytes = 1000\n",
-        "quotas",
-    )
-    .expect("parse");
-    let q = compile_quotas(&raw).expect("ok");
+fn quotas_section_compiles_with_defaults_and_located_errors() {
+    assert_eq!(policy_with("").quotas(), &QuotaSpec::default());
+    let p = policy_with("[quotas]\nmax_queues = 3\nmax_body_bytes = 1000\n");
+    let q = p.quotas();
     assert_eq!(
         (q.max_queues, q.max_body_bytes, q.max_d1_databases),
         (3, 1000, 1)
     );
-    let src = "[quotas]\nmax_queus = 3\n";
-    let err = parse_section::<RawQuotas>(src, "quotas").expect_err("typo");
-    assert!(err.message.contains("max_queus"), "{err}");
-    assert_eq!(&src[err.span.expect("span")], "max_queus");
-    let src = "[quotas]\nmax_queues = 11\nmax_body_bytes = 0\n";
-    let errs =
-        compile_quotas(&parse_section(src, "quotas").expect("parse")).expect_err("over platform");
-    assert_eq!(errs.len(), 2);
-    assert_eq!(&src[errs[0].span.clone().expect("span")], "11");
-    assert!(
-        errs[0].message.contains("published limit of 10"),
-        "{}",
-        errs[0].message
+    assert_eq!(
+        errors_of("[quotas]\nmax_queus = 3\n"),
+        "p.toml:3:1: unknown field \"max_queus\", expected one of \"max_worker_scripts\", \"max_kv_namespaces\", \"max_d1_databases\", \"max_queues\", \"max_hyperdrive_configs\", \"max_asset_files\", \"max_asset_file_bytes\", \"max_body_bytes\"; did you mean \"max_queues\"?"
+    );
+    assert_eq!(
+        errors_of("[quotas]\nmax_queues = 11\nmax_body_bytes = 0\n"),
+        "p.toml:3:14: max_queues = 11 is above the platform's published limit of 10 for temporary accounts; the platform would refuse the extra ones anyway (use at most 10)\n\
+         p.toml:4:18: max_body_bytes must be greater than 0"
     );
 }

@@ -26,3 +26,16 @@ pub fn req<'a>(method: &'a str, path: &'a str, peer: IpAddr, headers: &'a [(&'a 
 pub fn advance(clock: &FakeRelativeClock, secs: u64) {
     clock.advance(Duration::from_secs(secs));
 }
+
+/// Compiles `version = 1` followed by `sections`, panicking with the errors if any.
+pub fn policy_with(sections: &str) -> policy::Policy {
+    compile_str("p.toml", &format!("version = 1\n{sections}")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The located errors of `version = 1` followed by `sections`, one per line.
+pub fn errors_of(sections: &str) -> String {
+    match compile_str("p.toml", &format!("version = 1\n{sections}")) {
+        Ok(_) => "<compiled without error>".to_string(),
+        Err(e) => e.to_string(),
+    }
+}

@@ -5,7 +5,7 @@
 //! (`ipv6/64` on an IPv4 client counts per IPv4 /24 by default). Skipping instead would
 //! let every IPv4 client walk past an IPv6-only limit.
 
-use crate::route::RouteClass;
+use crate::lang::route::RouteClass;
 use ipnetwork::{Ipv4Network, Ipv6Network};
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -217,8 +217,8 @@ fn unknown_kind(p: &str) -> String {
     cands.extend(["ipv4/24", "ipv6/64", "ipv6/48"]);
     format!(
         "unknown key kind \"{p}\", expected one of {}{}",
-        crate::error::one_of(KIND_NAMES),
-        crate::error::did_you_mean(p, cands)
+        crate::lang::error::one_of(KIND_NAMES),
+        crate::lang::error::did_you_mean(p, cands)
     )
 }
 

@@ -17,26 +17,16 @@
 //! verify, so they are not re-checked here; the extra segments start at `cp[k]`, which
 //! the platform binds to this seed, so they cannot be precomputed for another challenge.
 
-use crate::section::{positive, SectionError};
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
-use base64::engine::DecodePaddingMode;
+use crate::platform::{check_difficulty, decode_checkpoint, CreateBody};
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use parking_lot::Mutex;
-use serde::de::{self, Deserializer, Visitor};
-use serde::Deserialize;
-use serde_spanned::Spanned;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 
 /// wrangler refuses a challenge with `k * g` above this (about 70 s of hashing).
 pub const WRANGLER_MAX_WORK: u64 = 64_000_000;
-
-/// base64url, padding optional (the platform sends it unpadded; be lenient on input).
-const URL_LENIENT: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::URL_SAFE,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
 
 // ---------------------------------------------------------------------------------------
 // Errors
@@ -88,60 +78,6 @@ pub enum PowError {
 // [pow]
 // ---------------------------------------------------------------------------------------
 
-/// A TOML number, integer or float (so `extra_checkpoints_per_unit = 1` reads too).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Number(pub f64);
-
-impl<'de> Deserialize<'de> for Number {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Number;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a number")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Number, E> {
-                Ok(Number(v as f64))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Number, E> {
-                Ok(Number(v as f64))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Number, E> {
-                Ok(Number(v))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// `[pow]` as written.
-///
-/// ```toml
-/// [pow]
-/// extra_checkpoints_per_unit = 0.1   # +1 checkpoint per 10 units of debt
-/// max_factor = 8                     # k' at most 8 * k
-/// max_work = 64000000                # k' * g at most this (wrangler's cap)
-/// spot_checks = 4                    # extra segments verified per solution
-/// challenge_ttl_secs = 600
-/// max_challenges = 100000
-/// ```
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawPow {
-    /// Extra checkpoints per unit of debt.
-    pub extra_checkpoints_per_unit: Option<Spanned<Number>>,
-    /// Cap on `k' / k`.
-    pub max_factor: Option<Spanned<i64>>,
-    /// Cap on `k' * g`.
-    pub max_work: Option<Spanned<i64>>,
-    /// Extra segments verified per solution.
-    pub spot_checks: Option<Spanned<i64>>,
-    /// How long a rewritten challenge is remembered, seconds.
-    pub challenge_ttl_secs: Option<Spanned<i64>>,
-    /// How many rewritten challenges are remembered at most.
-    pub max_challenges: Option<Spanned<i64>>,
-}
-
 /// Compiled adaptive proof-of-work policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PowPolicy {
@@ -175,69 +111,6 @@ impl Default for PowPolicy {
             max_challenges: 100_000,
         }
     }
-}
-
-/// Validates `[pow]`.
-pub fn compile_pow(raw: &RawPow) -> Result<PowPolicy, Vec<SectionError>> {
-    let d = PowPolicy::default();
-    let mut e = Vec::new();
-    let per_unit = match &raw.extra_checkpoints_per_unit {
-        None => d.extra_checkpoints_per_unit,
-        Some(v) => {
-            let x = v.get_ref().0;
-            if !x.is_finite() || x < 0.0 {
-                e.push(SectionError::at(
-                    v,
-                    format!("extra_checkpoints_per_unit must be a number 0 or more, got {x}"),
-                ));
-            }
-            x
-        }
-    };
-    let max_factor = positive(
-        &raw.max_factor,
-        "max_factor",
-        u64::from(d.max_factor),
-        &mut e,
-    );
-    let max_work = positive(&raw.max_work, "max_work", d.max_work, &mut e);
-    if let Some(v) = &raw.max_work {
-        if max_work > WRANGLER_MAX_WORK {
-            e.push(SectionError::at(
-                v,
-                format!("max_work = {max_work} is above wrangler's cap of {WRANGLER_MAX_WORK}; wrangler would refuse the challenge"),
-            ));
-        }
-    }
-    let spot_checks = positive(
-        &raw.spot_checks,
-        "spot_checks",
-        u64::from(d.spot_checks),
-        &mut e,
-    );
-    let ttl = positive(
-        &raw.challenge_ttl_secs,
-        "challenge_ttl_secs",
-        d.challenge_ttl_secs,
-        &mut e,
-    );
-    let max_challenges = positive(
-        &raw.max_challenges,
-        "max_challenges",
-        d.max_challenges as u64,
-        &mut e,
-    );
-    if !e.is_empty() {
-        return Err(e);
-    }
-    Ok(PowPolicy {
-        extra_checkpoints_per_unit: per_unit,
-        max_factor: u32::try_from(max_factor).unwrap_or(u32::MAX),
-        max_work,
-        spot_checks: u32::try_from(spot_checks).unwrap_or(u32::MAX),
-        challenge_ttl_secs: ttl,
-        max_challenges: usize::try_from(max_challenges).unwrap_or(usize::MAX),
-    })
 }
 
 impl PowPolicy {
@@ -291,83 +164,7 @@ impl fmt::Debug for Challenge {
     }
 }
 
-/// The `result` object of a v4 envelope, or the value itself when it is not one.
-fn result_of(v: &serde_json::Value) -> &serde_json::Value {
-    match v.get("result") {
-        Some(r) if r.is_object() => r,
-        _ => v,
-    }
-}
-
-fn get_u32(v: &serde_json::Value, field: &str) -> Result<u32, PowError> {
-    v.get(field)
-        .and_then(serde_json::Value::as_u64)
-        .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(|| PowError::Malformed(format!("challenge has no valid \"{field}\"")))
-}
-
-/// Parses a challenge answer (the envelope or its `result`).
-pub fn parse_challenge(json: &[u8]) -> Result<Challenge, PowError> {
-    let v: serde_json::Value = serde_json::from_slice(json)
-        .map_err(|e| PowError::Malformed(format!("challenge is not JSON: {e}")))?;
-    let r = result_of(&v);
-    let token = r
-        .get("challengeToken")
-        .and_then(serde_json::Value::as_str)
-        .ok_or_else(|| PowError::Malformed("challenge has no \"challengeToken\"".into()))?;
-    let seed = r
-        .get("seed")
-        .and_then(serde_json::Value::as_str)
-        .ok_or_else(|| PowError::Malformed("challenge has no \"seed\"".into()))?;
-    Ok(Challenge {
-        challenge_token: token.to_string(),
-        seed: decode_seed(seed)?,
-        k: get_u32(r, "k")?,
-        g: get_u32(r, "g")?,
-    })
-}
-
-/// Decodes a base64url seed (padding optional).
-pub fn decode_seed(seed: &str) -> Result<Vec<u8>, PowError> {
-    URL_LENIENT
-        .decode(seed.trim())
-        .map_err(|e| PowError::Malformed(format!("seed is not base64url: {e}")))
-}
-
-/// Rewrites the `k` of a challenge answer (the envelope or its `result`) to `k_prime`,
-/// keeping every other field. Refuses `k_prime < k` and `k_prime * g` above wrangler's
-/// cap (wrangler would refuse the challenge, so the deploy would fail).
-pub fn rewrite_challenge(json: &[u8], k_prime: u32) -> Result<Vec<u8>, PowError> {
-    let mut v: serde_json::Value = serde_json::from_slice(json)
-        .map_err(|e| PowError::Malformed(format!("challenge is not JSON: {e}")))?;
-    let is_envelope = v.get("result").is_some_and(serde_json::Value::is_object);
-    let r = if is_envelope {
-        v.get_mut("result")
-    } else {
-        Some(&mut v)
-    };
-    let r = r.ok_or_else(|| PowError::Malformed("challenge has no result".into()))?;
-    let k = get_u32(r, "k")?;
-    let g = get_u32(r, "g")?;
-    check_difficulty(k, k_prime, g)?;
-    let obj = r
-        .as_object_mut()
-        .ok_or_else(|| PowError::Malformed("challenge result is not an object".into()))?;
-    obj.insert("k".into(), serde_json::Value::from(k_prime));
-    serde_json::to_vec(&v).map_err(|e| PowError::Malformed(e.to_string()))
-}
-
-fn check_difficulty(k: u32, k_prime: u32, g: u32) -> Result<(), PowError> {
-    if k_prime < k || g == 0 || u64::from(k_prime) * u64::from(g) > WRANGLER_MAX_WORK {
-        return Err(PowError::BadDifficulty {
-            k,
-            k_prime,
-            g,
-            max: WRANGLER_MAX_WORK,
-        });
-    }
-    Ok(())
-}
+pub use crate::platform::{decode_seed, parse_challenge, rewrite_challenge};
 
 /// What the gateway asked of one challenge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -522,13 +319,6 @@ pub fn solve(seed: &[u8], k: u32, g: u32) -> Vec<String> {
     out
 }
 
-fn decode_checkpoint(s: &str, index: usize) -> Result<[u8; 32], PowError> {
-    STANDARD
-        .decode(s)
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
-        .ok_or(PowError::BadCheckpoint { index })
-}
 
 /// Verifies the extra segments `cp[k..k']` by spot-check and returns the first `k+1`
 /// checkpoints (what the platform asked for) and the hashes spent.
@@ -582,69 +372,15 @@ pub fn trim_create_body<R: rand::Rng + ?Sized>(
     spot_checks: u32,
     rng: &mut R,
 ) -> Result<Option<(Vec<u8>, u64)>, PowError> {
-    let mut v: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| PowError::Malformed(format!("request body is not JSON: {e}")))?;
-    let Some(token) = v.get("challengeToken").and_then(serde_json::Value::as_str) else {
+    let body = CreateBody::parse(body)?;
+    let Some(token) = body.challenge_token() else {
         return Ok(None);
     };
     let Some(rec) = book.take(token, now) else {
         return Ok(None);
     };
-    let raw = v
-        .get("solution")
-        .and_then(|s| s.get("checkpoints"))
-        .ok_or_else(|| PowError::Malformed("no solution.checkpoints".into()))?;
-    // wrangler sends one base64 string of all digests concatenated; the API also takes
-    // a list of per-digest strings. Answer in the form the client used.
-    let (checkpoints, concatenated) = match raw {
-        serde_json::Value::String(joined) => (split_concatenated(joined)?, true),
-        serde_json::Value::Array(items) => (
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, c)| c.as_str().map(str::to_string).ok_or(PowError::BadCheckpoint { index: i }))
-                .collect::<Result<Vec<_>, _>>()?,
-            false,
-        ),
-        _ => return Err(PowError::Malformed("solution.checkpoints is neither a string nor a list".into())),
-    };
+    let (checkpoints, concatenated) = body.checkpoints()?;
     let (trimmed, hashes) =
         verify_and_trim(&checkpoints, rec.k, rec.k_prime, rec.g, spot_checks, rng)?;
-    let forwarded = if concatenated {
-        serde_json::Value::from(join_concatenated(&trimmed)?)
-    } else {
-        serde_json::Value::from(trimmed)
-    };
-    if let Some(sol) = v
-        .get_mut("solution")
-        .and_then(serde_json::Value::as_object_mut)
-    {
-        sol.insert("checkpoints".into(), forwarded);
-    }
-    let out = serde_json::to_vec(&v).map_err(|e| PowError::Malformed(e.to_string()))?;
-    Ok(Some((out, hashes)))
-}
-
-/// Splits wrangler's one-string form (standard base64 of every 32-byte digest, back to
-/// back) into per-digest strings.
-fn split_concatenated(joined: &str) -> Result<Vec<String>, PowError> {
-    let bytes = STANDARD
-        .decode(joined.trim())
-        .map_err(|_| PowError::Malformed("solution.checkpoints is not base64".into()))?;
-    if bytes.is_empty() || bytes.len() % 32 != 0 {
-        return Err(PowError::Malformed(format!(
-            "solution.checkpoints holds {} bytes, not a whole number of 32-byte digests",
-            bytes.len()
-        )));
-    }
-    Ok(bytes.chunks(32).map(|c| STANDARD.encode(c)).collect())
-}
-
-/// The inverse of [`split_concatenated`].
-fn join_concatenated(checkpoints: &[String]) -> Result<String, PowError> {
-    let mut bytes = Vec::with_capacity(checkpoints.len() * 32);
-    for (i, c) in checkpoints.iter().enumerate() {
-        bytes.extend_from_slice(&decode_checkpoint(c, i)?);
-    }
-    Ok(STANDARD.encode(bytes))
+    Ok(Some((body.with_checkpoints(&trimmed, concatenated)?, hashes)))
 }

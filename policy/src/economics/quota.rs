@@ -14,9 +14,7 @@
 //! (D1, Queues, Hyperdrive, assets) the platform still refuses the extra one; for the
 //! gateway's own caps the overshoot is bounded by the client's concurrency.
 
-use crate::section::{non_negative, positive, SectionError};
 use serde::{Deserialize, Serialize};
-use serde_spanned::Spanned;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// 1 MiB.
@@ -64,18 +62,6 @@ impl ResourceKind {
             ResourceKind::HyperdriveConfig => "Hyperdrive configurations",
         }
     }
-
-    /// Where the platform puts the new id in a creation answer's `result`
-    /// (scripts are named by the client, so they have none).
-    fn id_field(self) -> Option<&'static str> {
-        match self {
-            ResourceKind::WorkerScript => None,
-            ResourceKind::KvNamespace => Some("id"),
-            ResourceKind::D1Database => Some("uuid"),
-            ResourceKind::Queue => Some("queue_id"),
-            ResourceKind::HyperdriveConfig => Some("id"),
-        }
-    }
 }
 
 /// What a static-asset upload session declares, from its JSON manifest.
@@ -100,24 +86,7 @@ impl AssetManifest {
     /// A manifest that does not have this shape is an error rather than "0 files": the
     /// gateway must not let an unreadable manifest through unchecked.
     pub fn parse(body: &[u8]) -> Result<AssetManifest, ManifestError> {
-        let value: serde_json::Value = serde_json::from_slice(body)
-            .map_err(|e| ManifestError(format!("invalid JSON: {e}")))?;
-        let manifest = value
-            .get("manifest")
-            .and_then(|m| m.as_object())
-            .ok_or_else(|| ManifestError("no \"manifest\" object".into()))?;
-        let mut out = AssetManifest::default();
-        for (path, entry) in manifest {
-            let size = entry.get("size").and_then(|s| s.as_u64()).ok_or_else(|| {
-                ManifestError(format!(
-                    "entry \"{path}\" has no non-negative integer \"size\""
-                ))
-            })?;
-            out.files += 1;
-            out.max_file_size = out.max_file_size.max(size);
-            out.total_bytes = out.total_bytes.saturating_add(size);
-        }
-        Ok(out)
+        crate::platform::parse_asset_manifest(body)
     }
 }
 
@@ -179,139 +148,18 @@ impl Classified {
     }
 }
 
-/// Classifies a deploy-API call by method and path (query string allowed).
-///
-/// Paths may start with `/client/v4` or directly with `/accounts`. Segments are
-/// percent-decoded so `my%2Dworker` and `my-worker` count as one script.
+pub use crate::platform::created_id;
+
+/// Classifies a deploy-API call with the built-in route patterns; a policy's own
+/// `[routes]` are followed by [`crate::Policy::classify_resource`]. The paths are the
+/// platform's: see [`crate::platform`].
 pub fn classify(method: &str, path: &str) -> Classified {
-    let path = path.split(['?', '#']).next().unwrap_or("");
-    let segs: Vec<String> = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(percent_decode)
-        .collect();
-    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let rest = match segs.as_slice() {
-        ["client", "v4", "accounts", rest @ ..] | ["accounts", rest @ ..] => rest,
-        _ => {
-            return Classified {
-                account_id: None,
-                op: ResourceOp::Other,
-            }
-        }
-    };
-    let Some((account, rest)) = rest.split_first() else {
-        return Classified {
-            account_id: None,
-            op: ResourceOp::Other,
-        };
-    };
-    let m = method.to_ascii_uppercase();
-    use ResourceKind::*;
-    let create = |kind| ResourceOp::Create { kind, name: None };
-    let delete = |kind, id: &str| ResourceOp::Delete {
-        kind,
-        id: id.to_string(),
-    };
-    let op = match (m.as_str(), rest) {
-        ("PUT", ["workers", "scripts", name]) => ResourceOp::Create {
-            kind: WorkerScript,
-            name: Some((*name).to_string()),
-        },
-        ("DELETE", ["workers", "scripts", name]) => delete(WorkerScript, name),
-        ("POST", ["workers", "scripts", name, "assets-upload-session"]) => {
-            ResourceOp::AssetUpload {
-                script: (*name).to_string(),
-                manifest: None,
-            }
-        }
-        ("POST", ["storage", "kv", "namespaces"]) => create(KvNamespace),
-        ("DELETE", ["storage", "kv", "namespaces", id]) => delete(KvNamespace, id),
-        ("POST", ["d1", "database"]) => create(D1Database),
-        ("DELETE", ["d1", "database", id]) => delete(D1Database, id),
-        ("POST", ["queues"]) => create(Queue),
-        ("DELETE", ["queues", id]) => delete(Queue, id),
-        ("POST", ["hyperdrive", "configs"]) => create(HyperdriveConfig),
-        ("DELETE", ["hyperdrive", "configs", id]) => delete(HyperdriveConfig, id),
-        _ => ResourceOp::Other,
-    };
-    Classified {
-        account_id: Some((*account).to_string()),
-        op,
-    }
-}
-
-/// Decodes `%XX` escapes; malformed escapes are kept literally (the platform will
-/// refuse such a path anyway, and we must not panic on it).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = std::str::from_utf8(&b[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            if let Some(v) = hex {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The id of a resource from the platform's 2xx creation answer (the v4 envelope or
-/// just its `result`), for [`AccountUsage::commit`]: KV `id`, D1 `uuid`, Queues
-/// `queue_id`, Hyperdrive `id`.
-pub fn created_id(kind: ResourceKind, answer: &[u8]) -> Option<String> {
-    let field = kind.id_field()?;
-    let value: serde_json::Value = serde_json::from_slice(answer).ok()?;
-    let result = value.get("result").unwrap_or(&value);
-    result.get(field)?.as_str().map(str::to_string)
+    crate::platform::classify_default(method, path)
 }
 
 // ---------------------------------------------------------------------------------------
 // [quotas]
 // ---------------------------------------------------------------------------------------
-
-/// `[quotas]` as written. Every field is optional; absent fields take the defaults of
-/// [`QuotaSpec::default`].
-///
-/// ```toml
-/// [quotas]
-/// max_worker_scripts = 5
-/// max_kv_namespaces = 10
-/// max_d1_databases = 1
-/// max_queues = 10
-/// max_hyperdrive_configs = 2
-/// max_asset_files = 1000
-/// max_asset_file_bytes = 5242880
-/// max_body_bytes = 67108864
-/// ```
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawQuotas {
-    /// Worker scripts per account.
-    pub max_worker_scripts: Option<Spanned<i64>>,
-    /// KV namespaces per account.
-    pub max_kv_namespaces: Option<Spanned<i64>>,
-    /// D1 databases per account (platform: 1).
-    pub max_d1_databases: Option<Spanned<i64>>,
-    /// Queues per account (platform: 10).
-    pub max_queues: Option<Spanned<i64>>,
-    /// Hyperdrive configurations per account (platform: 2).
-    pub max_hyperdrive_configs: Option<Spanned<i64>>,
-    /// Static-asset files per upload (platform: 1,000).
-    pub max_asset_files: Option<Spanned<i64>>,
-    /// Bytes per static-asset file (platform: 5 MiB).
-    pub max_asset_file_bytes: Option<Spanned<i64>>,
-    /// Bytes per request body.
-    pub max_body_bytes: Option<Spanned<i64>>,
-}
 
 /// Compiled per-account quotas.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -367,91 +215,6 @@ impl Default for QuotaSpec {
             max_asset_file_bytes: PLATFORM_MAX_ASSET_FILE_BYTES,
             max_body_bytes: 64 * MIB,
         }
-    }
-}
-
-/// Validates `[quotas]`.
-pub fn compile_quotas(raw: &RawQuotas) -> Result<QuotaSpec, Vec<SectionError>> {
-    let d = QuotaSpec::default();
-    let mut errors = Vec::new();
-    let capped = |v: &Option<Spanned<i64>>,
-                  name: &str,
-                  default: u64,
-                  platform: u64,
-                  errors: &mut Vec<SectionError>| {
-        let n = non_negative(v, name, default, errors);
-        if let Some(v) = v {
-            if n > platform {
-                errors.push(SectionError::at(
-                    v,
-                    format!(
-                        "{name} = {n} is above the platform's published limit of {platform} for temporary accounts; \
-                         the platform would refuse the extra ones anyway (use at most {platform})"
-                    ),
-                ));
-            }
-        }
-        n
-    };
-    let spec = QuotaSpec {
-        max_worker_scripts: non_negative(
-            &raw.max_worker_scripts,
-            "max_worker_scripts",
-            d.max_worker_scripts,
-            &mut errors,
-        ),
-        max_kv_namespaces: non_negative(
-            &raw.max_kv_namespaces,
-            "max_kv_namespaces",
-            d.max_kv_namespaces,
-            &mut errors,
-        ),
-        max_d1_databases: capped(
-            &raw.max_d1_databases,
-            "max_d1_databases",
-            d.max_d1_databases,
-            PLATFORM_MAX_D1_DATABASES,
-            &mut errors,
-        ),
-        max_queues: capped(
-            &raw.max_queues,
-            "max_queues",
-            d.max_queues,
-            PLATFORM_MAX_QUEUES,
-            &mut errors,
-        ),
-        max_hyperdrive_configs: capped(
-            &raw.max_hyperdrive_configs,
-            "max_hyperdrive_configs",
-            d.max_hyperdrive_configs,
-            PLATFORM_MAX_HYPERDRIVE_CONFIGS,
-            &mut errors,
-        ),
-        max_asset_files: capped(
-            &raw.max_asset_files,
-            "max_asset_files",
-            d.max_asset_files,
-            PLATFORM_MAX_ASSET_FILES,
-            &mut errors,
-        ),
-        max_asset_file_bytes: capped(
-            &raw.max_asset_file_bytes,
-            "max_asset_file_bytes",
-            d.max_asset_file_bytes,
-            PLATFORM_MAX_ASSET_FILE_BYTES,
-            &mut errors,
-        ),
-        max_body_bytes: positive(
-            &raw.max_body_bytes,
-            "max_body_bytes",
-            d.max_body_bytes,
-            &mut errors,
-        ),
-    };
-    if errors.is_empty() {
-        Ok(spec)
-    } else {
-        Err(errors)
     }
 }
 

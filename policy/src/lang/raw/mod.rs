@@ -3,10 +3,9 @@
 //! Kept separate from the compiled model (as River does) so that every check lives in
 //! the compiler, and the engine only ever sees a policy that cannot be invalid.
 
-use crate::accounts::RawAccounts;
-use crate::ledger::{RawBudgets, RawCosts};
-use crate::pow::RawPow;
-use crate::quota::RawQuotas;
+pub(crate) mod economics;
+
+use economics::{RawAccounts, RawBudgets, RawCosts, RawPow, RawQuotas};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_spanned::Spanned;

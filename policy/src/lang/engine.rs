@@ -6,12 +6,12 @@
 //! passing limit is charged. Under concurrency a charge can still fail after its probe
 //! passed; the request is then refused and the limits charged before it stay charged.
 
-use crate::decision::{Decision, Outcome, QuotaInfo, Request};
-use crate::explain::{Explanation, LimitTrace, RuleTrace};
-use crate::identity::Identity;
-use crate::key::{KeyInputs, KeyPart};
-use crate::model::{Action, Limit, Policy, Rule};
-use crate::table::{Check, Table};
+use crate::lang::decision::{Decision, Outcome, QuotaInfo, Request};
+use crate::lang::explain::{Explanation, LimitTrace, RuleTrace};
+use crate::lang::identity::Identity;
+use crate::lang::key::{KeyInputs, KeyPart};
+use crate::lang::model::{Action, Limit, Policy, Rule};
+use crate::lang::table::{Check, Table};
 use arc_swap::ArcSwap;
 use governor::clock::{Clock, DefaultClock};
 use parking_lot::Mutex;

@@ -1,8 +1,8 @@
 //! `explain`: why a request gets the decision it gets, for operators and tests.
 
-use crate::decision::{Decision, Outcome};
-use crate::model::{Action, Limit};
-use crate::route::RouteClass;
+use crate::lang::decision::{Decision, Outcome};
+use crate::lang::model::{Action, Limit};
+use crate::lang::route::RouteClass;
 use std::fmt;
 use std::net::IpAddr;
 

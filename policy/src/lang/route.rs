@@ -63,21 +63,9 @@ impl RouteClass {
             .find(|c| c.as_str() == name)
     }
 
-    /// Built-in patterns, from `shared/reference/temporary-deploy-api.md`.
+    /// Built-in patterns: the platform's paths, see [`crate::platform::default_route_patterns`].
     pub(crate) fn default_patterns(self) -> &'static [&'static str] {
-        match self {
-            RouteClass::ProvisionChallenge => &["POST /client/v4/provisioning/previews/challenge"],
-            RouteClass::ProvisionCreate => &["POST /client/v4/provisioning/previews"],
-            RouteClass::Claim => &["* /claim/**", "* /client/v4/provisioning/previews/*/claim/**"],
-            RouteClass::DeployWrite => &[
-                "PUT /client/v4/accounts/**",
-                "POST /client/v4/accounts/**",
-                "PATCH /client/v4/accounts/**",
-                "DELETE /client/v4/accounts/**",
-            ],
-            RouteClass::DeployRead => &["GET /client/v4/accounts/**", "HEAD /client/v4/accounts/**"],
-            RouteClass::Other => &[],
-        }
+        crate::platform::default_route_patterns(self)
     }
 }
 
@@ -134,6 +122,19 @@ impl RoutePattern {
         Ok(RoutePattern { method, segs })
     }
 
+    /// For a pattern ending in `**`: the number of segments before it, when `segs`
+    /// starts with them.
+    fn rest_prefix_len(&self, segs: &[&str]) -> Option<usize> {
+        let (Seg::Rest, prefix) = self.segs.split_last()? else { return None };
+        let matches = prefix.len() <= segs.len()
+            && prefix.iter().zip(segs).all(|(p, s)| match p {
+                Seg::Lit(l) => l == s,
+                Seg::One => true,
+                Seg::Rest => false,
+            });
+        matches.then_some(prefix.len())
+    }
+
     /// Does `METHOD path` (query string already removed) match?
     pub(crate) fn matches(&self, method: &str, path: &str) -> bool {
         if let Some(m) = &self.method {
@@ -168,6 +169,26 @@ pub(crate) struct Routes {
 }
 
 impl Routes {
+    /// The built-in patterns of every class (what a policy without `[routes]` gets).
+    pub(crate) fn defaults() -> Routes {
+        let classes = RouteClass::MATCHED
+            .iter()
+            .map(|c| (*c, c.default_patterns().iter().filter_map(|p| RoutePattern::parse(p).ok()).collect()))
+            .collect();
+        Routes { classes }
+    }
+
+    /// The length of the longest prefix of `segs` that a pattern of one of `classes`
+    /// ending in `**` matches before its `**` (methods ignored): where the rest of a
+    /// path under such a pattern starts.
+    pub(crate) fn rest_prefix_len(&self, classes: &[RouteClass], segs: &[&str]) -> Option<usize> {
+        self.classes
+            .iter()
+            .filter(|(c, _)| classes.contains(c))
+            .flat_map(|(_, pats)| pats.iter())
+            .filter_map(|p| p.rest_prefix_len(segs))
+            .max()
+    }
     /// Classifies a request; the query string is ignored.
     pub(crate) fn classify(&self, method: &str, path: &str) -> RouteClass {
         let path = path.split(['?', '#']).next().unwrap_or("");

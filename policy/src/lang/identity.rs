@@ -11,10 +11,10 @@
 use std::cell::OnceCell;
 use std::net::IpAddr;
 
-use crate::decision::Request;
-use crate::fingerprint::http_fingerprint;
-use crate::model::Policy;
-use crate::route::RouteClass;
+use crate::lang::decision::Request;
+use crate::lang::fingerprint::http_fingerprint;
+use crate::lang::model::Policy;
+use crate::lang::route::RouteClass;
 
 /// The client of one request as the policy sees it. Cheap: everything is borrowed
 /// from the request and the policy, and the HTTP fingerprint is computed on first use.

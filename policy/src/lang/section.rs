@@ -12,28 +12,20 @@ use std::ops::Range;
 
 /// One problem in a section, with the byte range of the offending text when known.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SectionError {
+pub(crate) struct SectionError {
     /// What is wrong and, where possible, what to write instead.
-    pub message: String,
+    pub(crate) message: String,
     /// Byte range in the policy text; `None` when the problem has no single place
     /// (for example a section that is missing as a whole).
-    pub span: Option<Range<usize>>,
+    pub(crate) span: Option<Range<usize>>,
 }
 
 impl SectionError {
     /// An error at the place a spanned value was written.
-    pub fn at<T>(value: &Spanned<T>, message: impl Into<String>) -> Self {
+    pub(crate) fn at<T>(value: &Spanned<T>, message: impl Into<String>) -> Self {
         SectionError {
             message: message.into(),
             span: Some(value.span()),
-        }
-    }
-
-    /// An error with no position.
-    pub fn unplaced(message: impl Into<String>) -> Self {
-        SectionError {
-            message: message.into(),
-            span: None,
         }
     }
 }
@@ -48,17 +40,6 @@ impl fmt::Display for SectionError {
 }
 
 impl std::error::Error for SectionError {}
-
-impl From<toml::de::Error> for SectionError {
-    /// Keeps the span toml reports, so a typo such as `max_queus` points at itself, and
-    /// words the message as the policy compiler does (with a did-you-mean).
-    fn from(e: toml::de::Error) -> Self {
-        SectionError {
-            message: crate::error::rewrite_serde_message(e.message()).replace('\n', "; "),
-            span: e.span(),
-        }
-    }
-}
 
 /// Reads an optional non-negative integer, reporting a negative one at its place.
 ///
@@ -102,48 +83,4 @@ pub(crate) fn positive(
         }
     }
     non_negative(value, name, default, errors)
-}
-
-/// Parses one section out of a TOML document holding it (used by tests and by tools
-/// that read a single section); the policy compiler instead embeds the raw structs in
-/// its own top-level struct so spans refer to the whole file.
-pub fn parse_section<T: serde::de::DeserializeOwned + Default>(
-    source: &str,
-    section: &str,
-) -> Result<T, SectionError> {
-    Ok(section_from_text(source, section)?.unwrap_or_default())
-}
-
-/// Deserializes `[section]` of `source` with spans relative to `source`.
-fn section_from_text<T: serde::de::DeserializeOwned>(
-    source: &str,
-    section: &str,
-) -> Result<Option<T>, SectionError> {
-    use serde::de::{Deserializer as _, MapAccess, Visitor};
-    struct Pick<'a, T> {
-        section: &'a str,
-        _marker: std::marker::PhantomData<T>,
-    }
-    impl<'de, T: serde::de::DeserializeOwned> Visitor<'de> for Pick<'_, T> {
-        type Value = Option<T>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a TOML document")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
-            let mut found = None;
-            while let Some(key) = map.next_key::<String>()? {
-                if key == self.section {
-                    found = Some(map.next_value::<T>()?);
-                } else {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                }
-            }
-            Ok(found)
-        }
-    }
-    let de = toml::Deserializer::new(source);
-    Ok(de.deserialize_map(Pick::<T> {
-        section,
-        _marker: std::marker::PhantomData,
-    })?)
 }

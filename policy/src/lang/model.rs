@@ -1,13 +1,13 @@
 //! The compiled policy: every value checked, nothing left to fail at request time.
 
-use crate::accounts::AccountLimits;
-use crate::client::ClientConfig;
-use crate::ledger::{Budgets, Costs};
-use crate::pow::PowPolicy;
-use crate::quota::QuotaSpec;
-use crate::key::{KeySpec, Missing, Prefixes};
-use crate::rate::Rate;
-use crate::route::{RouteClass, Routes};
+use crate::economics::accounts::AccountLimits;
+use crate::lang::client::ClientConfig;
+use crate::economics::ledger::{Budgets, Costs};
+use crate::economics::pow::PowPolicy;
+use crate::economics::quota::QuotaSpec;
+use crate::lang::key::{KeySpec, Missing, Prefixes};
+use crate::lang::rate::Rate;
+use crate::lang::route::{RouteClass, Routes};
 use ipnetwork::IpNetwork;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
@@ -49,6 +49,13 @@ impl Policy {
     /// Which route class a request falls in.
     pub fn classify(&self, method: &str, path: &str) -> RouteClass {
         self.routes.classify(method, path)
+    }
+
+    /// What a deploy-API call does to the account's resources, with the account-API
+    /// prefix taken from this policy's `deploy-write` and `deploy-read` routes (see
+    /// [`crate::platform`]).
+    pub fn classify_resource(&self, method: &str, path: &str) -> crate::quota::Classified {
+        crate::platform::classify_resource(&self.routes, method, path)
     }
 
     /// `[accounts]`: how many live and recently created temporary accounts one source

@@ -1,6 +1,6 @@
 //! What the gateway writes back: outcome, user-facing message, retry hint, headers.
 
-use crate::route::RouteClass;
+use crate::lang::route::RouteClass;
 use std::net::IpAddr;
 
 /// Forward or refuse.

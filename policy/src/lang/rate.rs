@@ -75,8 +75,8 @@ impl Rate {
             _ => {
                 return Err(format!(
                     "bad rate \"{text}\": unknown unit \"{unit}\", expected one of {}{}",
-                    crate::error::one_of(Per::NAMES),
-                    crate::error::did_you_mean(unit, Per::NAMES)
+                    crate::lang::error::one_of(Per::NAMES),
+                    crate::lang::error::did_you_mean(unit, Per::NAMES)
                 ))
             }
         };
