@@ -14,7 +14,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::agent::Archetype;
+use crate::archetype::Archetype;
 use crate::ledger::{Budget, GroupCleanup};
 use crate::scenario::Scenario;
 use crate::stats::{get, GroupStats, RunStats};

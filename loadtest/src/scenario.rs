@@ -9,11 +9,12 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::agent::Archetype;
-use crate::target::check_loopback_url;
+use crate::archetype::{Archetype, Behaviour};
+use crate::loopback::check_loopback_url;
 
 /// Longest run a scenario may ask for. Every loop in the tester is bounded
 /// by this, so a bad file cannot start an endless run.
@@ -318,6 +319,50 @@ impl AgentGroup {
         self.label
             .clone()
             .unwrap_or_else(|| self.archetype.name().to_string())
+    }
+}
+
+/// Defined beside [`AgentGroup`], whose fields are the overrides, so the
+/// archetypes need not know the scenario format.
+impl Behaviour {
+    /// The archetype's defaults with the group's overrides applied.
+    pub fn for_group(g: &AgentGroup) -> Self {
+        let mut b = g.archetype.behaviour();
+        if let Some(v) = g.deploys {
+            b.deploys = v;
+            b.max_runs = b.max_runs.max(v);
+        }
+        if let Some(v) = g.max_runs {
+            b.max_runs = v;
+        }
+        if let Some(v) = g.max_requests {
+            b.max_requests = v;
+        }
+        if let Some(v) = g.honour_retry_after {
+            b.honour_retry_after = v;
+        }
+        if let Some(v) = g.claim {
+            b.claim = v;
+        }
+        if let Some(v) = g.fresh_account_per_run {
+            b.fresh_account_per_run = v;
+        }
+        if let Some(v) = g.kv_namespaces {
+            b.kv_namespaces = v;
+        }
+        if let Some(v) = g.d1_databases {
+            b.d1_databases = v;
+        }
+        if let Some(v) = g.queues {
+            b.queues = v;
+        }
+        if let Some(v) = g.asset_files {
+            b.asset_files = v;
+        }
+        if let Some(v) = g.retry_delay_ms {
+            b.retry_delay = Duration::from_millis(v);
+        }
+        b
     }
 }
 

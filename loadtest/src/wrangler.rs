@@ -17,10 +17,10 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
+use crate::loopback::check_loopback_url;
 use crate::pow;
 use crate::protocol::{Api, Body, Call, CallError, Identity, Part, Reply};
 use crate::stats::{GroupStats, Verdict};
-use crate::target::check_loopback_url;
 
 /// Retries wrangler makes of an ordinary call refused with 429.
 const WRANGLER_RETRIES: u32 = 3;
