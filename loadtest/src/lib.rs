@@ -11,8 +11,10 @@
 #![deny(missing_docs)]
 
 pub mod agent;
+pub mod archetype;
 pub mod chart;
 pub mod ledger;
+pub mod loopback;
 pub mod pow;
 pub mod progress;
 pub mod protocol;

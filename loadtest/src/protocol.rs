@@ -3,8 +3,8 @@
 //! [`Api`] sends one request with the agent's identity (simulated address,
 //! header fingerprint), times it, classifies the answer ([`Verdict`]) and
 //! records it. It knows nothing about retries or archetypes; those live in
-//! `agent`. Every send first checks the run's deadline and request budget,
-//! so no caller can loop past them.
+//! `wrangler` and `agent`. Every send first checks the run's deadline and
+//! request budget, so no caller can loop past them.
 
 use std::net::IpAddr;
 use std::sync::Arc;

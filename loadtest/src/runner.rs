@@ -12,15 +12,17 @@ use reqwest::Url;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::agent::{run_agent, AgentCtx, Behaviour};
+use crate::agent::{run_agent, AgentCtx};
+use crate::archetype::Behaviour;
+use crate::ledger::GroupCleanup;
+use crate::loopback::check_loopback_url;
 use crate::pow::Encoding;
 use crate::progress::Progress;
 use crate::protocol::Api;
-use crate::ledger::GroupCleanup;
 use crate::report::{LedgerInfo, Report};
 use crate::scenario::{resolve_relative, Scenario, Target};
 use crate::stats::{unix_now, AccountRecord, GroupStats, RunStats};
-use crate::target::{self, check_loopback_url};
+use crate::target;
 use crate::wrangler::PowSettings;
 
 /// Knobs given on the command line rather than in the scenario.

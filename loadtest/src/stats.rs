@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
-use crate::agent::Archetype;
+use crate::archetype::Archetype;
 
 /// Latencies are kept in microseconds, up to this many (a minute).
 const MAX_LATENCY_US: u64 = 60_000_000;

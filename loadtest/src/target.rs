@@ -4,38 +4,16 @@
 //! Traffic from this tool may only ever reach this machine: a load test
 //! aimed at someone else's server is an attack. Every URL the tester sends
 //! to (the target and each claim URL a platform hands out) goes through
-//! [`check_loopback_url`] first.
+//! [`check_loopback_url`](crate::loopback::check_loopback_url) first.
 
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::Url;
-
 use crate::scenario::{resolve_relative, SpawnTarget};
-
-/// Refuse any URL that is not plain HTTP(S) to 127.0.0.0/8, ::1 or
-/// `localhost`.
-pub fn check_loopback_url(url: &str) -> Result<Url, String> {
-    let parsed = Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
-    if parsed.scheme() != "http" && parsed.scheme() != "https" {
-        return Err(format!("`{url}`: only http and https are supported"));
-    }
-    let host = parsed.host_str().unwrap_or("");
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let ok = bare.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    if !ok {
-        return Err(format!(
-            "refusing target host {:?}: the load tester only sends to loopback (127.0.0.0/8, ::1, localhost)",
-            parsed.host_str().unwrap_or("")
-        ));
-    }
-    Ok(parsed)
-}
 
 /// The platform's clock: the system clock plus an offset the tester can
 /// move forward at the end of a run, so every account still unclaimed
