@@ -30,6 +30,7 @@ use sha2::Sha256;
 use crate::report;
 use crate::clock::SharedClock;
 use crate::tracker::{PlatformEvent, Tracker};
+use policy::platform::StatusAnswer;
 
 /// Admin listener settings.
 #[derive(Debug, Clone)]
@@ -166,9 +167,9 @@ async fn reconcile(state: &AdminState) -> ReconcileOutcome {
     if let (Some(url), Some(secret)) = (&state.reconcile_url, &state.secret) {
         for account in &overdue {
             match platform_status(&state.http, url, secret, &account.account_id).await {
-                Some(event) if event.kind == "live" => outcome.still_live += 1,
-                Some(event) => {
-                    if state.tracker.apply_event(&policy, &event, now).is_ok() {
+                Some(answer) if answer.is_live() => outcome.still_live += 1,
+                Some(answer) => {
+                    if state.tracker.apply_event(&policy, &answer.into_event(&account.account_id), now).is_ok() {
                         outcome.settled += 1;
                     }
                 }
@@ -181,26 +182,15 @@ async fn reconcile(state: &AdminState) -> ReconcileOutcome {
 }
 
 /// Asks the platform's status API about one account; maps its answer to an event.
-async fn platform_status(http: &reqwest::Client, url: &str, secret: &str, account_id: &str) -> Option<PlatformEvent> {
+async fn platform_status(http: &reqwest::Client, url: &str, secret: &str, account_id: &str) -> Option<StatusAnswer> {
     let resp = http.get(format!("{url}/{account_id}")).bearer_auth(secret).send().await.ok()?;
     if resp.status() == reqwest::StatusCode::NOT_FOUND {
-        // The platform no longer knows it: it was cleaned up.
-        return Some(PlatformEvent { kind: "deleted".into(), account_id: account_id.into(), at: None, removed: None });
+        return Some(StatusAnswer::not_found());
     }
     if !resp.status().is_success() {
         return None;
     }
-    let v: serde_json::Value = resp.json().await.ok()?;
-    let result = v.get("result")?;
-    let kind = result.get("status")?.as_str()?.to_string();
-    // `removed` (what a cleanup took away) when the platform reports it, else the
-    // account's current resources.
-    let removed = ["removed", "resources"]
-        .iter()
-        .filter_map(|k| result.get(*k))
-        .find(|r| !r.is_null())
-        .and_then(|r| serde_json::from_value(r.clone()).ok());
-    Some(PlatformEvent { kind, account_id: account_id.into(), at: None, removed })
+    StatusAnswer::parse(&resp.bytes().await.ok()?)
 }
 
 async fn reconcile_now(State(state): State<AdminState>) -> Response {

@@ -22,62 +22,10 @@ use policy::accounts::{AccountBook, AccountInfo, Event, SourceKeys, TokenHash, T
 use policy::ledger::{Ledger, LedgerEntry};
 use policy::pow::ChallengeBook;
 use policy::quota::{AccountUsage, Classified, QuotaRefusal, ResourceCounts};
+use policy::platform::CreatedAccount;
 use policy::Policy;
 
-/// One event from the platform (the body of `POST /events` on the admin listener).
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct PlatformEvent {
-    /// `claimed`, `expired` or `deleted`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The account concerned.
-    pub account_id: String,
-    /// When it happened (RFC 3339), if given.
-    #[serde(default)]
-    pub at: Option<String>,
-    /// What the platform removed, if it says.
-    #[serde(default)]
-    pub removed: Option<RemovedCounts>,
-}
-
-/// What a platform cleanup removed, as the reference platform reports it.
-///
-/// Declared here, not imported from the reference platform: this is the wire contract
-/// of the events endpoint, and a real platform is not bound to a test crate's types.
-#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
-#[serde(default)]
-pub struct RemovedCounts {
-    /// Worker scripts.
-    pub scripts: u64,
-    /// KV namespaces.
-    pub kv_namespaces: u64,
-    /// D1 databases.
-    pub d1_databases: u64,
-    /// Queues.
-    pub queues: u64,
-    /// Hyperdrive configurations.
-    pub hyperdrive_configs: u64,
-    /// Static-asset files.
-    pub asset_files: u64,
-    /// Static-asset bytes.
-    pub asset_bytes: u64,
-    /// D1 bytes.
-    pub d1_bytes: u64,
-}
-
-impl From<RemovedCounts> for ResourceCounts {
-    fn from(r: RemovedCounts) -> Self {
-        ResourceCounts {
-            worker_scripts: r.scripts,
-            kv_namespaces: r.kv_namespaces,
-            d1_databases: r.d1_databases,
-            queues: r.queues,
-            hyperdrive_configs: r.hyperdrive_configs,
-            asset_files: r.asset_files,
-            stored_bytes: r.asset_bytes.saturating_add(r.d1_bytes),
-        }
-    }
-}
+pub use policy::platform::{PlatformEvent, RemovedCounts};
 
 /// Why an event was not applied.
 #[derive(Debug, thiserror::Error)]
@@ -185,15 +133,11 @@ impl Tracker {
     /// Records an account from the platform's 2xx answer to `POST .../previews`.
     /// Returns the account id. The token is hashed here and dropped.
     pub fn record_created(&self, answer: &[u8], source: SourceKeys, now: u64) -> Option<String> {
-        let v: serde_json::Value = serde_json::from_slice(answer).ok()?;
-        let account = v.get("result")?.get("account")?;
-        let id = account.get("id")?.as_str()?.to_string();
-        let token_hash = self.tokens.hash(account.get("apiToken")?.as_str()?);
-        let expires_at = account
-            .get("expiresAt")
-            .and_then(|e| e.as_str())
-            .and_then(|e| time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339).ok())
-            .map_or(now + 3600, |t| t.unix_timestamp().max(0) as u64);
+        let created = CreatedAccount::parse(answer)?;
+        let id = created.id.clone();
+        let token_hash = self.tokens.hash(&created.api_token);
+        let expires_at = created.expires_at_or(now);
+        drop(created);
         // Book first, journal second: a compaction in between writes the account from
         // the book, and the later line is a duplicate that replay ignores.
         if self.book.record_created(&id, token_hash, now, expires_at, source.clone()) {
@@ -225,11 +169,7 @@ impl Tracker {
 
     /// Applies a platform event: marks the account and writes the ledger entry.
     pub fn apply_event(&self, policy: &Policy, event: &PlatformEvent, now: u64) -> Result<Option<LedgerEntry>, EventError> {
-        let at = event
-            .at
-            .as_deref()
-            .and_then(|e| time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339).ok())
-            .map_or(now, |t| t.unix_timestamp().max(0) as u64);
+        let at = event.at_unix().unwrap_or(now);
         let kind = match event.kind.as_str() {
             "claimed" => Event::Claimed,
             "expired" => Event::Expired,

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use pingora::http::RequestHeader;
 use policy::accounts::{SourceKey, SourceKeys};
 use policy::ledger::BudgetAction;
-use policy::quota::{classify, ResourceOp};
+use policy::quota::ResourceOp;
 use policy::{Engine, Identity, Outcome, Policy, RouteClass};
 
 use super::context::{BodyPlan, Capture, RequestCtx};
@@ -168,7 +168,7 @@ fn resources(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> {
     let Some(info) = c.account else { return Ok(()) };
     ctx.account = Some(info.account_id.clone());
     let req = c.id.request();
-    let op = classify(req.method, req.path);
+    let op = c.policy.classify_resource(req.method, req.path);
     if op.op == ResourceOp::Other {
         return Ok(());
     }
