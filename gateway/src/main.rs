@@ -106,7 +106,7 @@ fn enforcer_for(
     let Some(path) = policy else { return Ok(Arc::new(Enforcer::passthrough())) };
     let enforcer = Enforcer::from_policy_file(&path, ledger_file, journal_file, SystemClock::shared())?;
     if let Some(engine) = enforcer.engine() {
-        let reloader = gateway::reload::Reloader::new(engine.clone(), path);
+        let reloader = gateway::reload::Reloader::new(engine.clone(), enforcer.tracker().cloned(), path);
         reloader.start(watch).map_err(|e| format!("cannot start the policy reloader: {e}"))?;
     }
     Ok(Arc::new(enforcer))

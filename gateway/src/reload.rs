@@ -18,6 +18,8 @@ use notify::{RecursiveMode, Watcher};
 use parking_lot::Mutex;
 use policy::Engine;
 
+use crate::tracker::Tracker;
+
 /// The outcome of one reload attempt, kept for operators and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReloadOutcome {
@@ -35,15 +37,17 @@ pub enum ReloadOutcome {
 /// Reloads one engine from one file.
 pub struct Reloader {
     engine: Arc<Engine>,
+    /// Its challenge book takes the reloaded `[pow]` capacity and lifetime.
+    tracker: Option<Arc<Tracker>>,
     path: PathBuf,
     /// Serialises reloads from the signal thread and the watcher thread.
     lock: Mutex<()>,
 }
 
 impl Reloader {
-    /// A reloader for `engine`, reading `path`.
-    pub fn new(engine: Arc<Engine>, path: PathBuf) -> Arc<Self> {
-        Arc::new(Reloader { engine, path, lock: Mutex::new(()) })
+    /// A reloader for `engine` (and the tracker's challenge book), reading `path`.
+    pub fn new(engine: Arc<Engine>, tracker: Option<Arc<Tracker>>, path: PathBuf) -> Arc<Self> {
+        Arc::new(Reloader { engine, tracker, path, lock: Mutex::new(()) })
     }
 
     /// Compiles the file and swaps it in when valid.
@@ -51,6 +55,9 @@ impl Reloader {
         let _guard = self.lock.lock();
         match policy::compile_file(&self.path) {
             Ok(compiled) => {
+                if let Some(tracker) = &self.tracker {
+                    tracker.challenges().reconfigure(compiled.pow());
+                }
                 let report = self.engine.reload(compiled);
                 tracing::info!(
                     trigger,
@@ -150,4 +157,32 @@ fn is_relevant(event: &notify::Result<notify::Event>, files: &[PathBuf]) -> bool
 
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pow_policy(max: u32, ttl: u32) -> String {
+        format!("version = 1\n[pow]\nmax_challenges = {max}\nchallenge_ttl_secs = {ttl}\n")
+    }
+
+    #[test]
+    fn a_reload_applies_the_challenge_books_settings_and_a_bad_file_keeps_them() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("policy.toml");
+        std::fs::write(&path, pow_policy(10, 60)).expect("write");
+        let compiled = policy::compile_file(&path).expect("policy");
+        let tracker = Arc::new(Tracker::new(&compiled, None, None).expect("tracker"));
+        let reloader = Reloader::new(Arc::new(Engine::new(compiled)), Some(tracker.clone()), path.clone());
+        assert_eq!(tracker.challenges().settings(), (10, 60));
+
+        std::fs::write(&path, pow_policy(20, 120)).expect("write");
+        assert!(matches!(reloader.reload("test"), ReloadOutcome::Loaded { .. }));
+        assert_eq!(tracker.challenges().settings(), (20, 120));
+
+        std::fs::write(&path, "version = 1\n[pow]\nmax_challenges = -1\n").expect("write");
+        assert!(matches!(reloader.reload("test"), ReloadOutcome::Rejected(_)));
+        assert_eq!(tracker.challenges().settings(), (20, 120), "a rejected file changes nothing");
+    }
 }

@@ -184,6 +184,10 @@ struct BookInner {
     /// Insertion order (with a sequence number to skip entries already taken).
     order: VecDeque<([u8; 32], u64)>,
     seq: u64,
+    /// Capacity and lifetime: kept with the entries so a policy reload can change
+    /// them in place without dropping the challenges already handed out.
+    max: usize,
+    ttl: u64,
 }
 
 /// Challenges the gateway made harder, keyed by a hash of the challenge token (the
@@ -195,16 +199,15 @@ struct BookInner {
 /// client concerned. Size `max_challenges` above the challenge rate times the TTL.
 pub struct ChallengeBook {
     inner: Mutex<BookInner>,
-    max: usize,
-    ttl: u64,
 }
 
 impl fmt::Debug for ChallengeBook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.inner.lock();
         f.debug_struct("ChallengeBook")
-            .field("len", &self.inner.lock().map.len())
-            .field("max", &self.max)
-            .field("ttl", &self.ttl)
+            .field("len", &inner.map.len())
+            .field("max", &inner.max)
+            .field("ttl", &inner.ttl)
             .finish()
     }
 }
@@ -221,10 +224,25 @@ impl ChallengeBook {
                 map: HashMap::new(),
                 order: VecDeque::new(),
                 seq: 0,
+                max: max.max(1),
+                ttl: ttl_secs,
             }),
-            max: max.max(1),
-            ttl: ttl_secs,
         }
+    }
+
+    /// Applies a reloaded policy's `max_challenges` and `challenge_ttl_secs`. Entries
+    /// already in the book keep their expiry; a smaller capacity evicts the oldest at
+    /// the next [`ChallengeBook::remember`].
+    pub fn reconfigure(&self, p: &PowPolicy) {
+        let mut inner = self.inner.lock();
+        inner.max = p.max_challenges.max(1);
+        inner.ttl = p.challenge_ttl_secs;
+    }
+
+    /// (capacity, lifetime in seconds) in force.
+    pub fn settings(&self) -> (usize, u64) {
+        let inner = self.inner.lock();
+        (inner.max, inner.ttl)
     }
 
     /// A book sized by the policy.
@@ -242,13 +260,13 @@ impl ChallengeBook {
             k,
             k_prime,
             g,
-            expires_at: now.saturating_add(self.ttl),
+            expires_at: now.saturating_add(inner.ttl),
         };
         inner.map.insert(key, (seq, record));
         inner.order.push_back((key, seq));
         // Taken entries leave stale order slots behind; drop them before they outgrow
         // the map, so the queue stays bounded by `2 * max` too.
-        if inner.order.len() > 2 * self.max {
+        if inner.order.len() > 2 * inner.max {
             let BookInner { map, order, .. } = &mut *inner;
             order.retain(|(k, s)| map.get(k).is_some_and(|(live, _)| live == s));
         }
@@ -261,7 +279,7 @@ impl ChallengeBook {
                 .map(|(_, r)| r.expires_at);
             let evict = match live {
                 None => true, // already taken or replaced
-                Some(exp) => exp <= now || inner.map.len() > self.max,
+                Some(exp) => exp <= now || inner.map.len() > inner.max,
             };
             if !evict {
                 break;
