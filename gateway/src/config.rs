@@ -234,7 +234,7 @@ impl GatewayConfig {
             let dir = path.parent().unwrap_or(Path::new(""));
             tls.cert = dir.join(&tls.cert);
             tls.key = dir.join(&tls.key);
-            crate::tls::check_cert_and_key(&tls.cert, &tls.key).map_err(|message| ConfigError {
+            crate::certs::check_cert_and_key(&tls.cert, &tls.key).map_err(|message| ConfigError {
                 file: name.clone(),
                 line: tls.cert_at.0,
                 column: tls.cert_at.1,

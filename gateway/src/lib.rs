@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod certs;
 pub mod config;
 pub mod demo;
 pub mod enforce;
