@@ -20,7 +20,13 @@ pub fn check_cert_and_key(cert: &Path, key: &Path) -> Result<(), String> {
     let (certs, key_der) = match pingora::tls::load_certs_and_key_files(cert_s, key_s) {
         Ok(Some(pair)) => pair,
         Ok(None) => {
-            return Err(format!("{} has no PEM certificate or {} no PEM private key", cert.display(), key.display()))
+            // One of the two holds no PEM item of its kind; name the one that does not.
+            let no_cert = pingora::tls::load_pem_file_ca(&cert_s.to_string()).map_or(true, |c| c.is_empty());
+            return Err(if no_cert {
+                format!("{} holds no PEM certificate", cert.display())
+            } else {
+                format!("{} holds no PEM private key (PKCS#1, PKCS#8 or SEC1)", key.display())
+            });
         }
         Err(e) => return Err(format!("cannot load {} / {}: {e}", cert.display(), key.display())),
     };

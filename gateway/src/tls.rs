@@ -128,7 +128,7 @@ mod tests {
         let e = GatewayConfig::parse("g.toml", &BASE.replace("key = \"key.pem\"", "key = \"k\"\ncrt = \"x\"")).unwrap_err();
         assert_eq!((e.line, e.column), (8, 1), "{e}");
         let e = GatewayConfig::parse("g.toml", &BASE.replace("cert = \"cert.pem\"\n", "")).unwrap_err();
-        assert!(e.to_string().contains("missing field `cert`"), "{e}");
+        assert!(e.to_string().contains("missing field \"cert\""), "{e}");
     }
 
     #[test]
