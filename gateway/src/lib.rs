@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod certs;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod enforce;
 pub mod envelope;
