@@ -38,20 +38,29 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Converts a byte offset in `source` into a 1-based (line, column).
+/// Converts a byte offset in `source` into a 1-based (line, column), the column counted
+/// in characters as an editor shows it. Offsets past the end or inside a UTF-8
+/// sequence are clamped, so no offset can make this panic.
 pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(source.len());
+    let mut offset = offset.min(source.len());
+    while offset > 0 && !source.is_char_boundary(offset) {
+        offset -= 1;
+    }
     let before = &source[..offset];
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
+    let line_start = before.rfind('\n').map_or(0, |nl| nl + 1);
+    let column = before[line_start..].chars().count() + 1;
     (line, column)
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    server: RawServer,
-    upstream: RawUpstream,
+    // Optional here so that a missing section gets its own message, not serde's.
+    #[serde(default)]
+    server: Option<RawServer>,
+    #[serde(default)]
+    upstream: Option<RawUpstream>,
     #[serde(default)]
     policy: Option<RawPolicy>,
     #[serde(default)]
@@ -79,7 +88,7 @@ struct RawAdmin {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawServer {
-    listen: Spanned<Vec<String>>,
+    listen: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
     threads: Option<Spanned<usize>>,
     #[serde(default)]
@@ -214,11 +223,19 @@ impl GatewayConfig {
     /// Reads and compiles a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let name = path.display().to_string();
-        let source = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let bytes = std::fs::read(path).map_err(|e| ConfigError {
             file: name.clone(),
             line: 0,
             column: 0,
             message: format!("cannot read the configuration file: {e}"),
+        })?;
+        let source = String::from_utf8(bytes).map_err(|e| {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            // The prefix before the first bad byte is valid UTF-8 by definition.
+            let valid = std::str::from_utf8(valid).unwrap_or_default();
+            let (line, column) = line_col(valid, valid.len());
+            let byte = e.as_bytes().get(valid.len()).copied().unwrap_or_default();
+            ConfigError { file: name.clone(), line, column, message: format!("not UTF-8 text (byte 0x{byte:02X})") }
         })?;
         let mut config = Self::parse(&name, &source)?;
         if let Some(admin) = config.admin.as_mut() {
@@ -234,7 +251,7 @@ impl GatewayConfig {
             let dir = path.parent().unwrap_or(Path::new(""));
             tls.cert = dir.join(&tls.cert);
             tls.key = dir.join(&tls.key);
-            crate::tls::check_cert_and_key(&tls.cert, &tls.key).map_err(|message| ConfigError {
+            crate::certs::check_cert_and_key(&tls.cert, &tls.key).map_err(|message| ConfigError {
                 file: name.clone(),
                 line: tls.cert_at.0,
                 column: tls.cert_at.1,
@@ -259,24 +276,33 @@ impl GatewayConfig {
         };
         let raw: RawConfig = toml::from_str(source).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
-            err_at(offset, e.message().trim().to_string())
+            err_at(offset, rewrite_toml_message(e.message()))
         })?;
+        let Some(server) = raw.server else {
+            return Err(err_at(0, "missing section [server] (the listen addresses)".into()));
+        };
+        let Some(upstream) = raw.upstream else {
+            return Err(err_at(0, "missing section [upstream] (the deploy API's url)".into()));
+        };
 
         let mut listen = Vec::new();
-        for addr in raw.server.listen.get_ref() {
-            let parsed = addr.parse::<SocketAddr>().map_err(|_| {
+        for addr in server.listen.get_ref() {
+            let parsed = addr.get_ref().parse::<SocketAddr>().map_err(|_| {
                 err_at(
-                    raw.server.listen.span().start,
-                    format!("listen address \"{addr}\" is not IP:PORT (for example \"127.0.0.1:8787\")"),
+                    addr.span().start,
+                    format!("listen address \"{}\" is not IP:PORT (for example \"127.0.0.1:8787\")", addr.get_ref()),
                 )
             })?;
+            if listen.contains(&parsed) {
+                return Err(err_at(addr.span().start, format!("{parsed} is already a listen address")));
+            }
             listen.push(parsed);
         }
-        let tls = compile_tls(&raw.server.tls, &listen, &err_at)?;
+        let tls = compile_tls(&server.tls, &listen, &err_at)?;
         if listen.is_empty() && tls.is_empty() {
-            return Err(err_at(raw.server.listen.span().start, "server.listen needs at least one address".into()));
+            return Err(err_at(server.listen.span().start, "server.listen needs at least one address".into()));
         }
-        let threads = match &raw.server.threads {
+        let threads = match &server.threads {
             Some(t) if *t.get_ref() == 0 => {
                 return Err(err_at(t.span().start, "server.threads must be at least 1".into()))
             }
@@ -284,18 +310,21 @@ impl GatewayConfig {
             None => 1,
         };
 
-        let upstream = compile_upstream(&raw.upstream, &err_at)?;
+        let upstream = compile_upstream(&upstream, &err_at)?;
         let (policy_file, watch_policy) = match raw.policy {
             Some(p) => (Some(PathBuf::from(p.file)), p.watch.unwrap_or(true)),
             None => (None, false),
         };
         let admin = match raw.admin {
+            Some(a) if policy_file.is_none() => {
+                return Err(err_at(a.listen.span().start, "[admin] needs a [policy]: the ledger and quotas come from it".into()))
+            }
             Some(a) => {
                 let listen = a.listen.get_ref().parse::<SocketAddr>().map_err(|_| {
                     err_at(a.listen.span().start, format!("admin.listen \"{}\" is not IP:PORT", a.listen.get_ref()))
                 })?;
                 if let Some(secret) = &a.events_secret {
-                    if secret.get_ref().len() < 16 {
+                    if secret.get_ref().chars().count() < 16 {
                         return Err(err_at(
                             secret.span().start,
                             "admin.events_secret must be at least 16 characters".into(),
@@ -325,13 +354,46 @@ impl GatewayConfig {
             admin,
             listen,
             threads,
-            grace_period: raw.server.grace_period_secs.map_or(DEFAULT_GRACE, Duration::from_secs),
+            grace_period: server.grace_period_secs.map_or(DEFAULT_GRACE, Duration::from_secs),
             upstream,
             policy_file,
             watch_policy,
             tls,
         })
     }
+}
+
+/// Rewrites a TOML or serde message in the policy compiler's style: names in double
+/// quotes, one line, and a suggestion for a misspelt key.
+///
+/// serde says ``unknown field `conect_timeout_ms`, expected one of `url`, … ``; this
+/// says `unknown field "conect_timeout_ms", expected one of "url", …; did you mean
+/// "connect_timeout_ms"?`.
+fn rewrite_toml_message(message: &str) -> String {
+    let message = message.trim().replace('\n', "; ");
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        if let Some(end) = rest.find('`') {
+            let got = &rest[..end];
+            // Backtick-quoted names sit at the odd positions of the split.
+            let expected: Vec<&str> = rest[end + 1..].split('`').skip(1).step_by(2).collect();
+            let best = expected
+                .iter()
+                .map(|c| (strsim::jaro_winkler(got, c), *c))
+                .filter(|(score, _)| *score >= 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            let list = expected.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
+            let hint = best.map(|(_, c)| format!("; did you mean \"{c}\"?")).unwrap_or_default();
+            return if expected.is_empty() {
+                format!("unknown field \"{got}\", there are no fields here")
+            } else {
+                format!("unknown field \"{got}\", expected one of {list}{hint}")
+            };
+        }
+    }
+    message
+        .replace('`', "\"")
+        .replace("expected usize", "expected a whole number")
+        .replace("expected u64", "expected a whole number")
 }
 
 /// Checks `[[server.tls]]` tables: IP:PORT addresses, distinct from every other
@@ -383,11 +445,11 @@ fn compile_upstream(
         return Err(err_at(at, format!("upstream.url \"{url_text}\" must start with http:// or https://")));
     };
     let authority = rest.split('/').next().unwrap_or_default();
-    if authority.is_empty() {
-        return Err(err_at(at, format!("upstream.url \"{url_text}\" has no host")));
-    }
     let (host, port) = split_host_port(authority, if tls { 443 } else { 80 })
         .ok_or_else(|| err_at(at, format!("upstream.url \"{url_text}\" has a bad port")))?;
+    if host.is_empty() {
+        return Err(err_at(at, format!("upstream.url \"{url_text}\" has no host")));
+    }
     let addr = (host.as_str(), port)
         .to_socket_addrs()
         .ok()
@@ -451,15 +513,24 @@ mod tests {
         let src = GOOD.replace("[upstream]\n", "[upstream]\nconect_timeout_ms = 5\n");
         let e = GatewayConfig::parse("g.toml", &src).unwrap_err();
         assert_eq!(e.line, 4, "{e}");
-        assert!(e.to_string().starts_with("g.toml:4:1: unknown field `conect_timeout_ms`"), "{e}");
+        assert!(e.to_string().starts_with("g.toml:4:1: unknown field \"conect_timeout_ms\""), "{e}");
     }
 
     #[test]
     fn bad_listen_and_scheme_are_located() {
         let e = GatewayConfig::parse("g.toml", &GOOD.replace("127.0.0.1:8787", "localhost")).unwrap_err();
-        assert_eq!((e.line, e.column), (2, 10), "{e}");
+        assert_eq!((e.line, e.column), (2, 11), "{e}");
         let e = GatewayConfig::parse("g.toml", &GOOD.replace("http://127.0.0.1:9", "ftp://x")).unwrap_err();
         assert_eq!(e.to_string(), "g.toml:4:7: upstream.url \"ftp://x\" must start with http:// or https://");
+    }
+
+    #[test]
+    fn columns_count_characters_and_offsets_inside_one_are_clamped() {
+        let src = "a = \"bücher\"\nb = 1";
+        assert_eq!(line_col(src, src.find('r').unwrap_or_default()), (1, 11));
+        let inside_u = src.find('ü').unwrap_or_default() + 1;
+        assert_eq!(line_col(src, inside_u), (1, 7));
+        assert_eq!(line_col(src, src.len() + 10), (2, 6));
     }
 
     #[test]

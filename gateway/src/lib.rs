@@ -8,8 +8,10 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod certs;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod enforce;
 pub mod envelope;

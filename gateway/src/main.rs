@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use gateway::config::GatewayConfig;
+#[cfg(feature = "demo")]
 use gateway::demo::DemoOptions;
 use gateway::clock::{Clock, SystemClock};
 use gateway::enforce::Enforcer;
@@ -30,6 +31,7 @@ enum Command {
         config: PathBuf,
     },
     /// Run the reference platform and the gateway in front of it, on loopback.
+    #[cfg(feature = "demo")]
     Demo {
         /// Where the gateway listens.
         #[arg(long, default_value = "127.0.0.1:8787")]
@@ -152,6 +154,7 @@ fn main() -> ExitCode {
                 Err(e) => fail(e, 1),
             }
         }
+        #[cfg(feature = "demo")]
         Command::Demo { listen, platform_listen, policy, no_policy, pow_k, pow_g, admin_listen } => {
             let policy = if no_policy {
                 None

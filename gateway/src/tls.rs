@@ -13,7 +13,6 @@
 pub mod hello;
 pub mod registry;
 
-use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
@@ -83,37 +82,10 @@ pub fn hook() -> Arc<dyn PreTlsProcess> {
     Arc::new(Ja4Hook::default())
 }
 
-/// Checks that `cert` holds a PEM certificate chain and `key` a private key rustls
-/// accepts for it. Pingora's `TlsSettings::build` panics on bad files inside its
-/// listener setup, so the gateway checks first and reports a located error instead.
-pub fn check_cert_and_key(cert: &Path, key: &Path) -> Result<(), String> {
-    let (Some(cert_s), Some(key_s)) = (cert.to_str(), key.to_str()) else {
-        return Err("TLS file paths must be UTF-8".into());
-    };
-    for (what, path) in [("certificate", cert), ("private key", key)] {
-        if let Err(e) = std::fs::metadata(path) {
-            return Err(format!("cannot read the TLS {what} {}: {e}", path.display()));
-        }
-    }
-    let (certs, key_der) = match pingora::tls::load_certs_and_key_files(cert_s, key_s) {
-        Ok(Some(pair)) => pair,
-        Ok(None) => {
-            return Err(format!("{} has no PEM certificate or {} no PEM private key", cert.display(), key.display()))
-        }
-        Err(e) => return Err(format!("cannot load {} / {}: {e}", cert.display(), key.display())),
-    };
-    pingora::tls::install_default_crypto_provider();
-    pingora::tls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs, key_der)
-        .map(|_| ())
-        .map_err(|e| format!("{} and {} do not make a usable TLS identity: {e}", cert.display(), key.display()))
-}
-
 /// Pingora's TLS settings for one `[[server.tls]]` listener (Mozilla intermediate
 /// profile: TLS 1.2 and 1.3).
 pub fn settings(listener: &TlsListener) -> Result<TlsSettings, String> {
-    check_cert_and_key(&listener.cert, &listener.key)?;
+    crate::certs::check_cert_and_key(&listener.cert, &listener.key)?;
     let (Some(cert), Some(key)) = (listener.cert.to_str(), listener.key.to_str()) else {
         return Err("TLS file paths must be UTF-8".into());
     };
@@ -156,7 +128,7 @@ mod tests {
         let e = GatewayConfig::parse("g.toml", &BASE.replace("key = \"key.pem\"", "key = \"k\"\ncrt = \"x\"")).unwrap_err();
         assert_eq!((e.line, e.column), (8, 1), "{e}");
         let e = GatewayConfig::parse("g.toml", &BASE.replace("cert = \"cert.pem\"\n", "")).unwrap_err();
-        assert!(e.to_string().contains("missing field `cert`"), "{e}");
+        assert!(e.to_string().contains("missing field \"cert\""), "{e}");
     }
 
     #[test]

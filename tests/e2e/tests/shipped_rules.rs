@@ -1,4 +1,5 @@
-//! Every shipped policy compiles, and each behaves as its comments promise.
+//! Every shipped policy in `rules/` compiles, each behaves as its comments promise, and
+//! `gateway check` accepts them all, as the README runs it.
 
 use policy::clock::FakeRelativeClock;
 use policy::accounts::{AccountBook, AccountLimitKind, SourceKeys, SourceKind, TokenHasher};
@@ -12,16 +13,28 @@ use std::time::Duration;
 const CREATE: &str = "/client/v4/provisioning/previews";
 const CHALLENGE: &str = "/client/v4/provisioning/previews/challenge";
 
-fn all_toml(dir: &Path, out: &mut Vec<PathBuf>) {
+/// The repository's `rules/` folder.
+fn rules_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules").canonicalize().expect("rules/ exists")
+}
+
+/// Every file under `dir`, sorted, folders walked.
+fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).expect("rules dir").flatten().map(|e| e.path()).collect();
     entries.sort();
     for p in entries {
-        if p.is_dir() && !p.ends_with("target") && !p.ends_with("tests") {
-            all_toml(&p, out);
-        } else if p.extension().and_then(|e| e.to_str()) == Some("toml") && !p.ends_with("Cargo.toml") {
+        if p.is_dir() {
+            all_files(&p, out);
+        } else {
             out.push(p);
         }
     }
+}
+
+fn all_toml(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut files = Vec::new();
+    all_files(dir, &mut files);
+    out.extend(files.into_iter().filter(|p| p.extension().and_then(|e| e.to_str()) == Some("toml")));
 }
 
 fn engine(path: &Path) -> (Engine<FakeRelativeClock>, FakeRelativeClock) {
@@ -47,7 +60,8 @@ const UNDICI: [(&str, &str); 2] = [("user-agent", "undici"), ("accept", "*/*")];
 
 #[test]
 fn every_shipped_policy_compiles_and_is_checked() {
-    let dir = Path::new(rules::RULES_DIR);
+    let dir = rules_dir();
+    let dir = dir.as_path();
     let mut files = Vec::new();
     all_toml(dir, &mut files);
     assert!(files.len() >= 8, "{files:?}");
@@ -77,6 +91,50 @@ fn every_shipped_policy_compiles_and_is_checked() {
             other => eprintln!("{other}: compiled; no specific checks yet"),
         }
     }
+}
+
+/// `rules/` holds policy files and the list files they read, nothing else: `gateway
+/// check rules/*.toml` must see only policies.
+#[test]
+fn rules_folder_holds_only_policies_and_lists() {
+    let dir = rules_dir();
+    let mut files = Vec::new();
+    all_files(&dir, &mut files);
+    for f in &files {
+        let ext = f.extension().and_then(|e| e.to_str());
+        assert!(matches!(ext, Some("toml" | "txt")), "{} is neither a policy nor a list file", f.display());
+        if ext == Some("toml") {
+            assert!(policy::compile_file(f).is_ok(), "{} is not a policy", f.display());
+        }
+    }
+}
+
+/// The real `gateway check` on every shipped policy, as the README runs it, exits 0.
+#[test]
+fn gateway_check_accepts_every_shipped_policy() {
+    let dir = rules_dir();
+    let mut files = Vec::new();
+    for sub in [dir.clone(), dir.join("examples")] {
+        let mut here: Vec<PathBuf> = std::fs::read_dir(&sub)
+            .expect("rules dir")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && p.extension().and_then(|e| e.to_str()) == Some("toml"))
+            .collect();
+        here.sort();
+        files.extend(here);
+    }
+    assert!(files.len() >= 8, "{files:?}");
+    let out = std::process::Command::new(e2e::workspace_bin("gateway"))
+        .arg("check")
+        .args(&files)
+        .current_dir(e2e::repo_root())
+        .output()
+        .expect("gateway runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "gateway check exited {:?}\n{stdout}{stderr}", out.status.code());
+    assert_eq!(stdout.lines().filter(|l| l.contains(": ok (")).count(), files.len(), "{stdout}");
 }
 
 fn check_default(e: &Engine<FakeRelativeClock>, clock: &FakeRelativeClock) {
