@@ -6,6 +6,7 @@ bash scripts/setup.sh
 # One build of every binary and test target; the end-to-end tests run the real
 # binaries from target/debug.
 cargo build --workspace --all-targets --locked
+cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The gateway without its default `demo` feature (no reference platform linked) still
 # builds and lints; checked, not built, so target/debug/gateway keeps the demo.

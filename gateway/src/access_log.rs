@@ -56,7 +56,13 @@ mod tests {
     fn claim_secrets_never_reach_the_log() {
         assert_eq!(loggable_path("/claim/s3cr3t", Some(RouteClass::Claim)), "/claim/{redacted}");
         assert_eq!(loggable_path("/x/claim/s3cr3t/confirm", None), "/x/claim/{redacted}");
-        assert_eq!(loggable_path("/custom-claim-route/s3cr3t", Some(RouteClass::Claim)), "{claim path redacted}");
-        assert_eq!(loggable_path("/client/v4/accounts/a/queues", Some(RouteClass::DeployWrite)), "/client/v4/accounts/a/queues");
+        assert_eq!(
+            loggable_path("/custom-claim-route/s3cr3t", Some(RouteClass::Claim)),
+            "{claim path redacted}"
+        );
+        assert_eq!(
+            loggable_path("/client/v4/accounts/a/queues", Some(RouteClass::DeployWrite)),
+            "/client/v4/accounts/a/queues"
+        );
     }
 }

@@ -27,8 +27,8 @@ use policy::Engine;
 use serde::Deserialize;
 use sha2::Sha256;
 
-use crate::report;
 use crate::clock::SharedClock;
+use crate::report;
 use crate::tracker::{PlatformEvent, Tracker};
 use policy::platform::StatusAnswer;
 
@@ -134,9 +134,14 @@ async fn reconcile_loop(state: AdminState, interval: Duration) {
         if outcome.settled > 0 || outcome.charged_without_platform > 0 {
             tracing::info!(?outcome, "reconciled accounts that expired without an event");
         }
-        let (accounts, entries) = state.tracker.forget_old(&state.engine.current_policy(), state.clock.now());
+        let (accounts, entries) =
+            state.tracker.forget_old(&state.engine.current_policy(), state.clock.now());
         if accounts + entries > 0 {
-            tracing::info!(accounts, entries, "forgot accounts and ledger entries older than the longest budget window");
+            tracing::info!(
+                accounts,
+                entries,
+                "forgot accounts and ledger entries older than the longest budget window"
+            );
         }
     }
 }
@@ -169,7 +174,11 @@ async fn reconcile(state: &AdminState) -> ReconcileOutcome {
             match platform_status(&state.http, url, secret, &account.account_id).await {
                 Some(answer) if answer.is_live() => outcome.still_live += 1,
                 Some(answer) => {
-                    if state.tracker.apply_event(&policy, &answer.into_event(&account.account_id), now).is_ok() {
+                    if state
+                        .tracker
+                        .apply_event(&policy, &answer.into_event(&account.account_id), now)
+                        .is_ok()
+                    {
                         outcome.settled += 1;
                     }
                 }
@@ -177,12 +186,18 @@ async fn reconcile(state: &AdminState) -> ReconcileOutcome {
             }
         }
     }
-    outcome.charged_without_platform = state.tracker.charge_silent_expiries(&policy, now, state.grace.as_secs()).len();
+    outcome.charged_without_platform =
+        state.tracker.charge_silent_expiries(&policy, now, state.grace.as_secs()).len();
     outcome
 }
 
 /// Asks the platform's status API about one account; maps its answer to an event.
-async fn platform_status(http: &reqwest::Client, url: &str, secret: &str, account_id: &str) -> Option<StatusAnswer> {
+async fn platform_status(
+    http: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    account_id: &str,
+) -> Option<StatusAnswer> {
     let resp = http.get(format!("{url}/{account_id}")).bearer_auth(secret).send().await.ok()?;
     if resp.status() == reqwest::StatusCode::NOT_FOUND {
         return Some(StatusAnswer::not_found());
@@ -204,10 +219,15 @@ struct SourceQuery {
 
 async fn ledger_source(State(state): State<AdminState>, Query(q): Query<SourceQuery>) -> Response {
     let Ok(key) = q.key.parse::<policy::accounts::SourceKey>() else {
-        return (StatusCode::BAD_REQUEST, "key must look like ip:192.0.2.1 or ipv6/48:2001:db8::/48").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "key must look like ip:192.0.2.1 or ipv6/48:2001:db8::/48",
+        )
+            .into_response();
     };
     let policy = state.engine.current_policy();
-    let (debt_now, action) = report::action_for(state.tracker.ledger(), policy.budgets(), &key, state.clock.now());
+    let (debt_now, action) =
+        report::action_for(state.tracker.ledger(), policy.budgets(), &key, state.clock.now());
     Json(serde_json::json!({
         "key": key.to_string(),
         "debt_now": debt_now,
@@ -220,14 +240,21 @@ async fn ledger_source(State(state): State<AdminState>, Query(q): Query<SourceQu
 fn signature_ok(secret: &str, body: &[u8], header: Option<&str>) -> bool {
     let Some(hex_sig) = header.and_then(|h| h.strip_prefix("sha256=")) else { return false };
     let Ok(sig) = hex::decode(hex_sig.trim()) else { return false };
-    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()) else { return false };
+    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()) else {
+        return false;
+    };
     mac.update(body);
     mac.verify_slice(&sig).is_ok()
 }
 
-async fn events(State(state): State<AdminState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn events(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let Some(secret) = &state.secret else {
-        return (StatusCode::FORBIDDEN, "events are disabled: set admin.events_secret").into_response();
+        return (StatusCode::FORBIDDEN, "events are disabled: set admin.events_secret")
+            .into_response();
     };
     let sig = headers.get("x-platform-signature").and_then(|v| v.to_str().ok());
     if !signature_ok(secret, &body, sig) {
@@ -239,7 +266,9 @@ async fn events(State(state): State<AdminState>, headers: HeaderMap, body: axum:
     };
     let policy = state.engine.current_policy();
     match state.tracker.apply_event(&policy, &event, state.clock.now()) {
-        Ok(entry) => Json(serde_json::json!({ "applied": true, "ledger_entry": entry })).into_response(),
+        Ok(entry) => {
+            Json(serde_json::json!({ "applied": true, "ledger_entry": entry })).into_response()
+        }
         Err(e) => (StatusCode::NOT_FOUND, e.to_string()).into_response(),
     }
 }
@@ -254,7 +283,14 @@ async fn ledger_top(State(state): State<AdminState>, Query(q): Query<Window>) ->
     let now = state.clock.now();
     let since = now.saturating_sub(q.since_secs.unwrap_or(3600));
     let policy = state.engine.current_policy();
-    Json(report::top_sources(state.tracker.ledger(), policy.budgets(), q.n.unwrap_or(10), since, now)).into_response()
+    Json(report::top_sources(
+        state.tracker.ledger(),
+        policy.budgets(),
+        q.n.unwrap_or(10),
+        since,
+        now,
+    ))
+    .into_response()
 }
 
 async fn ledger_hourly(State(state): State<AdminState>, Query(q): Query<Window>) -> Response {
@@ -265,7 +301,8 @@ async fn ledger_hourly(State(state): State<AdminState>, Query(q): Query<Window>)
 
 async fn ledger_entries(State(state): State<AdminState>, Query(q): Query<Window>) -> Response {
     let since = q.since_secs.map_or(0, |s| state.clock.now().saturating_sub(s));
-    let entries: Vec<_> = state.tracker.ledger().entries().into_iter().filter(|e| e.at >= since).collect();
+    let entries: Vec<_> =
+        state.tracker.ledger().entries().into_iter().filter(|e| e.at >= since).collect();
     Json(entries).into_response()
 }
 
@@ -295,12 +332,18 @@ fn label(v: &str) -> String {
 async fn metrics(State(state): State<AdminState>) -> Response {
     let s = state.engine.stats();
     let mut out = String::new();
-    out.push_str("# HELP gateway_rule_requests_total Requests a policy rule matched, by outcome.\n");
+    out.push_str(
+        "# HELP gateway_rule_requests_total Requests a policy rule matched, by outcome.\n",
+    );
     out.push_str("# TYPE gateway_rule_requests_total counter\n");
     for r in &s.rules {
         let name = label(&r.name);
-        for (outcome, v) in [("allowed", r.allowed), ("refused", r.refused), ("shadow_refused", r.shadow_refused)] {
-            out.push_str(&format!("gateway_rule_requests_total{{rule=\"{name}\",outcome=\"{outcome}\"}} {v}\n"));
+        for (outcome, v) in
+            [("allowed", r.allowed), ("refused", r.refused), ("shadow_refused", r.shadow_refused)]
+        {
+            out.push_str(&format!(
+                "gateway_rule_requests_total{{rule=\"{name}\",outcome=\"{outcome}\"}} {v}\n"
+            ));
         }
     }
     out.push_str("# HELP gateway_limit_keys Keys tracked by a limit's table.\n# TYPE gateway_limit_keys gauge\n");
@@ -309,7 +352,11 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     }
     out.push_str("# HELP gateway_limit_overflow_total Requests counted in a full table's shared overflow bucket.\n# TYPE gateway_limit_overflow_total counter\n");
     for t in &s.tables {
-        out.push_str(&format!("gateway_limit_overflow_total{{limit=\"{}\"}} {}\n", label(&t.limit), t.overflowed));
+        out.push_str(&format!(
+            "gateway_limit_overflow_total{{limit=\"{}\"}} {}\n",
+            label(&t.limit),
+            t.overflowed
+        ));
     }
     let (units, accounts) = state.tracker.ledger().total(0);
     out.push_str("# HELP gateway_cleanup_units_total Net cleanup-cost units in the ledger.\n# TYPE gateway_cleanup_units_total counter\n");

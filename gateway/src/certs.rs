@@ -21,7 +21,8 @@ pub fn check_cert_and_key(cert: &Path, key: &Path) -> Result<(), String> {
         Ok(Some(pair)) => pair,
         Ok(None) => {
             // One of the two holds no PEM item of its kind; name the one that does not.
-            let no_cert = pingora::tls::load_pem_file_ca(&cert_s.to_string()).map_or(true, |c| c.is_empty());
+            let no_cert =
+                pingora::tls::load_pem_file_ca(&cert_s.to_string()).map_or(true, |c| c.is_empty());
             return Err(if no_cert {
                 format!("{} holds no PEM certificate", cert.display())
             } else {
@@ -35,5 +36,11 @@ pub fn check_cert_and_key(cert: &Path, key: &Path) -> Result<(), String> {
         .with_no_client_auth()
         .with_single_cert(certs, key_der)
         .map(|_| ())
-        .map_err(|e| format!("{} and {} do not make a usable TLS identity: {e}", cert.display(), key.display()))
+        .map_err(|e| {
+            format!(
+                "{} and {} do not make a usable TLS identity: {e}",
+                cert.display(),
+                key.display()
+            )
+        })
 }

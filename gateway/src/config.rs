@@ -235,11 +235,18 @@ impl GatewayConfig {
             let valid = std::str::from_utf8(valid).unwrap_or_default();
             let (line, column) = line_col(valid, valid.len());
             let byte = e.as_bytes().get(valid.len()).copied().unwrap_or_default();
-            ConfigError { file: name.clone(), line, column, message: format!("not UTF-8 text (byte 0x{byte:02X})") }
+            ConfigError {
+                file: name.clone(),
+                line,
+                column,
+                message: format!("not UTF-8 text (byte 0x{byte:02X})"),
+            }
         })?;
         let mut config = Self::parse(&name, &source)?;
         if let Some(admin) = config.admin.as_mut() {
-            for file in [admin.ledger_file.as_mut(), admin.accounts_file.as_mut()].into_iter().flatten() {
+            for file in
+                [admin.ledger_file.as_mut(), admin.accounts_file.as_mut()].into_iter().flatten()
+            {
                 if file.is_relative() {
                     if let Some(dir) = path.parent() {
                         *file = dir.join(&*file);
@@ -251,11 +258,13 @@ impl GatewayConfig {
             let dir = path.parent().unwrap_or(Path::new(""));
             tls.cert = dir.join(&tls.cert);
             tls.key = dir.join(&tls.key);
-            crate::certs::check_cert_and_key(&tls.cert, &tls.key).map_err(|message| ConfigError {
-                file: name.clone(),
-                line: tls.cert_at.0,
-                column: tls.cert_at.1,
-                message,
+            crate::certs::check_cert_and_key(&tls.cert, &tls.key).map_err(|message| {
+                ConfigError {
+                    file: name.clone(),
+                    line: tls.cert_at.0,
+                    column: tls.cert_at.1,
+                    message,
+                }
             })?;
         }
         if let Some(policy) = config.policy_file.as_mut() {
@@ -290,17 +299,26 @@ impl GatewayConfig {
             let parsed = addr.get_ref().parse::<SocketAddr>().map_err(|_| {
                 err_at(
                     addr.span().start,
-                    format!("listen address \"{}\" is not IP:PORT (for example \"127.0.0.1:8787\")", addr.get_ref()),
+                    format!(
+                        "listen address \"{}\" is not IP:PORT (for example \"127.0.0.1:8787\")",
+                        addr.get_ref()
+                    ),
                 )
             })?;
             if listen.contains(&parsed) {
-                return Err(err_at(addr.span().start, format!("{parsed} is already a listen address")));
+                return Err(err_at(
+                    addr.span().start,
+                    format!("{parsed} is already a listen address"),
+                ));
             }
             listen.push(parsed);
         }
         let tls = compile_tls(&server.tls, &listen, &err_at)?;
         if listen.is_empty() && tls.is_empty() {
-            return Err(err_at(server.listen.span().start, "server.listen needs at least one address".into()));
+            return Err(err_at(
+                server.listen.span().start,
+                "server.listen needs at least one address".into(),
+            ));
         }
         let threads = match &server.threads {
             Some(t) if *t.get_ref() == 0 => {
@@ -317,11 +335,17 @@ impl GatewayConfig {
         };
         let admin = match raw.admin {
             Some(a) if policy_file.is_none() => {
-                return Err(err_at(a.listen.span().start, "[admin] needs a [policy]: the ledger and quotas come from it".into()))
+                return Err(err_at(
+                    a.listen.span().start,
+                    "[admin] needs a [policy]: the ledger and quotas come from it".into(),
+                ))
             }
             Some(a) => {
                 let listen = a.listen.get_ref().parse::<SocketAddr>().map_err(|_| {
-                    err_at(a.listen.span().start, format!("admin.listen \"{}\" is not IP:PORT", a.listen.get_ref()))
+                    err_at(
+                        a.listen.span().start,
+                        format!("admin.listen \"{}\" is not IP:PORT", a.listen.get_ref()),
+                    )
                 })?;
                 if let Some(secret) = &a.events_secret {
                     if secret.get_ref().chars().count() < 16 {
@@ -333,7 +357,10 @@ impl GatewayConfig {
                 }
                 let reconcile_interval = match &a.reconcile_interval_secs {
                     Some(v) if *v.get_ref() == 0 => {
-                        return Err(err_at(v.span().start, "admin.reconcile_interval_secs must be above 0".into()))
+                        return Err(err_at(
+                            v.span().start,
+                            "admin.reconcile_interval_secs must be above 0".into(),
+                        ))
                     }
                     Some(v) => Duration::from_secs(*v.get_ref()),
                     None => Duration::from_secs(30),
@@ -345,7 +372,9 @@ impl GatewayConfig {
                     events_secret: a.events_secret.map(|s| s.into_inner()),
                     ledger_file: a.ledger_file.map(PathBuf::from),
                     accounts_file: a.accounts_file.map(PathBuf::from),
-                    silent_expiry_grace: Duration::from_secs(a.silent_expiry_grace_secs.unwrap_or(600)),
+                    silent_expiry_grace: Duration::from_secs(
+                        a.silent_expiry_grace_secs.unwrap_or(600),
+                    ),
                 })
             }
             None => None,
@@ -415,7 +444,10 @@ fn compile_tls(
         }
         for (field, value) in [("cert", &t.cert), ("key", &t.key)] {
             if value.get_ref().trim().is_empty() {
-                return Err(err_at(value.span().start, format!("server.tls {field} must name a PEM file")));
+                return Err(err_at(
+                    value.span().start,
+                    format!("server.tls {field} must name a PEM file"),
+                ));
             }
         }
         // `err_at` is the one place that maps offsets to line and column.
@@ -442,7 +474,10 @@ fn compile_upstream(
     } else if let Some(rest) = url_text.strip_prefix("http://") {
         (false, rest)
     } else {
-        return Err(err_at(at, format!("upstream.url \"{url_text}\" must start with http:// or https://")));
+        return Err(err_at(
+            at,
+            format!("upstream.url \"{url_text}\" must start with http:// or https://"),
+        ));
     };
     let authority = rest.split('/').next().unwrap_or_default();
     let (host, port) = split_host_port(authority, if tls { 443 } else { 80 })
@@ -455,13 +490,16 @@ fn compile_upstream(
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| err_at(at, format!("upstream host \"{host}\" does not resolve")))?;
-    let ms = |v: &Option<Spanned<u64>>, default: u64, name: &str| -> Result<Duration, ConfigError> {
-        match v {
-            Some(s) if *s.get_ref() == 0 => Err(err_at(s.span().start, format!("upstream.{name} must be above 0"))),
-            Some(s) => Ok(Duration::from_millis(*s.get_ref())),
-            None => Ok(Duration::from_millis(default)),
-        }
-    };
+    let ms =
+        |v: &Option<Spanned<u64>>, default: u64, name: &str| -> Result<Duration, ConfigError> {
+            match v {
+                Some(s) if *s.get_ref() == 0 => {
+                    Err(err_at(s.span().start, format!("upstream.{name} must be above 0")))
+                }
+                Some(s) => Ok(Duration::from_millis(*s.get_ref())),
+                None => Ok(Duration::from_millis(default)),
+            }
+        };
     Ok(UpstreamConfig {
         addr,
         tls,
@@ -496,7 +534,8 @@ fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> 
 mod tests {
     use super::*;
 
-    const GOOD: &str = "[server]\nlisten = [\"127.0.0.1:8787\"]\n[upstream]\nurl = \"http://127.0.0.1:9\"\n";
+    const GOOD: &str =
+        "[server]\nlisten = [\"127.0.0.1:8787\"]\n[upstream]\nurl = \"http://127.0.0.1:9\"\n";
 
     #[test]
     fn good_config_compiles_with_defaults() {
@@ -513,15 +552,23 @@ mod tests {
         let src = GOOD.replace("[upstream]\n", "[upstream]\nconect_timeout_ms = 5\n");
         let e = GatewayConfig::parse("g.toml", &src).unwrap_err();
         assert_eq!(e.line, 4, "{e}");
-        assert!(e.to_string().starts_with("g.toml:4:1: unknown field \"conect_timeout_ms\""), "{e}");
+        assert!(
+            e.to_string().starts_with("g.toml:4:1: unknown field \"conect_timeout_ms\""),
+            "{e}"
+        );
     }
 
     #[test]
     fn bad_listen_and_scheme_are_located() {
-        let e = GatewayConfig::parse("g.toml", &GOOD.replace("127.0.0.1:8787", "localhost")).unwrap_err();
+        let e = GatewayConfig::parse("g.toml", &GOOD.replace("127.0.0.1:8787", "localhost"))
+            .unwrap_err();
         assert_eq!((e.line, e.column), (2, 11), "{e}");
-        let e = GatewayConfig::parse("g.toml", &GOOD.replace("http://127.0.0.1:9", "ftp://x")).unwrap_err();
-        assert_eq!(e.to_string(), "g.toml:4:7: upstream.url \"ftp://x\" must start with http:// or https://");
+        let e = GatewayConfig::parse("g.toml", &GOOD.replace("http://127.0.0.1:9", "ftp://x"))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "g.toml:4:7: upstream.url \"ftp://x\" must start with http:// or https://"
+        );
     }
 
     #[test]

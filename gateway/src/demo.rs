@@ -44,7 +44,11 @@ impl PlatformThread {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new().name("refplatform".into()).spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -144,7 +148,10 @@ pub fn instructions(options: &DemoOptions, platform: SocketAddr) -> String {
 }
 
 /// Runs the demo until Ctrl-C.
-pub fn run(options: DemoOptions, enforcer: Arc<Enforcer>) -> Result<(), Box<dyn std::error::Error>> {
+pub fn run(
+    options: DemoOptions,
+    enforcer: Arc<Enforcer>,
+) -> Result<(), Box<dyn std::error::Error>> {
     // The platform tells the gateway about claims and expiries, signed with a secret
     // that lives only in this process.
     let secret = hex::encode(rand::random::<[u8; 16]>());
@@ -154,7 +161,10 @@ pub fn run(options: DemoOptions, enforcer: Arc<Enforcer>) -> Result<(), Box<dyn 
                 listen: options.admin_listen,
                 events_secret: Some(secret.clone()),
                 silent_expiry_grace: Duration::from_secs(600),
-                reconcile_url: Some(format!("http://{}/internal/accounts", options.platform_listen)),
+                reconcile_url: Some(format!(
+                    "http://{}/internal/accounts",
+                    options.platform_listen
+                )),
                 reconcile_interval: Duration::from_secs(30),
             },
             engine.clone(),
@@ -168,7 +178,8 @@ pub fn run(options: DemoOptions, enforcer: Arc<Enforcer>) -> Result<(), Box<dyn 
         pow_g: options.pow_g,
         pow_spot_checks: 3,
         sweep_interval: Duration::from_secs(10),
-        events: admin.map(|a| refplatform::EventsConfig { url: format!("http://{a}/events"), secret }),
+        events: admin
+            .map(|a| refplatform::EventsConfig { url: format!("http://{a}/events"), secret }),
         ..refplatform::PlatformConfig::default()
     };
     let platform = PlatformThread::start(platform_config, options.platform_listen)?;

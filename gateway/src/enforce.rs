@@ -49,7 +49,13 @@ impl Enforcer {
 
     /// An enforcer for a compiled policy (tests build one on a manual clock).
     pub fn with_policy(policy: policy::Policy, tracker: Tracker, clock: SharedClock) -> Self {
-        Enforcer { loaded: Some(Loaded { engine: Arc::new(Engine::new(policy)), tracker: Arc::new(tracker) }), clock }
+        Enforcer {
+            loaded: Some(Loaded {
+                engine: Arc::new(Engine::new(policy)),
+                tracker: Arc::new(tracker),
+            }),
+            clock,
+        }
     }
 
     /// The engine and tracker, when a policy is loaded.

@@ -55,7 +55,8 @@ pub struct ExplainArgs {
 
 /// Runs the explanation and returns its text.
 pub fn run(args: &ExplainArgs) -> Result<String, String> {
-    let compiled = policy::compile_file(&args.policy).map_err(|e| format!("invalid policy:\n{e}"))?;
+    let compiled =
+        policy::compile_file(&args.policy).map_err(|e| format!("invalid policy:\n{e}"))?;
     let header = request_header(args)?;
     let tracker = match &args.accounts_file {
         Some(file) => {
@@ -63,7 +64,8 @@ pub fn run(args: &ExplainArgs) -> Result<String, String> {
             if !key.exists() {
                 return Err(format!("{}: no token key beside the accounts file (is it the gateway's accounts_file?)", key.display()));
             }
-            Tracker::new(&compiled, None, Some(file.clone())).map_err(|e| format!("{}: {e}", file.display()))?
+            Tracker::new(&compiled, None, Some(file.clone()))
+                .map_err(|e| format!("{}: {e}", file.display()))?
         }
         None => Tracker::new(&compiled, None, None).map_err(|e| e.to_string())?,
     };
@@ -94,13 +96,16 @@ fn request_header(args: &ExplainArgs) -> Result<RequestHeader, String> {
         _ => http::Version::HTTP_11,
     });
     for h in &args.headers {
-        let (name, value) = h.split_once(':').ok_or_else(|| format!("header \"{h}\" is not `Name: value`"))?;
+        let (name, value) =
+            h.split_once(':').ok_or_else(|| format!("header \"{h}\" is not `Name: value`"))?;
         header
             .append_header(name.trim().to_string(), value.trim())
             .map_err(|e| format!("header \"{}\": {e}", name.trim()))?;
     }
     if let Some(token) = &args.token {
-        header.append_header("authorization", format!("Bearer {token}")).map_err(|e| format!("token: {e}"))?;
+        header
+            .append_header("authorization", format!("Bearer {token}"))
+            .map_err(|e| format!("token: {e}"))?;
     }
     Ok(header)
 }

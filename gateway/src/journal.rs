@@ -50,7 +50,8 @@ pub fn token_hasher(journal: &Path) -> std::io::Result<TokenHasher> {
         }
         Err(e) => return Err(e),
     };
-    TokenHasher::with_key(&key).map_err(|e| std::io::Error::other(format!("{}: {e}", key_path.display())))
+    TokenHasher::with_key(&key)
+        .map_err(|e| std::io::Error::other(format!("{}: {e}", key_path.display())))
 }
 
 /// Where the token-hash key of `journal` is kept.
@@ -85,7 +86,10 @@ impl Journal {
         }
         Self::rewrite(path, book)?;
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        Ok((Journal { path: path.to_path_buf(), file: Mutex::new(std::io::BufWriter::new(file)) }, skipped))
+        Ok((
+            Journal { path: path.to_path_buf(), file: Mutex::new(std::io::BufWriter::new(file)) },
+            skipped,
+        ))
     }
 
     /// Rewrites the journal with only what `book` still holds (after the book forgot
@@ -113,7 +117,11 @@ impl Journal {
                     expires_at: info.expires_at,
                     source: info.source.clone(),
                 };
-                writeln!(out, "{}", serde_json::to_string(&created).map_err(std::io::Error::other)?)?;
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string(&created).map_err(std::io::Error::other)?
+                )?;
                 let event = match info.state {
                     AccountState::Live => None,
                     AccountState::Claimed => Some((Event::Claimed, info.claimed_at)),
@@ -121,8 +129,16 @@ impl Journal {
                     AccountState::Deleted => Some((Event::Deleted, info.ended_at)),
                 };
                 if let Some((event, at)) = event {
-                    let line = Line::Event { account_id: info.account_id, event, at: at.unwrap_or(info.expires_at) };
-                    writeln!(out, "{}", serde_json::to_string(&line).map_err(std::io::Error::other)?)?;
+                    let line = Line::Event {
+                        account_id: info.account_id,
+                        event,
+                        at: at.unwrap_or(info.expires_at),
+                    };
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::to_string(&line).map_err(std::io::Error::other)?
+                    )?;
                 }
             }
             out.flush()?;
@@ -131,7 +147,14 @@ impl Journal {
     }
 
     /// Records a creation.
-    pub fn created(&self, account_id: &str, hash: &TokenHash, created_at: u64, expires_at: u64, source: &SourceKeys) {
+    pub fn created(
+        &self,
+        account_id: &str,
+        hash: &TokenHash,
+        created_at: u64,
+        expires_at: u64,
+        source: &SourceKeys,
+    ) {
         self.append(&Line::Created {
             account_id: account_id.to_string(),
             token_hash: hex::encode(hash.as_bytes()),
@@ -158,10 +181,18 @@ impl Journal {
 fn replay(book: &AccountBook, line: Line) {
     match line {
         Line::Created { account_id, token_hash, created_at, expires_at, source } => {
-            let Some(bytes) = hex::decode(&token_hash).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()) else {
+            let Some(bytes) =
+                hex::decode(&token_hash).ok().and_then(|b| <[u8; 32]>::try_from(b).ok())
+            else {
                 return;
             };
-            book.record_created(&account_id, TokenHash::from_bytes(bytes), created_at, expires_at, source);
+            book.record_created(
+                &account_id,
+                TokenHash::from_bytes(bytes),
+                created_at,
+                expires_at,
+                source,
+            );
         }
         Line::Event { account_id, event, at } => {
             book.mark(&account_id, event, at);

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use gateway::clock::{Clock, SystemClock};
 use gateway::config::GatewayConfig;
 #[cfg(feature = "demo")]
 use gateway::demo::DemoOptions;
-use gateway::clock::{Clock, SystemClock};
 use gateway::enforce::Enforcer;
 
 #[global_allocator]
@@ -91,11 +91,16 @@ enum Command {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEWAY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEWAY_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn")
+    });
     // Colours only for a terminal: log files and collectors get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .try_init();
 }
 
 /// Builds the enforcer for a policy file and starts its reloader.
@@ -106,9 +111,11 @@ fn enforcer_for(
     journal_file: Option<PathBuf>,
 ) -> Result<Arc<Enforcer>, String> {
     let Some(path) = policy else { return Ok(Arc::new(Enforcer::passthrough())) };
-    let enforcer = Enforcer::from_policy_file(&path, ledger_file, journal_file, SystemClock::shared())?;
+    let enforcer =
+        Enforcer::from_policy_file(&path, ledger_file, journal_file, SystemClock::shared())?;
     if let Some(engine) = enforcer.engine() {
-        let reloader = gateway::reload::Reloader::new(engine.clone(), enforcer.tracker().cloned(), path);
+        let reloader =
+            gateway::reload::Reloader::new(engine.clone(), enforcer.tracker().cloned(), path);
         reloader.start(watch).map_err(|e| format!("cannot start the policy reloader: {e}"))?;
     }
     Ok(Arc::new(enforcer))
@@ -130,7 +137,12 @@ fn main() -> ExitCode {
             };
             let ledger_file = config.admin.as_ref().and_then(|a| a.ledger_file.clone());
             let journal_file = config.admin.as_ref().and_then(|a| a.accounts_file.clone());
-            let enforcer = match enforcer_for(config.policy_file.clone(), config.watch_policy, ledger_file, journal_file) {
+            let enforcer = match enforcer_for(
+                config.policy_file.clone(),
+                config.watch_policy,
+                ledger_file,
+                journal_file,
+            ) {
                 Ok(e) => e,
                 Err(e) => return fail(e, 2),
             };
@@ -145,8 +157,16 @@ fn main() -> ExitCode {
                     reconcile_url: admin.reconcile_url.clone(),
                     reconcile_interval: admin.reconcile_interval,
                 };
-                if let Err(e) = gateway::admin::start(settings, engine.clone(), tracker.clone(), enforcer.clock().clone()) {
-                    return fail(format!("cannot start the admin listener on {}: {e}", admin.listen), 1);
+                if let Err(e) = gateway::admin::start(
+                    settings,
+                    engine.clone(),
+                    tracker.clone(),
+                    enforcer.clock().clone(),
+                ) {
+                    return fail(
+                        format!("cannot start the admin listener on {}: {e}", admin.listen),
+                        1,
+                    );
                 }
             }
             match gateway::server::run(&config, enforcer) {
@@ -155,7 +175,15 @@ fn main() -> ExitCode {
             }
         }
         #[cfg(feature = "demo")]
-        Command::Demo { listen, platform_listen, policy, no_policy, pow_k, pow_g, admin_listen } => {
+        Command::Demo {
+            listen,
+            platform_listen,
+            policy,
+            no_policy,
+            pow_k,
+            pow_g,
+            admin_listen,
+        } => {
             let policy = if no_policy {
                 None
             } else {
@@ -168,7 +196,8 @@ fn main() -> ExitCode {
                 Ok(e) => e,
                 Err(e) => return fail(e, 2),
             };
-            let options = DemoOptions { listen, platform_listen, policy, pow_k, pow_g, admin_listen };
+            let options =
+                DemoOptions { listen, platform_listen, policy, pow_k, pow_g, admin_listen };
             match gateway::demo::run(options, enforcer) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(e, 1),
@@ -191,7 +220,14 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
-        Command::Ledger { file, policy, since_secs, top, hourly, source } => match ledger_report(&file, policy.as_deref(), since_secs, top, hourly, source.as_deref()) {
+        Command::Ledger { file, policy, since_secs, top, hourly, source } => match ledger_report(
+            &file,
+            policy.as_deref(),
+            since_secs,
+            top,
+            hourly,
+            source.as_deref(),
+        ) {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS
@@ -238,6 +274,12 @@ fn ledger_report(
     Ok(if hourly {
         gateway::report::format_hourly(&gateway::report::hourly(&ledger, since, now + 1))
     } else {
-        gateway::report::format_top(&gateway::report::top_sources(&ledger, compiled.budgets(), top, since, now))
+        gateway::report::format_top(&gateway::report::top_sources(
+            &ledger,
+            compiled.budgets(),
+            top,
+            since,
+            now,
+        ))
     })
 }

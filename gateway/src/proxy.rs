@@ -32,10 +32,10 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, Result};
 use policy::RouteClass;
 
+use crate::access_log::{self, loggable_path};
 use crate::config::UpstreamConfig;
 use crate::enforce::Enforcer;
 use crate::inflight::InFlight;
-use crate::access_log::{self, loggable_path};
 use crate::respond;
 use crate::stage::context::RequestCtx;
 use crate::stage::{body, decide, learn};
@@ -104,7 +104,11 @@ impl ProxyHttp for DeployGateway {
         body::on_chunk(&self.enforcer, body, end_of_stream, ctx)
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Self::CTX) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Self::CTX,
+    ) -> Result<Box<HttpPeer>> {
         Ok(Box::new(self.peer.clone()))
     }
 
@@ -117,10 +121,12 @@ impl ProxyHttp for DeployGateway {
         upstream_request.insert_header("host", self.host_header.as_str())?;
         if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
             let client = addr.ip().to_string();
-            let value = match upstream_request.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-                Some(prior) if !prior.is_empty() => format!("{prior}, {client}"),
-                _ => client,
-            };
+            let value =
+                match upstream_request.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
+                {
+                    Some(prior) if !prior.is_empty() => format!("{prior}, {client}"),
+                    _ => client,
+                };
             upstream_request.insert_header("x-forwarded-for", value)?;
         }
         body::prepare_upstream(upstream_request, ctx)
@@ -163,8 +169,8 @@ impl ProxyHttp for DeployGateway {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
-        let safe_to_resend =
-            session.req_header().method.is_idempotent() || ctx.route == Some(RouteClass::ProvisionChallenge);
+        let safe_to_resend = session.req_header().method.is_idempotent()
+            || ctx.route == Some(RouteClass::ProvisionChallenge);
         if !safe_to_resend || session.as_ref().retry_buffer_truncated() {
             e.set_retry(false);
         } else {
@@ -173,7 +179,12 @@ impl ProxyHttp for DeployGateway {
         e
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Self::CTX) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut Self::CTX,
+    ) -> FailToProxy {
         let error_code = match ctx.refusal.take() {
             // A check on the request body refused it; the upstream request was aborted.
             Some(refusal) => respond::write_body_refusal(session, &refusal).await,

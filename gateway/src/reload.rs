@@ -71,7 +71,10 @@ impl Reloader {
             }
             Err(errors) => {
                 let text = errors.to_string();
-                tracing::error!(trigger, "policy reload rejected, the previous policy stays in force:\n{text}");
+                tracing::error!(
+                    trigger,
+                    "policy reload rejected, the previous policy stays in force:\n{text}"
+                );
                 ReloadOutcome::Rejected(text)
             }
         }
@@ -97,7 +100,9 @@ impl Reloader {
         })?;
         if watch {
             let me = self.clone();
-            std::thread::Builder::new().name("policy-watch".into()).spawn(move || me.watch_loop())?;
+            std::thread::Builder::new()
+                .name("policy-watch".into())
+                .spawn(move || me.watch_loop())?;
         }
         Ok(())
     }
@@ -120,7 +125,9 @@ impl Reloader {
         loop {
             let files = self.watched_files();
             for dir in files.iter().filter_map(|f| f.parent().map(Path::to_path_buf)) {
-                if !watched_dirs.contains(&dir) && watcher.watch(&dir, RecursiveMode::NonRecursive).is_ok() {
+                if !watched_dirs.contains(&dir)
+                    && watcher.watch(&dir, RecursiveMode::NonRecursive).is_ok()
+                {
                     watched_dirs.push(dir);
                 }
             }
@@ -174,7 +181,8 @@ mod tests {
         std::fs::write(&path, pow_policy(10, 60)).expect("write");
         let compiled = policy::compile_file(&path).expect("policy");
         let tracker = Arc::new(Tracker::new(&compiled, None, None).expect("tracker"));
-        let reloader = Reloader::new(Arc::new(Engine::new(compiled)), Some(tracker.clone()), path.clone());
+        let reloader =
+            Reloader::new(Arc::new(Engine::new(compiled)), Some(tracker.clone()), path.clone());
         assert_eq!(tracker.challenges().settings(), (10, 60));
 
         std::fs::write(&path, pow_policy(20, 120)).expect("write");

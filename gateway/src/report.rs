@@ -34,7 +34,13 @@ pub struct HourTotal {
 }
 
 /// The top `n` sources by cleanup cost since `since`, with the action in force now.
-pub fn top_sources(ledger: &Ledger, budgets: &Budgets, n: usize, since: u64, now: u64) -> Vec<TopSource> {
+pub fn top_sources(
+    ledger: &Ledger,
+    budgets: &Budgets,
+    n: usize,
+    since: u64,
+    now: u64,
+) -> Vec<TopSource> {
     ledger
         .top_sources(n, since)
         .into_iter()
@@ -46,7 +52,12 @@ pub fn top_sources(ledger: &Ledger, budgets: &Budgets, n: usize, since: u64, now
 }
 
 /// The strongest budget action that applies to `key` now, and its debt.
-pub fn action_for(ledger: &Ledger, budgets: &Budgets, key: &SourceKey, now: u64) -> (u64, &'static str) {
+pub fn action_for(
+    ledger: &Ledger,
+    budgets: &Budgets,
+    key: &SourceKey,
+    now: u64,
+) -> (u64, &'static str) {
     let mut debt_now = 0;
     let mut action = "none";
     for rule in budgets.rules.iter().filter(|r| Some(r.kind) == key.kind()) {
@@ -73,9 +84,15 @@ pub fn hourly(ledger: &Ledger, since: u64, until: u64) -> Vec<HourTotal> {
 
 /// The top-sources table as text.
 pub fn format_top(rows: &[TopSource]) -> String {
-    let mut out = format!("{:<48} {:>8} {:>9} {:>9}  {}\n", "source", "units", "accounts", "debt now", "action now");
+    let mut out = format!(
+        "{:<48} {:>8} {:>9} {:>9}  {}\n",
+        "source", "units", "accounts", "debt now", "action now"
+    );
     for r in rows {
-        out.push_str(&format!("{:<48} {:>8} {:>9} {:>9}  {}\n", r.key, r.units, r.accounts, r.debt_now, r.action));
+        out.push_str(&format!(
+            "{:<48} {:>8} {:>9} {:>9}  {}\n",
+            r.key, r.units, r.accounts, r.debt_now, r.action
+        ));
     }
     if rows.is_empty() {
         out.push_str("(no cleanup charged in this period)\n");

@@ -1,9 +1,9 @@
 //! Answers the gateway writes itself (refusals, upstream failures).
 //!
 //! Pingora's `respond_error` turns keep-alive off and closes the socket, so every
-//! refused client would pay a new TCP connection and come straight back with it (see
-//! the throughput notes in the project's reference folder: 17.8 k/s refusing versus
-//! 38.5 k/s proxying). Here every answer is length-delimited and written with
+//! refused client would pay a new TCP connection and come straight back with it
+//! (`scripts/bench.sh` measures both: its `refuse` and `refuse-close` cases). Here
+//! every answer is length-delimited and written with
 //! `write_response_header` + `write_response_body(end)`, so the connection stays
 //! reusable and refusing costs less than forwarding.
 
@@ -44,7 +44,9 @@ pub async fn write_failure(session: &mut Session, e: &Error) -> u16 {
     // `Connection: keep-alive` would send its next request into a closed socket.
     // Failures are rare; refusals, the common case, keep the connection.
     session.set_keepalive(None);
-    if let Err(write_err) = write_json(session, status, None, &[], envelope::error_body(code, message)).await {
+    if let Err(write_err) =
+        write_json(session, status, None, &[], envelope::error_body(code, message)).await
+    {
         tracing::debug!(error = %write_err, "could not write the error answer");
     }
     status
@@ -55,13 +57,19 @@ pub fn classify_failure(e: &Error) -> (u16, u32, &'static str) {
     const UNREACHABLE: &str = "The deploy API is unreachable from the gateway right now; nothing was changed. Retry in a few seconds.";
     const TIMEOUT: &str = "The deploy API did not answer the gateway in time; the request may or may not have been applied. Check before retrying.";
     match e.etype() {
-        ErrorType::HTTPStatus(code) => (*code, codes::BAD_REQUEST, "The request could not be handled."),
+        ErrorType::HTTPStatus(code) => {
+            (*code, codes::BAD_REQUEST, "The request could not be handled.")
+        }
         ErrorType::ConnectTimedout => (504, codes::UPSTREAM_TIMEOUT, UNREACHABLE),
-        ErrorType::ReadTimedout | ErrorType::WriteTimedout => (504, codes::UPSTREAM_TIMEOUT, TIMEOUT),
+        ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            (504, codes::UPSTREAM_TIMEOUT, TIMEOUT)
+        }
         _ => match e.esource() {
             ErrorSource::Upstream => (502, codes::UPSTREAM_UNREACHABLE, UNREACHABLE),
             ErrorSource::Downstream => match e.etype() {
-                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => (0, 0, ""),
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => {
+                    (0, 0, "")
+                }
                 _ => (400, codes::BAD_REQUEST, "The gateway could not read this request."),
             },
             ErrorSource::Internal | ErrorSource::Unset => {
@@ -70,7 +78,6 @@ pub fn classify_failure(e: &Error) -> (u16, u32, &'static str) {
         },
     }
 }
-
 
 /// Request bodies up to this size are drained before a refusal so the connection can
 /// be reused; a larger body is not worth reading and the connection is closed instead.
@@ -115,7 +122,9 @@ async fn drain_small_body(session: &mut Session) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     match declared {
-        Some(n) if n <= MAX_DRAIN_BYTES => session.as_downstream_mut().drain_request_body().await.is_ok(),
+        Some(n) if n <= MAX_DRAIN_BYTES => {
+            session.as_downstream_mut().drain_request_body().await.is_ok()
+        }
         // Chunked bodies of unknown size and large uploads: close rather than read.
         _ => false,
     }

@@ -63,7 +63,8 @@ pub fn run(config: &GatewayConfig, enforcer: Arc<Enforcer>) -> Result<(), StartE
         service.add_tcp(&addr.to_string());
     }
     for tls in &config.tls {
-        let settings = crate::tls::settings(tls).map_err(|message| StartError::Tls { addr: tls.listen, message })?;
+        let settings = crate::tls::settings(tls)
+            .map_err(|message| StartError::Tls { addr: tls.listen, message })?;
         service.add_tls_with_settings(&tls.listen.to_string(), None, settings);
     }
     if !config.tls.is_empty() {
@@ -72,6 +73,8 @@ pub fn run(config: &GatewayConfig, enforcer: Arc<Enforcer>) -> Result<(), StartE
     }
     server.add_service(service);
     tracing::info!(listen = ?config.listen, upstream = %config.upstream.addr, "gateway listening");
-    server.run(RunArgs { shutdown_signal: Box::new(DrainingShutdown { in_flight, grace: config.grace_period }) });
+    server.run(RunArgs {
+        shutdown_signal: Box::new(DrainingShutdown { in_flight, grace: config.grace_period }),
+    });
     Ok(())
 }

@@ -26,7 +26,9 @@ pub struct DrainingShutdown {
 #[async_trait]
 impl ShutdownSignalWatch for DrainingShutdown {
     async fn recv(&self) -> ShutdownSignal {
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) =
+            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        else {
             tracing::error!("cannot install signal handlers; shutting down");
             return ShutdownSignal::FastShutdown;
         };
@@ -35,7 +37,12 @@ impl ShutdownSignalWatch for DrainingShutdown {
             _ = int.recv() => "SIGINT",
         };
         let waiting = self.in_flight.current();
-        tracing::info!(signal = which, in_flight = waiting, grace_ms = self.grace.as_millis() as u64, "shutting down");
+        tracing::info!(
+            signal = which,
+            in_flight = waiting,
+            grace_ms = self.grace.as_millis() as u64,
+            "shutting down"
+        );
         // Returns as soon as the last request in flight finishes, or at the deadline.
         let _ = tokio::time::timeout(self.grace, self.in_flight.idle()).await;
         let left = self.in_flight.current();

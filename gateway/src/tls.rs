@@ -110,24 +110,45 @@ mod tests {
         assert_eq!(c.tls[0].cert.to_str(), Some("cert.pem"));
         assert!(!c.tls[0].h2);
         assert_eq!(c.tls[0].cert_at, (6, 8));
-        let h2 = GatewayConfig::parse("g.toml", &BASE.replace("key = \"key.pem\"\n", "key = \"key.pem\"\nh2 = true\n")).expect("valid");
+        let h2 = GatewayConfig::parse(
+            "g.toml",
+            &BASE.replace("key = \"key.pem\"\n", "key = \"key.pem\"\nh2 = true\n"),
+        )
+        .expect("valid");
         assert!(h2.tls[0].h2);
         // TLS only: the plain listener list may be empty.
-        let only = GatewayConfig::parse("g.toml", &BASE.replace("[\"127.0.0.1:8787\"]", "[]")).expect("valid");
+        let only = GatewayConfig::parse("g.toml", &BASE.replace("[\"127.0.0.1:8787\"]", "[]"))
+            .expect("valid");
         assert!(only.listen.is_empty() && only.tls.len() == 1);
     }
 
     #[test]
     fn tls_listener_errors_are_located() {
-        let e = GatewayConfig::parse("g.toml", &BASE.replace("\"127.0.0.1:8443\"", "\"localhost:8443\"")).unwrap_err();
-        assert!(e.to_string().starts_with("g.toml:5:10: server.tls listen address \"localhost:8443\" is not IP:PORT"), "{e}");
-        let e = GatewayConfig::parse("g.toml", &BASE.replace("127.0.0.1:8443", "127.0.0.1:8787")).unwrap_err();
+        let e = GatewayConfig::parse(
+            "g.toml",
+            &BASE.replace("\"127.0.0.1:8443\"", "\"localhost:8443\""),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "g.toml:5:10: server.tls listen address \"localhost:8443\" is not IP:PORT"
+            ),
+            "{e}"
+        );
+        let e = GatewayConfig::parse("g.toml", &BASE.replace("127.0.0.1:8443", "127.0.0.1:8787"))
+            .unwrap_err();
         assert_eq!(e.to_string(), "g.toml:5:10: 127.0.0.1:8787 is already a listen address");
-        let e = GatewayConfig::parse("g.toml", &BASE.replace("key = \"key.pem\"", "key = \" \"")).unwrap_err();
+        let e = GatewayConfig::parse("g.toml", &BASE.replace("key = \"key.pem\"", "key = \" \""))
+            .unwrap_err();
         assert_eq!(e.to_string(), "g.toml:7:7: server.tls key must name a PEM file");
-        let e = GatewayConfig::parse("g.toml", &BASE.replace("key = \"key.pem\"", "key = \"k\"\ncrt = \"x\"")).unwrap_err();
+        let e = GatewayConfig::parse(
+            "g.toml",
+            &BASE.replace("key = \"key.pem\"", "key = \"k\"\ncrt = \"x\""),
+        )
+        .unwrap_err();
         assert_eq!((e.line, e.column), (8, 1), "{e}");
-        let e = GatewayConfig::parse("g.toml", &BASE.replace("cert = \"cert.pem\"\n", "")).unwrap_err();
+        let e =
+            GatewayConfig::parse("g.toml", &BASE.replace("cert = \"cert.pem\"\n", "")).unwrap_err();
         assert!(e.to_string().contains("missing field \"cert\""), "{e}");
     }
 

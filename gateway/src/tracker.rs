@@ -20,9 +20,9 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 use policy::accounts::{AccountBook, AccountInfo, Event, SourceKeys, TokenHash, TokenHasher};
 use policy::ledger::{Ledger, LedgerEntry};
+use policy::platform::CreatedAccount;
 use policy::pow::ChallengeBook;
 use policy::quota::{AccountUsage, Classified, QuotaRefusal, ResourceCounts};
-use policy::platform::CreatedAccount;
 use policy::Policy;
 
 pub use policy::platform::{PlatformEvent, RemovedCounts};
@@ -55,7 +55,11 @@ impl Tracker {
     /// A tracker; `ledger_file`, when given, is loaded (if present) and appended to.
     /// `journal_file`, when given, keeps the account book across restarts (see
     /// [`crate::journal`]); token hashes then use a key stored beside it.
-    pub fn new(policy: &Policy, ledger_file: Option<PathBuf>, journal_file: Option<PathBuf>) -> std::io::Result<Self> {
+    pub fn new(
+        policy: &Policy,
+        ledger_file: Option<PathBuf>,
+        journal_file: Option<PathBuf>,
+    ) -> std::io::Result<Self> {
         let book = AccountBook::new();
         let (tokens, journal) = match &journal_file {
             Some(path) => {
@@ -150,7 +154,12 @@ impl Tracker {
     }
 
     /// Checks a resource operation of `account` against the policy's quotas.
-    pub fn check_quota(&self, policy: &Policy, account: &str, op: &Classified) -> Result<(), QuotaRefusal> {
+    pub fn check_quota(
+        &self,
+        policy: &Policy,
+        account: &str,
+        op: &Classified,
+    ) -> Result<(), QuotaRefusal> {
         match self.usage.get(account) {
             Some(usage) => usage.check(policy.quotas(), &op.op),
             None => AccountUsage::new().check(policy.quotas(), &op.op),
@@ -168,7 +177,12 @@ impl Tracker {
     }
 
     /// Applies a platform event: marks the account and writes the ledger entry.
-    pub fn apply_event(&self, policy: &Policy, event: &PlatformEvent, now: u64) -> Result<Option<LedgerEntry>, EventError> {
+    pub fn apply_event(
+        &self,
+        policy: &Policy,
+        event: &PlatformEvent,
+        now: u64,
+    ) -> Result<Option<LedgerEntry>, EventError> {
         let at = event.at_unix().unwrap_or(now);
         let kind = match event.kind.as_str() {
             "claimed" => Event::Claimed,
@@ -176,7 +190,10 @@ impl Tracker {
             "deleted" => Event::Deleted,
             other => return Err(EventError::UnknownType(other.to_string())),
         };
-        let info = self.book.get(&event.account_id).ok_or_else(|| EventError::UnknownAccount(event.account_id.clone()))?;
+        let info = self
+            .book
+            .get(&event.account_id)
+            .ok_or_else(|| EventError::UnknownAccount(event.account_id.clone()))?;
         if self.book.mark(&event.account_id, kind, at) {
             if let Some(journal) = &self.journal {
                 journal.event(&event.account_id, kind, at);
@@ -189,10 +206,20 @@ impl Tracker {
             _ => self.usage_of(&event.account_id),
         };
         let entry = match kind {
-            Event::Claimed => self.ledger.credit_claimed(&event.account_id, &info.source, resources, at, policy.costs()),
-            Event::Expired | Event::Deleted => {
-                self.ledger.charge_expired_unclaimed(&event.account_id, &info.source, resources, at, policy.costs())
-            }
+            Event::Claimed => self.ledger.credit_claimed(
+                &event.account_id,
+                &info.source,
+                resources,
+                at,
+                policy.costs(),
+            ),
+            Event::Expired | Event::Deleted => self.ledger.charge_expired_unclaimed(
+                &event.account_id,
+                &info.source,
+                resources,
+                at,
+                policy.costs(),
+            ),
         };
         if kind != Event::Claimed {
             self.usage.remove(&event.account_id);
@@ -216,16 +243,25 @@ impl Tracker {
 
     /// Accounts past their expiry without any event after `grace_secs`: the fallback
     /// when events are lost. Charged from what the gateway saw them create.
-    pub fn charge_silent_expiries(&self, policy: &Policy, now: u64, grace_secs: u64) -> Vec<LedgerEntry> {
+    pub fn charge_silent_expiries(
+        &self,
+        policy: &Policy,
+        now: u64,
+        grace_secs: u64,
+    ) -> Vec<LedgerEntry> {
         let mut out = Vec::new();
         for info in self.book.take_expired_unclaimed(now.saturating_sub(grace_secs)) {
             if let Some(journal) = &self.journal {
                 journal.event(&info.account_id, Event::Expired, info.expires_at);
             }
             let resources = self.usage_of(&info.account_id);
-            if let Some(entry) =
-                self.ledger.charge_expired_unclaimed(&info.account_id, &info.source, resources, info.expires_at, policy.costs())
-            {
+            if let Some(entry) = self.ledger.charge_expired_unclaimed(
+                &info.account_id,
+                &info.source,
+                resources,
+                info.expires_at,
+                policy.costs(),
+            ) {
                 self.persist(&entry);
                 out.push(entry);
             }
@@ -286,15 +322,26 @@ mod tests {
         let policy = policy::compile_str("p.toml", "version = 1\n").expect("policy");
         let tracker = Tracker::new(&policy, None, None).expect("tracker");
         let creator = SourceKeys::new("198.51.100.1".parse().unwrap(), None, None);
-        let id = tracker.record_created(&answer("acct-1", "secret-token"), creator, 0).expect("recorded");
+        let id = tracker
+            .record_created(&answer("acct-1", "secret-token"), creator, 0)
+            .expect("recorded");
         let info = tracker.account_for(&tracker.hash_token("secret-token")).expect("attributed");
         assert_eq!((info.account_id.as_str(), info.expires_at), (id.as_str(), 3600));
         assert!(tracker.account_for(&tracker.hash_token("another-token")).is_none());
 
-        let expired = PlatformEvent { kind: "expired".into(), account_id: id.clone(), at: None, removed: None };
-        let entry = tracker.apply_event(&policy, &expired, 4000).expect("applied").expect("charged");
+        let expired = PlatformEvent {
+            kind: "expired".into(),
+            account_id: id.clone(),
+            at: None,
+            removed: None,
+        };
+        let entry =
+            tracker.apply_event(&policy, &expired, 4000).expect("applied").expect("charged");
         assert_eq!(entry.units, 10, "one empty account at the default cost");
-        assert!(tracker.apply_event(&policy, &expired, 4001).expect("known").is_none(), "charged once");
+        assert!(
+            tracker.apply_event(&policy, &expired, 4001).expect("known").is_none(),
+            "charged once"
+        );
 
         // Within the longest window (one day) plus a day of slack nothing is forgotten.
         assert_eq!(tracker.forget_old(&policy, 4000 + 86_400), (0, 0));
@@ -310,9 +357,18 @@ mod tests {
         let creator = SourceKeys::new("198.51.100.2".parse().unwrap(), Some("hf1_x".into()), None);
         {
             let before = Tracker::new(&policy, None, Some(journal.clone())).expect("tracker");
-            before.record_created(&answer("acct-live", "token-live"), creator.clone(), 0).expect("recorded");
-            before.record_created(&answer("acct-claimed", "token-claimed"), creator.clone(), 0).expect("recorded");
-            let claimed = PlatformEvent { kind: "claimed".into(), account_id: "acct-claimed".into(), at: None, removed: None };
+            before
+                .record_created(&answer("acct-live", "token-live"), creator.clone(), 0)
+                .expect("recorded");
+            before
+                .record_created(&answer("acct-claimed", "token-claimed"), creator.clone(), 0)
+                .expect("recorded");
+            let claimed = PlatformEvent {
+                kind: "claimed".into(),
+                account_id: "acct-claimed".into(),
+                at: None,
+                removed: None,
+            };
             before.apply_event(&policy, &claimed, 100).expect("applied");
         }
         let text = std::fs::read_to_string(&journal).expect("journal");
@@ -320,9 +376,17 @@ mod tests {
         let after = Tracker::new(&policy, None, Some(journal)).expect("restarted");
         let info = after.account_for(&after.hash_token("token-live")).expect("same key, same hash");
         assert_eq!(info.source, creator, "still attributed to its creator");
-        assert_eq!(after.book().get("acct-claimed").map(|a| a.state), Some(policy::accounts::AccountState::Claimed));
+        assert_eq!(
+            after.book().get("acct-claimed").map(|a| a.state),
+            Some(policy::accounts::AccountState::Claimed)
+        );
         // Its expiry after the restart is charged to the creator.
-        let expired = PlatformEvent { kind: "expired".into(), account_id: "acct-live".into(), at: None, removed: None };
+        let expired = PlatformEvent {
+            kind: "expired".into(),
+            account_id: "acct-live".into(),
+            at: None,
+            removed: None,
+        };
         let entry = after.apply_event(&policy, &expired, 4000).expect("known").expect("charged");
         assert!(entry.source_keys.iter().any(|k| k.to_string() == "ip:198.51.100.2"));
     }

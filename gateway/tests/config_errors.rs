@@ -14,7 +14,8 @@ fn every_config_fixture_loads_with_its_exact_message() {
     let dir = Path::new("tests/fixtures/config");
     let mut checked = 0;
     let mut failures = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(dir).expect("fixture dir").flatten().map(|e| e.path()).collect();
+    let mut entries: Vec<_> =
+        std::fs::read_dir(dir).expect("fixture dir").flatten().map(|e| e.path()).collect();
     entries.sort();
     for path in entries {
         match path.extension().and_then(|e| e.to_str()) {
@@ -34,7 +35,11 @@ fn every_config_fixture_loads_with_its_exact_message() {
         };
         match std::fs::read_to_string(&expected_path) {
             Ok(want) if want.trim_end() == got => {}
-            Ok(want) => failures.push(format!("{}:\n  want: {}\n  got:  {got}", path.display(), want.trim_end())),
+            Ok(want) => failures.push(format!(
+                "{}:\n  want: {}\n  got:  {got}",
+                path.display(),
+                want.trim_end()
+            )),
             Err(_) if std::env::var_os("BLESS").is_some() => {
                 std::fs::write(&expected_path, format!("{got}\n")).expect("write expected");
             }
@@ -58,14 +63,18 @@ fn every_fixture_error_names_a_line_and_column() {
         }
         if let Err(e) = GatewayConfig::load(&path) {
             assert!(e.line >= 1 && e.column >= 1, "{e}");
-            assert!(e.to_string().starts_with(&format!("{}:{}:{}: ", path.display(), e.line, e.column)), "{e}");
+            assert!(
+                e.to_string().starts_with(&format!("{}:{}:{}: ", path.display(), e.line, e.column)),
+                "{e}"
+            );
         }
     }
 }
 
 #[test]
 fn a_missing_file_is_named() {
-    let e = GatewayConfig::load(Path::new("tests/fixtures/config/no-such-file.toml")).expect_err("missing");
+    let e = GatewayConfig::load(Path::new("tests/fixtures/config/no-such-file.toml"))
+        .expect_err("missing");
     assert_eq!(
         e.to_string(),
         "tests/fixtures/config/no-such-file.toml: cannot read the configuration file: No such file or directory (os error 2)"

@@ -38,33 +38,17 @@ pub fn random_identity(addr: Option<IpAddr>, rng: &mut StdRng) -> Identity {
     let ua = USER_AGENTS.choose(rng).copied().unwrap_or("undici");
     let mut extra: Vec<(HeaderName, HeaderValue)> = vec![
         (reqwest::header::ACCEPT, HeaderValue::from_static("*/*")),
-        (
-            reqwest::header::ACCEPT_LANGUAGE,
-            HeaderValue::from_static("en-US,en;q=0.8"),
-        ),
-        (
-            HeaderName::from_static("sec-fetch-mode"),
-            HeaderValue::from_static("cors"),
-        ),
-        (
-            reqwest::header::CACHE_CONTROL,
-            HeaderValue::from_static("no-cache"),
-        ),
-        (
-            HeaderName::from_static("x-client-run"),
-            HeaderValue::from(rng.gen::<u32>()),
-        ),
+        (reqwest::header::ACCEPT_LANGUAGE, HeaderValue::from_static("en-US,en;q=0.8")),
+        (HeaderName::from_static("sec-fetch-mode"), HeaderValue::from_static("cors")),
+        (reqwest::header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        (HeaderName::from_static("x-client-run"), HeaderValue::from(rng.gen::<u32>())),
     ];
     extra.shuffle(rng);
     let keep = rng.gen_range(1..=extra.len());
     extra.truncate(keep);
     Identity {
         forwarded_for: addr,
-        provisioning_ua: if rng.gen_bool(0.5) {
-            "undici".into()
-        } else {
-            ua.into()
-        },
+        provisioning_ua: if rng.gen_bool(0.5) { "undici".into() } else { ua.into() },
         wrangler_ua: ua.into(),
         extra,
         ua_last: rng.gen_bool(0.5),
@@ -248,17 +232,10 @@ async fn handle_failure(
 /// D1 databases, queues and static assets, created after the first deploy
 /// on an account. Refusals are counted and the agent moves on, as a
 /// quota-filling client would.
-async fn add_resources(
-    session: &mut Session<'_>,
-    acct: &Account,
-    b: &Behaviour,
-    script: &str,
-) {
+async fn add_resources(session: &mut Session<'_>, acct: &Account, b: &Behaviour, script: &str) {
     for n in 0..b.d1_databases {
         let body = json!({"name": format!("{script}-db-{n}")});
-        if session
-            .create_resource(acct, "create d1", "d1/database", body)
-            .await
+        if session.create_resource(acct, "create d1", "d1/database", body).await
             == Err(StepError::Stopped)
         {
             return;
@@ -266,9 +243,7 @@ async fn add_resources(
     }
     for n in 0..b.queues {
         let body = json!({"queue_name": format!("{script}-q-{n}")});
-        if session
-            .create_resource(acct, "create queue", "queues", body)
-            .await
+        if session.create_resource(acct, "create queue", "queues", body).await
             == Err(StepError::Stopped)
         {
             return;

@@ -97,16 +97,9 @@ impl Archetype {
             ..base.clone()
         };
         match self {
-            Archetype::WellBehaved => Behaviour {
-                claim: true,
-                kv_namespaces: 1,
-                ..base
-            },
+            Archetype::WellBehaved => Behaviour { claim: true, kv_namespaces: 1, ..base },
             Archetype::RetryLoopPolite => looping,
-            Archetype::RetryLoopRude => Behaviour {
-                honour_retry_after: false,
-                ..looping
-            },
+            Archetype::RetryLoopRude => Behaviour { honour_retry_after: false, ..looping },
             Archetype::RotateIpv6In64 => Behaviour {
                 honour_retry_after: false,
                 addressing: Addressing::RotateV6In64,
@@ -117,11 +110,9 @@ impl Archetype {
                 addressing: Addressing::RotateV6In48,
                 ..looping
             },
-            Archetype::RotateFingerprint => Behaviour {
-                honour_retry_after: false,
-                rotate_fingerprint: true,
-                ..looping
-            },
+            Archetype::RotateFingerprint => {
+                Behaviour { honour_retry_after: false, rotate_fingerprint: true, ..looping }
+            }
             Archetype::Distributed => Behaviour {
                 honour_retry_after: false,
                 addressing: Addressing::RotateV4Subnets,

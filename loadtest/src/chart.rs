@@ -89,12 +89,8 @@ fn timeline(area: &Area<'_>, report: &Report, which: usize, caption: &str) -> Dr
         .draw()?;
     for (i, g) in report.groups.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
-        let points: Vec<(f64, f64)> = g
-            .timeline
-            .iter()
-            .enumerate()
-            .map(|(s, t)| (s as f64, t[which] as f64))
-            .collect();
+        let points: Vec<(f64, f64)> =
+            g.timeline.iter().enumerate().map(|(s, t)| (s as f64, t[which] as f64)).collect();
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))?
             .label(g.label.clone())
@@ -133,7 +129,11 @@ fn group_bar_chart<'a, 'b>(
     y_max: f64,
     y_desc: &str,
 ) -> Result<
-    ChartContext<'a, SVGBackend<'b>, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+    ChartContext<
+        'a,
+        SVGBackend<'b>,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
     Box<dyn std::error::Error>,
 > {
     let n = labels.len().max(1);
@@ -158,12 +158,8 @@ fn group_bar_chart<'a, 'b>(
 
 /// One bar per group of the cleanup units it left.
 fn cleanup_bars(area: &Area<'_>, report: &Report) -> DrawResult {
-    let peak = report
-        .groups
-        .iter()
-        .map(|g| g.cleanup.cleanup_units)
-        .fold(0.0f64, f64::max)
-        .max(1.0);
+    let peak =
+        report.groups.iter().map(|g| g.cleanup.cleanup_units).fold(0.0f64, f64::max).max(1.0);
     let labels: Vec<String> = report.groups.iter().map(|g| g.label.clone()).collect();
     let ledger = report.groups.iter().any(|g| g.cleanup.basis == "ledger");
     let caption = if ledger {
@@ -189,11 +185,7 @@ fn cleanup_bars(area: &Area<'_>, report: &Report) -> DrawResult {
         } else {
             format!("{:.1}", c.cleanup_units)
         };
-        Text::new(
-            text,
-            (i as f64 - 0.4, c.cleanup_units + peak * 0.04),
-            ("sans-serif", 12),
-        )
+        Text::new(text, (i as f64 - 0.4, c.cleanup_units + peak * 0.04), ("sans-serif", 12))
     }))?;
     Ok(())
 }
@@ -212,33 +204,25 @@ fn budget_bars(area: &Area<'_>, report: &Report) -> DrawResult {
             k.harder_pow_at.map(|h| 100.0 * h as f64 / b),
         ))
     };
-    let peak = report
-        .groups
-        .iter()
-        .filter_map(|g| pct(g).map(|p| p.0.max(p.1)))
-        .fold(100.0f64, f64::max);
+    let peak =
+        report.groups.iter().filter_map(|g| pct(g).map(|p| p.0.max(p.1))).fold(100.0f64, f64::max);
     let any = report.groups.iter().any(|g| g.cleanup.worst_key.is_some());
     let caption = if any {
         "worst source key per group: ledger debt as % of its refuse budget (red = refuse budget, orange = harder proof-of-work, black = allowance after a trip)"
     } else {
         "budgets not checked: no gateway ledger or policy budgets were read"
     };
-    let mut chart = group_bar_chart(area, (caption, 16), &labels, peak * 1.25, "% of refuse budget")?;
+    let mut chart =
+        group_bar_chart(area, (caption, 16), &labels, peak * 1.25, "% of refuse budget")?;
     chart.draw_series(report.groups.iter().enumerate().filter_map(|(i, g)| {
         let (p, _, _) = pct(g)?;
         let x = i as f64;
-        Some(Rectangle::new(
-            [(x - 0.3, 0.0), (x + 0.3, p)],
-            Palette99::pick(i).to_rgba().filled(),
-        ))
+        Some(Rectangle::new([(x - 0.3, 0.0), (x + 0.3, p)], Palette99::pick(i).to_rgba().filled()))
     }))?;
     chart.draw_series(report.groups.iter().enumerate().filter_map(|(i, g)| {
         pct(g)?;
         let x = i as f64;
-        Some(PathElement::new(
-            vec![(x - 0.42, 100.0), (x + 0.42, 100.0)],
-            RED.stroke_width(3),
-        ))
+        Some(PathElement::new(vec![(x - 0.42, 100.0), (x + 0.42, 100.0)], RED.stroke_width(3)))
     }))?;
     chart.draw_series(report.groups.iter().enumerate().filter_map(|(i, g)| {
         let h = pct(g)?.2?;

@@ -50,10 +50,7 @@ pub fn encode(checkpoints: &[[u8; 32]], encoding: Encoding) -> serde_json::Value
     match encoding {
         Encoding::Concatenated => serde_json::Value::String(STANDARD.encode(checkpoints.concat())),
         Encoding::List => serde_json::Value::Array(
-            checkpoints
-                .iter()
-                .map(|c| serde_json::Value::String(STANDARD.encode(c)))
-                .collect(),
+            checkpoints.iter().map(|c| serde_json::Value::String(STANDARD.encode(c))).collect(),
         ),
     }
 }
@@ -78,10 +75,7 @@ mod tests {
     #[test]
     fn seed_decodes_with_or_without_padding() {
         let raw = [0xfbu8; 32];
-        assert_eq!(
-            decode_seed(&URL_SAFE_NO_PAD.encode(raw)).ok(),
-            Some(raw.to_vec())
-        );
+        assert_eq!(decode_seed(&URL_SAFE_NO_PAD.encode(raw)).ok(), Some(raw.to_vec()));
         assert_eq!(decode_seed(&URL_SAFE.encode(raw)).ok(), Some(raw.to_vec()));
         assert!(decode_seed("***").is_err());
     }

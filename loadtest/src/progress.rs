@@ -41,10 +41,7 @@ impl Progress {
                 b.set_message(summary_line(&run));
             }
         });
-        Self {
-            bar,
-            ticker: Some(ticker),
-        }
+        Self { bar, ticker: Some(ticker) }
     }
 
     /// Stop and clear the display.

@@ -46,25 +46,15 @@ impl Identity {
             wrangler_ua: WRANGLER_UA.into(),
             extra: vec![
                 (reqwest::header::ACCEPT, HeaderValue::from_static("*/*")),
-                (
-                    reqwest::header::ACCEPT_LANGUAGE,
-                    HeaderValue::from_static("*"),
-                ),
-                (
-                    HeaderName::from_static("sec-fetch-mode"),
-                    HeaderValue::from_static("cors"),
-                ),
+                (reqwest::header::ACCEPT_LANGUAGE, HeaderValue::from_static("*")),
+                (HeaderName::from_static("sec-fetch-mode"), HeaderValue::from_static("cors")),
             ],
             ua_last: false,
         }
     }
 
     fn headers(&self, provisioning: bool, forwarded_for: bool) -> HeaderMap {
-        let ua = if provisioning {
-            &self.provisioning_ua
-        } else {
-            &self.wrangler_ua
-        };
+        let ua = if provisioning { &self.provisioning_ua } else { &self.wrangler_ua };
         let ua = HeaderValue::from_str(ua).unwrap_or(HeaderValue::from_static("undici"));
         let mut h = HeaderMap::new();
         if !self.ua_last {
@@ -213,18 +203,8 @@ impl Api {
         forwarded_for: bool,
         budget: u32,
     ) -> Result<Self, String> {
-        let api_base = root
-            .join("/client/v4/")
-            .map_err(|e| format!("bad target URL: {e}"))?;
-        Ok(Self {
-            client,
-            api_base,
-            group,
-            run,
-            deadline,
-            forwarded_for,
-            budget,
-        })
+        let api_base = root.join("/client/v4/").map_err(|e| format!("bad target URL: {e}"))?;
+        Ok(Self { client, api_base, group, run, deadline, forwarded_for, budget })
     }
 
     /// Group counters this agent reports to.
@@ -267,9 +247,7 @@ impl Api {
             Body::Json(v) => req.json(v),
             Body::Multipart(parts) => req.multipart(build_form(parts)),
         };
-        let remaining = self
-            .deadline
-            .saturating_duration_since(tokio::time::Instant::now());
+        let remaining = self.deadline.saturating_duration_since(tokio::time::Instant::now());
         let started = Instant::now();
         let sent = tokio::time::timeout(remaining, async {
             let resp = req.send().await?;
@@ -296,15 +274,9 @@ impl Api {
                 let verdict = classify(status, &body, retry_after);
                 self.run.record(&self.group, verdict, elapsed);
                 if verdict == Verdict::Refused {
-                    self.group
-                        .note_refusal(refusal_reason(&call.url, status, &body));
+                    self.group.note_refusal(refusal_reason(&call.url, status, &body));
                 }
-                Ok(Reply {
-                    status,
-                    retry_after,
-                    body,
-                    verdict,
-                })
+                Ok(Reply { status, retry_after, body, verdict })
             }
         }
     }
@@ -329,9 +301,8 @@ pub fn refusal_reason(url: &Url, status: StatusCode, body: &Value) -> String {
     } else {
         "deploy"
     };
-    let code = body["errors"][0]["code"]
-        .as_u64()
-        .map_or_else(|| "-".to_string(), |c| c.to_string());
+    let code =
+        body["errors"][0]["code"].as_u64().map_or_else(|| "-".to_string(), |c| c.to_string());
     // Numbers are blanked, names that hold digits ("d1_databases", "D1")
     // are kept.
     let mut msg = String::new();
@@ -409,32 +380,13 @@ mod tests {
     fn refusals_are_told_from_auth_failures() {
         let auth = json!({"errors": [{"code": 10000, "message": "auth"}]});
         let policy = json!({"errors": [{"code": 9429, "message": "slow down"}]});
+        assert_eq!(classify(StatusCode::FORBIDDEN, &auth, None), Verdict::Admitted);
+        assert_eq!(classify(StatusCode::FORBIDDEN, &policy, None), Verdict::Refused);
+        assert_eq!(classify(StatusCode::TOO_MANY_REQUESTS, &Value::Null, None), Verdict::Refused);
+        assert_eq!(classify(StatusCode::NOT_FOUND, &Value::Null, None), Verdict::Admitted);
+        assert_eq!(classify(StatusCode::BAD_GATEWAY, &Value::Null, None), Verdict::Error);
         assert_eq!(
-            classify(StatusCode::FORBIDDEN, &auth, None),
-            Verdict::Admitted
-        );
-        assert_eq!(
-            classify(StatusCode::FORBIDDEN, &policy, None),
-            Verdict::Refused
-        );
-        assert_eq!(
-            classify(StatusCode::TOO_MANY_REQUESTS, &Value::Null, None),
-            Verdict::Refused
-        );
-        assert_eq!(
-            classify(StatusCode::NOT_FOUND, &Value::Null, None),
-            Verdict::Admitted
-        );
-        assert_eq!(
-            classify(StatusCode::BAD_GATEWAY, &Value::Null, None),
-            Verdict::Error
-        );
-        assert_eq!(
-            classify(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &Value::Null,
-                Some(Duration::from_secs(1))
-            ),
+            classify(StatusCode::SERVICE_UNAVAILABLE, &Value::Null, Some(Duration::from_secs(1))),
             Verdict::Refused
         );
     }
@@ -444,10 +396,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static("7"));
         assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(
-            reqwest::header::RETRY_AFTER,
-            HeaderValue::from_static("soon"),
-        );
+        h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(parse_retry_after(&h), None);
     }
 

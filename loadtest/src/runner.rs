@@ -98,12 +98,9 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<Report, St
 
     let mut spawned = None;
     let (url, target_desc, admin, policy) = match (&opts.target_url, &scenario.target) {
-        (Some(u), _) => (
-            u.clone(),
-            format!("url {u}"),
-            opts.admin_url.clone(),
-            opts.policy.clone(),
-        ),
+        (Some(u), _) => {
+            (u.clone(), format!("url {u}"), opts.admin_url.clone(), opts.policy.clone())
+        }
         (None, Target::Url(t)) => (
             t.url.clone(),
             format!("url {}", t.url),
@@ -111,12 +108,8 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<Report, St
             opts.policy.clone().or_else(|| t.policy.clone()),
         ),
         (None, Target::Spawn(spec)) => {
-            let s = target::spawn(
-                spec,
-                opts.scenario_file.as_deref(),
-                opts.gateway_bin.as_deref(),
-            )
-            .await?;
+            let s = target::spawn(spec, opts.scenario_file.as_deref(), opts.gateway_bin.as_deref())
+                .await?;
             let desc = format!(
                 "spawned gateway at {} in front of reference platform at {} (pow k={} g={}, accounts live {} s)",
                 s.url, s.platform_url, spec.pow_k, spec.pow_g, spec.account_lifetime_secs
@@ -140,17 +133,9 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<Report, St
             expire_at_end: spec.expire_at_end,
             wait: Duration::from_secs(spec.settle_secs),
         },
-        _ => Settle {
-            expire_at_end: false,
-            wait: Duration::from_secs(2),
-        },
+        _ => Settle { expire_at_end: false, wait: Duration::from_secs(2) },
     };
-    let cost = CostSource {
-        admin,
-        policy,
-        spawned: spawned.as_ref(),
-        settle,
-    };
+    let cost = CostSource { admin, policy, spawned: spawned.as_ref(), settle };
     let result = drive(&scenario, opts, &url, duration, target_desc, cost).await;
     if let (Some(s), Some(to)) = (&spawned, &opts.gateway_log) {
         if let Err(e) = s.keep_log(to) {
@@ -187,10 +172,7 @@ async fn read_ledger(
     run_start_unix: u64,
 ) -> Option<(Vec<GroupCleanup>, LedgerInfo)> {
     let admin = cost.admin.as_ref()?;
-    let mut info = LedgerInfo {
-        admin_url: Some(admin.clone()),
-        ..LedgerInfo::default()
-    };
+    let mut info = LedgerInfo { admin_url: Some(admin.clone()), ..LedgerInfo::default() };
     let admin = match check_loopback_url(admin) {
         Ok(u) => u,
         Err(e) => {
@@ -260,7 +242,8 @@ async fn read_ledger(
         Some((entries, skipped)) => {
             info.entries = entries.len();
             info.skipped = skipped;
-            let cleanup = crate::ledger::analyse(&entries, &groups, budgets.as_deref(), run_start_unix);
+            let cleanup =
+                crate::ledger::analyse(&entries, &groups, budgets.as_deref(), run_start_unix);
             Some((cleanup, info))
         }
         None => {

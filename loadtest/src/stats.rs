@@ -38,9 +38,7 @@ pub struct AccountRecord {
 
 /// Unix seconds now.
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 fn new_histogram() -> Histogram<u64> {
@@ -180,11 +178,7 @@ impl GroupStats {
     pub fn record_account(&self, id: &str) {
         let mut a = self.accounts.lock();
         if a.len() < MAX_ACCOUNT_RECORDS {
-            a.push(AccountRecord {
-                id: id.to_string(),
-                created_unix: unix_now(),
-                claimed: false,
-            });
+            a.push(AccountRecord { id: id.to_string(), created_unix: unix_now(), claimed: false });
         }
     }
 
@@ -271,9 +265,8 @@ impl RunStats {
             Verdict::Refused => GroupStats::bump(&group.refused),
             Verdict::Error => GroupStats::bump(&group.errors),
         }
-        let us = u64::try_from(latency.as_micros())
-            .unwrap_or(MAX_LATENCY_US)
-            .clamp(1, MAX_LATENCY_US);
+        let us =
+            u64::try_from(latency.as_micros()).unwrap_or(MAX_LATENCY_US).clamp(1, MAX_LATENCY_US);
         // Saturating record: a value above the bound is clamped above.
         let _ = group.latency.lock().record(us);
         let _ = self.latency.lock().record(us);

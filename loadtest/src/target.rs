@@ -62,8 +62,7 @@ impl Spawned {
     /// to the gateway for each. Returns how many were expired.
     pub fn expire_all(&self) -> usize {
         let Some(p) = &self.platform else { return 0 };
-        self.clock
-            .advance(self.account_lifetime + Duration::from_secs(1));
+        self.clock.advance(self.account_lifetime + Duration::from_secs(1));
         p.platform().sweep().len()
     }
 
@@ -159,9 +158,7 @@ pub async fn spawn(
     let secret: String = {
         use rand::Rng;
         let mut rng = rand::thread_rng();
-        (0..32)
-            .map(|_| char::from(b"0123456789abcdef"[rng.gen_range(0..16)]))
-            .collect()
+        (0..32).map(|_| char::from(b"0123456789abcdef"[rng.gen_range(0..16)])).collect()
     };
 
     let platform_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -195,20 +192,14 @@ pub async fn spawn(
     );
     let policy = policy.map(|p| std::fs::canonicalize(&p).unwrap_or(p));
     if let Some(abs) = &policy {
-        let escaped = abs
-            .display()
-            .to_string()
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"");
+        let escaped = abs.display().to_string().replace('\\', "\\\\").replace('"', "\\\"");
         cfg.push_str(&format!("\n[policy]\nfile = \"{escaped}\"\n"));
     }
     std::fs::write(&cfg_path, cfg).map_err(|e| format!("cannot write gateway config: {e}"))?;
 
     let log = std::fs::File::create(dir.path().join("gateway.log"))
         .map_err(|e| format!("cannot create gateway log: {e}"))?;
-    let log_err = log
-        .try_clone()
-        .map_err(|e| format!("cannot create gateway log: {e}"))?;
+    let log_err = log.try_clone().map_err(|e| format!("cannot create gateway log: {e}"))?;
     let mut child = tokio::process::Command::new(&bin)
         .arg("run")
         .arg("--config")

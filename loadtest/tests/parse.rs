@@ -39,14 +39,9 @@ fn url_target_takes_an_admin_url_and_a_policy() {
         r#"target = { url = "http://127.0.0.1:8787", admin_url = "http://127.0.0.1:9901", policy = "rules/default.toml" }"#,
     );
     let s = Scenario::parse(&text, "s.toml").expect("parses");
-    let Target::Url(t) = &s.target else {
-        panic!("not url")
-    };
+    let Target::Url(t) = &s.target else { panic!("not url") };
     assert_eq!(t.admin_url.as_deref(), Some("http://127.0.0.1:9901"));
-    assert_eq!(
-        t.policy.as_deref(),
-        Some(std::path::Path::new("rules/default.toml"))
-    );
+    assert_eq!(t.policy.as_deref(), Some(std::path::Path::new("rules/default.toml")));
     let bad = MINIMAL.replace(
         r#"target = { url = "http://127.0.0.1:8787" }"#,
         r#"target = { url = "http://127.0.0.1:8787", admin_url = "http://10.0.0.1:9901" }"#,
@@ -71,13 +66,8 @@ fn spawn_target_inline_and_as_table() {
         r#"target = { spawn = { policy = "rules/default.toml" } }"#,
     );
     let s = Scenario::parse(&inline, "s.toml").expect("parses");
-    let Target::Spawn(spec) = &s.target else {
-        panic!("not spawn")
-    };
-    assert_eq!(
-        spec.policy.as_deref(),
-        Some(std::path::Path::new("rules/default.toml"))
-    );
+    let Target::Spawn(spec) = &s.target else { panic!("not spawn") };
+    assert_eq!(spec.policy.as_deref(), Some(std::path::Path::new("rules/default.toml")));
     assert_eq!((spec.pow_k, spec.pow_g), (2, 256));
     assert_eq!(spec.account_lifetime_secs, 25);
     assert_eq!(spec.sweep_interval_secs, 1);
@@ -146,10 +136,7 @@ fn non_loopback_targets_are_refused() {
 #[test]
 fn semantic_errors_name_the_group() {
     let e = err(&MINIMAL.replace("count = 3", "count = 0"));
-    assert!(
-        e.contains("agents[0] (well-behaved)") && e.contains("count"),
-        "{e}"
-    );
+    assert!(e.contains("agents[0] (well-behaved)") && e.contains("count"), "{e}");
     let e = err(&MINIMAL.replace("arrival_per_sec = 1.5", "arrival_per_sec = -1"));
     assert!(e.contains("arrival_per_sec"), "{e}");
     let e = err(&MINIMAL.replace("duration_secs = 10", "duration_secs = 0"));

@@ -23,7 +23,5 @@ fn platform_seeds_decode() {
     let seed = decode_seed(&ch.seed).expect("seed decodes");
     assert_eq!(seed, ch.seed_bytes().expect("platform decodes too"));
     let cps = solve(&seed, ch.k, ch.g);
-    assert!(book
-        .redeem(&ch.challenge_token, &cps, time::OffsetDateTime::now_utc())
-        .is_ok());
+    assert!(book.redeem(&ch.challenge_token, &cps, time::OffsetDateTime::now_utc()).is_ok());
 }

@@ -46,9 +46,7 @@ async fn refusing_mock() -> (SocketAddr, Arc<Mutex<Seen>>) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -78,12 +76,8 @@ max_runs = {runs}
 async fn polite_agents_wait_retry_after_and_rude_ones_do_not() {
     let (addr, _) = refusing_mock().await;
     let started = Instant::now();
-    let polite = run(
-        scenario(addr, "retry-loop-polite", 3),
-        &RunOptions::default(),
-    )
-    .await
-    .expect("runs");
+    let polite =
+        run(scenario(addr, "retry-loop-polite", 3), &RunOptions::default()).await.expect("runs");
     let polite_time = started.elapsed();
     let g = &polite.groups[0];
     assert_eq!((g.requests, g.refused, g.admitted), (3, 3, 0));
@@ -92,12 +86,8 @@ async fn polite_agents_wait_retry_after_and_rude_ones_do_not() {
     assert!(polite_time.as_secs_f64() >= 2.0, "{polite_time:?}");
 
     let started = Instant::now();
-    let rude = run(
-        scenario(addr, "retry-loop-rude", 10),
-        &RunOptions::default(),
-    )
-    .await
-    .expect("runs");
+    let rude =
+        run(scenario(addr, "retry-loop-rude", 10), &RunOptions::default()).await.expect("runs");
     let rude_time = started.elapsed();
     let g = &rude.groups[0];
     assert_eq!((g.requests, g.refused), (10, 10));
@@ -109,9 +99,7 @@ async fn polite_agents_wait_retry_after_and_rude_ones_do_not() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotators_change_address_and_fingerprint() {
     let (addr, seen) = refusing_mock().await;
-    run(scenario(addr, "rotate-ipv6-64", 12), &RunOptions::default())
-        .await
-        .expect("runs");
+    run(scenario(addr, "rotate-ipv6-64", 12), &RunOptions::default()).await.expect("runs");
     let xff: Vec<IpAddr> = seen
         .lock()
         .expect("lock")
@@ -131,9 +119,7 @@ async fn rotators_change_address_and_fingerprint() {
         .collect();
     assert_eq!(prefixes.len(), 1, "left its /64: {xff:?}");
 
-    run(scenario(addr, "rotate-ipv6-48", 12), &RunOptions::default())
-        .await
-        .expect("runs");
+    run(scenario(addr, "rotate-ipv6-48", 12), &RunOptions::default()).await.expect("runs");
     let xff: Vec<IpAddr> = seen
         .lock()
         .expect("lock")
@@ -159,19 +145,12 @@ async fn rotators_change_address_and_fingerprint() {
     assert!(p64.len() > 6, "did not spread over /64s");
 
     seen.lock().expect("lock").user_agents.clear();
-    run(
-        scenario(addr, "rotate-fingerprint", 12),
-        &RunOptions::default(),
-    )
-    .await
-    .expect("runs");
+    run(scenario(addr, "rotate-fingerprint", 12), &RunOptions::default()).await.expect("runs");
     let uas: std::collections::HashSet<String> =
         seen.lock().expect("lock").user_agents.drain(..).collect();
     assert!(uas.len() > 1, "{uas:?}");
 
-    run(scenario(addr, "distributed", 12), &RunOptions::default())
-        .await
-        .expect("runs");
+    run(scenario(addr, "distributed", 12), &RunOptions::default()).await.expect("runs");
     let nets: std::collections::HashSet<[u8; 3]> = seen
         .lock()
         .expect("lock")
@@ -188,20 +167,11 @@ async fn rotators_change_address_and_fingerprint() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn well_behaved_agents_use_wrangler_user_agents() {
     let (addr, seen) = refusing_mock().await;
-    run(scenario(addr, "well-behaved", 2), &RunOptions::default())
-        .await
-        .expect("runs");
+    run(scenario(addr, "well-behaved", 2), &RunOptions::default()).await.expect("runs");
     let s = seen.lock().expect("lock");
-    assert!(
-        s.user_agents.iter().all(|u| u == "undici"),
-        "{:?}",
-        s.user_agents
-    );
+    assert!(s.user_agents.iter().all(|u| u == "undici"), "{:?}", s.user_agents);
     assert_eq!(
-        s.forwarded_for
-            .iter()
-            .collect::<std::collections::HashSet<_>>()
-            .len(),
+        s.forwarded_for.iter().collect::<std::collections::HashSet<_>>().len(),
         1,
         "a well-behaved agent keeps its address"
     );

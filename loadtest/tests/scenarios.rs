@@ -25,9 +25,7 @@ fn shipped() -> Vec<PathBuf> {
 
 async fn platform() -> refplatform::RunningPlatform {
     let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    spawn(PlatformConfig::default(), Arc::new(SystemClock), addr)
-        .await
-        .expect("platform starts")
+    spawn(PlatformConfig::default(), Arc::new(SystemClock), addr).await.expect("platform starts")
 }
 
 #[test]
@@ -62,40 +60,21 @@ async fn every_shipped_scenario_runs_at_small_scale() {
         assert_eq!(t.errors, 0, "{name}: errors: {}", report.table());
         // The bare platform refuses nothing, so every deploy completes.
         assert_eq!(t.refused, 0, "{name}: {}", report.table());
-        assert_eq!(
-            t.deploys_completed,
-            t.deploys_attempted,
-            "{name}: {}",
-            report.table()
-        );
-        assert_eq!(
-            report.stopped_by,
-            "all agents finished",
-            "{name}: {}",
-            report.table()
-        );
+        assert_eq!(t.deploys_completed, t.deploys_attempted, "{name}: {}", report.table());
+        assert_eq!(report.stopped_by, "all agents finished", "{name}: {}", report.table());
         // What the tester counted is what the platform holds.
         let accounts = running.platform().accounts();
         assert_eq!(accounts.len() as u64, t.accounts_created, "{name}");
-        let claimed = accounts
-            .iter()
-            .filter(|a| a.status == refplatform::AccountStatus::Claimed)
-            .count() as u64;
+        let claimed =
+            accounts.iter().filter(|a| a.status == refplatform::AccountStatus::Claimed).count()
+                as u64;
         assert_eq!(claimed, t.accounts_claimed, "{name}");
         for g in &report.groups {
             assert!(g.agents >= 1, "{name}: {}", g.label);
-            assert!(
-                g.deploys_completed >= 1,
-                "{name}: {} deployed nothing",
-                g.label
-            );
+            assert!(g.deploys_completed >= 1, "{name}: {} deployed nothing", g.label);
             match g.archetype.as_str() {
                 "well-behaved" => {
-                    assert_eq!(
-                        g.accounts_claimed, g.accounts_created,
-                        "{name}: {}",
-                        g.label
-                    );
+                    assert_eq!(g.accounts_claimed, g.accounts_created, "{name}: {}", g.label);
                     assert_eq!(g.cleanup.cleanup_units, 0.0);
                     assert_eq!(g.cleanup.basis, "estimate");
                 }
@@ -163,11 +142,7 @@ max_requests = 1000000
     let scenario = Scenario::parse(&text, "inline").expect("parses");
     let started = std::time::Instant::now();
     let report = run(scenario, &RunOptions::default()).await.expect("runs");
-    assert!(
-        started.elapsed().as_secs_f64() < 20.0,
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed().as_secs_f64() < 20.0, "took {:?}", started.elapsed());
     assert_eq!(report.stopped_by, "duration reached");
     assert!(report.totals.deploys_completed > 0);
     running.shutdown().await;
@@ -223,10 +198,7 @@ fn cli_runs_smoke_and_writes_json_and_chart() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(
-        stdout.contains("well-behaved") && stdout.contains("TOTAL"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("well-behaved") && stdout.contains("TOTAL"), "{stdout}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("json written"))
             .expect("valid json");
@@ -256,11 +228,7 @@ fn cli_check_accepts_shipped_and_rejects_bad() {
             .arg(&file)
             .output()
             .expect("runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = dir.path().join("bad.toml");
@@ -355,10 +323,7 @@ fn smoke_through_a_spawned_gateway_uses_the_ledger() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("valid");
     assert!(
-        report["cleanup_cost_basis"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("gateway ledger"),
+        report["cleanup_cost_basis"].as_str().unwrap_or("").starts_with("gateway ledger"),
         "{stdout}"
     );
     assert!(report["ledger"]["entries"].as_u64().unwrap_or(0) > 0, "{stdout}");

@@ -70,7 +70,10 @@ fn policy_source() -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/default.toml");
     let default = std::fs::read_to_string(path).expect("read rules/default.toml");
     let replaced = default.replacen("max_keys = 100000", &format!("max_keys = {MAX_KEYS}"), 1);
-    assert_ne!(replaced, default, "rules/default.toml no longer sets max_keys = 100000; update the benchmark");
+    assert_ne!(
+        replaced, default,
+        "rules/default.toml no longer sets max_keys = 100000; update the benchmark"
+    );
     format!(
         "{replaced}\n[[rule]]\nname = \"bench-any-ip\"\nmatch = {{ route = \"other\" }}\naction = \"limit\"\n\
          limits = [{{ key = \"ip\", rate = \"{RATE_PER_SEC}/second\", burst = {BURST} }}]\n"
@@ -78,7 +81,8 @@ fn policy_source() -> String {
 }
 
 fn quota() -> Quota {
-    Quota::per_second(NonZeroU32::new(RATE_PER_SEC).unwrap()).allow_burst(NonZeroU32::new(BURST).unwrap())
+    Quota::per_second(NonZeroU32::new(RATE_PER_SEC).unwrap())
+        .allow_burst(NonZeroU32::new(BURST).unwrap())
 }
 
 const HEADERS: &[(&str, &str)] = &[
@@ -163,7 +167,11 @@ fn measure(keys: usize, ops: usize, rounds: usize) -> Row {
         .map_or(0, |t| t.keys);
     let sample = engine.decide(&request(keys_list[0]));
     assert!(sample.is_allowed(), "the benchmark rule must never trip");
-    assert_eq!(sample.quota.as_ref().map(|q| q.name.as_str()), Some("bench-any-ip"), "RateLimit headers are computed");
+    assert_eq!(
+        sample.quota.as_ref().map(|q| q.name.as_str()),
+        Some("bench-any-ip"),
+        "RateLimit headers are computed"
+    );
 
     let mut g = Vec::new();
     let mut e = Vec::new();
@@ -220,7 +228,14 @@ fn main() {
     );
     println!(
         "{:>9} | {:>12} | {:>11} | {:>15} | {:>13} | {:>13} | {:>12} | {:>13}",
-        "keys", "governor ns", "engine ns", "engine/governor", "engine allocs", "governor B/key", "engine B/key", "engine/gov B"
+        "keys",
+        "governor ns",
+        "engine ns",
+        "engine/governor",
+        "engine allocs",
+        "governor B/key",
+        "engine B/key",
+        "engine/gov B"
     );
     println!("{}", "-".repeat(122));
     let started = Instant::now();
@@ -238,9 +253,16 @@ fn main() {
             r.engine_allocs,
             mem(r.governor_bytes_per_key),
             mem(r.engine_bytes_per_key),
-            if r.keys >= 1000 { format!("{:.2}x", r.engine_bytes_per_key / r.governor_bytes_per_key) } else { "-".into() },
+            if r.keys >= 1000 {
+                format!("{:.2}x", r.engine_bytes_per_key / r.governor_bytes_per_key)
+            } else {
+                "-".into()
+            },
         );
-        assert_eq!(r.engine_tracked, r.keys, "the engine must track every key (no overflow bucket)");
+        assert_eq!(
+            r.engine_tracked, r.keys,
+            "the engine must track every key (no overflow bucket)"
+        );
     }
     println!(
         "engine B/key: live heap growth while inserting the keys / keys (includes the map's spare capacity; \

@@ -95,14 +95,17 @@ fn reassemble(buf: &[u8]) -> Result<(Vec<u8>, usize), Ja4Error> {
         if len == 0 || len > MAX_RECORD_LEN {
             return Err(Ja4Error::Malformed);
         }
-        let body = buf.get(at + RECORD_HEADER..at + RECORD_HEADER + len).ok_or(Ja4Error::Truncated)?;
+        let body =
+            buf.get(at + RECORD_HEADER..at + RECORD_HEADER + len).ok_or(Ja4Error::Truncated)?;
         message.extend_from_slice(body);
         at += RECORD_HEADER + len;
         if message[0] != HANDSHAKE_CLIENT_HELLO {
             return Err(Ja4Error::NotTls);
         }
         if message.len() >= 4 {
-            let declared = (usize::from(message[1]) << 16) | (usize::from(message[2]) << 8) | usize::from(message[3]);
+            let declared = (usize::from(message[1]) << 16)
+                | (usize::from(message[2]) << 8)
+                | usize::from(message[3]);
             if declared > MAX_HELLO_LEN {
                 return Err(Ja4Error::TooLarge);
             }
@@ -238,7 +241,8 @@ impl ClientHello {
         ciphers.sort_unstable();
         out.push_str(&hash12(&hex_list(&ciphers)));
         out.push('_');
-        let mut exts: Vec<u16> = self.extensions.iter().copied().filter(|e| *e != EXT_SNI && *e != EXT_ALPN).collect();
+        let mut exts: Vec<u16> =
+            self.extensions.iter().copied().filter(|e| *e != EXT_SNI && *e != EXT_ALPN).collect();
         exts.sort_unstable();
         let mut text = hex_list(&exts);
         if !exts.is_empty() && !self.signature_algorithms.is_empty() {
@@ -279,7 +283,11 @@ fn alpn_code(alpn: Option<&[u8]>) -> String {
         format!("{}{}", char::from(first), char::from(last))
     } else {
         let digits = b"0123456789abcdef";
-        format!("{}{}", char::from(digits[usize::from(first >> 4)]), char::from(digits[usize::from(last & 0x0f)]))
+        format!(
+            "{}{}",
+            char::from(digits[usize::from(first >> 4)]),
+            char::from(digits[usize::from(last & 0x0f)])
+        )
     }
 }
 

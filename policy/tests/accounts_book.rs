@@ -21,9 +21,7 @@ fn token_from_another_ip_is_attributed_to_its_creator() {
     let creator = v6("2001:db8:1:2::7");
     assert!(book.record_created("acc1", hasher.hash(TOKEN), 1000, 4600, creator.clone()));
     // Later call, another address, same bearer token.
-    let h = hasher
-        .hash_authorization(&format!("Bearer {TOKEN}"))
-        .expect("bearer");
+    let h = hasher.hash_authorization(&format!("Bearer {TOKEN}")).expect("bearer");
     let info = book.by_token(&h).expect("known token");
     assert_eq!(info.account_id, "acc1");
     assert_eq!(info.source, creator);
@@ -31,13 +29,7 @@ fn token_from_another_ip_is_attributed_to_its_creator() {
     // A second hasher (another process, random key) does not recognise it.
     assert!(book.by_token(&TokenHasher::random().hash(TOKEN)).is_none());
     // Replayed creation cannot rewrite the creator.
-    assert!(!book.record_created(
-        "acc1",
-        hasher.hash(TOKEN),
-        1000,
-        4600,
-        v6("2001:db8:ffff::1")
-    ));
+    assert!(!book.record_created("acc1", hasher.hash(TOKEN), 1000, 4600, v6("2001:db8:ffff::1")));
     assert_eq!(book.get("acc1").map(|a| a.source), Some(creator));
 }
 
@@ -97,9 +89,7 @@ fn source_keys_cover_ip_prefixes_and_fingerprints() {
     }
     let v4 = SourceKeys::new("192.0.2.77".parse().expect("ip"), None, None);
     assert_eq!(
-        v4.key_of(SourceKind::Ipv4_24)
-            .map(|k| k.to_string())
-            .as_deref(),
+        v4.key_of(SourceKind::Ipv4_24).map(|k| k.to_string()).as_deref(),
         Some("ipv4/24:192.0.2.0/24")
     );
     assert!(v4.key_of(SourceKind::Ipv6_48).is_none());
@@ -122,22 +112,12 @@ fn lifecycle_is_idempotent_and_expiry_needs_no_event() {
     assert!(!book.mark("nope", Event::Deleted, 1));
     assert!(book.expired_unclaimed(3599).is_empty());
     // Past expiresAt with no claim counts as expired unclaimed, with no event at all.
-    let ids: Vec<String> = book
-        .expired_unclaimed(3600)
-        .into_iter()
-        .map(|a| a.account_id)
-        .collect();
+    let ids: Vec<String> = book.expired_unclaimed(3600).into_iter().map(|a| a.account_id).collect();
     assert_eq!(ids, ["b"]);
-    let taken: Vec<String> = book
-        .take_expired_unclaimed(3700)
-        .into_iter()
-        .map(|a| a.account_id)
-        .collect();
+    let taken: Vec<String> =
+        book.take_expired_unclaimed(3700).into_iter().map(|a| a.account_id).collect();
     assert_eq!(taken, ["b", "c"]);
-    assert!(
-        book.take_expired_unclaimed(9999).is_empty(),
-        "each account is taken once"
-    );
+    assert!(book.take_expired_unclaimed(9999).is_empty(), "each account is taken once");
     assert!(book.mark("b", Event::Deleted, 3800));
     assert!(!book.mark("b", Event::Deleted, 3900));
     assert_eq!(book.get("b").map(|a| a.state), Some(AccountState::Deleted));
@@ -166,11 +146,7 @@ fn live_and_per_day_counts_per_source_key() {
     assert_eq!(book.live_count_for(&fp, 700), 2);
     assert_eq!(book.live_count_for(&p48, 3600), 1, "a expired at 3600");
     book.mark("b", Event::Claimed, 1000);
-    assert_eq!(
-        book.live_count_for(&p48, 1000),
-        1,
-        "claimed accounts are not temporary any more"
-    );
+    assert_eq!(book.live_count_for(&p48, 1000), 1, "claimed accounts are not temporary any more");
     assert_eq!(book.created_since(&p48, 0), 2);
     assert_eq!(book.created_since(&p48, 601), 0);
 }
@@ -188,9 +164,7 @@ fn account_limits_refuse_with_retry_after() {
     assert!(limits.check(&book, &src, 0).is_ok());
     book.record_created("a", h.hash("a"), 0, 3600, src.clone());
     book.record_created("b", h.hash("b"), 100, 3700, src.clone());
-    let r = limits
-        .check(&book, &src, 200)
-        .expect_err("2 live in the /64");
+    let r = limits.check(&book, &src, 200).expect_err("2 live in the /64");
     assert_eq!(r.limit_kind, AccountLimitKind::Live);
     assert_eq!((r.limit, r.current, r.retry_after_secs), (2, 2, 3400));
     assert!(r.message.contains("2001:db8:0:1::/64"), "{}", r.message);
@@ -199,23 +173,18 @@ fn account_limits_refuse_with_retry_after() {
     let other = v6("2001:db8:0:2::1");
     assert!(limits.check(&book, &other, 200).is_ok());
     book.record_created("c", h.hash("c"), 300, 3900, other.clone());
-    let r = limits
-        .check(&book, &other, 400)
-        .expect_err("3 created today in the /48");
+    let r = limits.check(&book, &other, 400).expect_err("3 created today in the /48");
     assert_eq!(r.limit_kind, AccountLimitKind::PerWindow);
     assert_eq!((r.limit, r.current), (3, 3));
-    assert_eq!(
-        r.retry_after_secs,
-        86_400 - 400,
-        "the first creation (t=0) must leave the window"
-    );
+    assert_eq!(r.retry_after_secs, 86_400 - 400, "the first creation (t=0) must leave the window");
     assert!(limits.check(&book, &other, 86_400).is_ok());
 }
 
 #[test]
 fn accounts_section_compiles_with_defaults_and_located_errors() {
     assert_eq!(policy_with("").account_limits(), &AccountLimits::default());
-    let p = policy_with("[accounts]\nwindow_secs = 3600\n[accounts.live]\nip = 1\n\"ipv6/48\" = 5\n");
+    let p =
+        policy_with("[accounts]\nwindow_secs = 3600\n[accounts.live]\nip = 1\n\"ipv6/48\" = 5\n");
     let l = p.account_limits();
     assert_eq!(l.window_secs, 3600);
     assert_eq!(l.live.len(), 2);

@@ -60,7 +60,12 @@ action = "limit"
 limits = [{ key = "ipv6/64", rate = "10/hour", burst = 3 }]
 "#,
     );
-    let addrs = ["2001:db8:1:2::1", "2001:db8:1:2::ffff", "2001:db8:1:2:aaaa::9", "2001:db8:1:2:ffff:ffff:ffff:fffe"];
+    let addrs = [
+        "2001:db8:1:2::1",
+        "2001:db8:1:2::ffff",
+        "2001:db8:1:2:aaaa::9",
+        "2001:db8:1:2:ffff:ffff:ffff:fffe",
+    ];
     for a in &addrs[..3] {
         assert!(e.decide(&req("POST", CREATE, ip(a), &[])).is_allowed());
     }
@@ -112,7 +117,10 @@ fn forwarded_for_from_trusted_peer_uses_rightmost_untrusted() {
     // IPv4-mapped IPv6 folds to IPv4.
     let mapped = [("X-Forwarded-For", "::ffff:203.0.113.77")];
     assert_eq!(e.decide(&req("GET", "/", peer, &mapped)).client_ip, ip("203.0.113.77"));
-    assert_eq!(e.decide(&req("GET", "/", ip("::ffff:198.51.100.1"), &[])).client_ip, ip("198.51.100.1"));
+    assert_eq!(
+        e.decide(&req("GET", "/", ip("::ffff:198.51.100.1"), &[])).client_ip,
+        ip("198.51.100.1")
+    );
 }
 
 #[test]
@@ -303,7 +311,8 @@ fn reload_reset_gives_fresh_bucket() {
     let same = e.reload(compile_str("t.toml", PER_IP).expect("valid"));
     assert_eq!(same.kept.len(), 1);
     assert!(!e.decide(&r).is_allowed());
-    let changed = e.reload(compile_str("t.toml", &PER_IP.replace("6/hour", "7/hour")).expect("valid"));
+    let changed =
+        e.reload(compile_str("t.toml", &PER_IP.replace("6/hour", "7/hour")).expect("valid"));
     assert_eq!(changed.reset.len(), 1);
     assert!(e.decide(&r).is_allowed());
 }
@@ -407,7 +416,8 @@ action = "limit"
 limits = [{ key = "tls_fp", rate = "1/hour", burst = 1, missing = "skip" }]
 "#,
     );
-    let h = [("CF-Connecting-IP", "2001:db8::9"), ("cf-ja4", "t13d1516h2_8daaf6152771_e5627efa2ab1")];
+    let h =
+        [("CF-Connecting-IP", "2001:db8::9"), ("cf-ja4", "t13d1516h2_8daaf6152771_e5627efa2ab1")];
     let d = e.decide(&req("GET", "/", ip("10.0.0.1"), &h));
     assert_eq!(d.client_ip, ip("2001:db8::9"));
     assert!(!e.decide(&req("GET", "/", ip("10.0.0.2"), &h)).is_allowed());

@@ -8,7 +8,8 @@ fn every_error_fixture_fails_with_its_exact_message() {
     let dir = Path::new("tests/fixtures/errors");
     let mut checked = 0;
     let mut failures = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(dir).expect("fixture dir").flatten().map(|e| e.path()).collect();
+    let mut entries: Vec<_> =
+        std::fs::read_dir(dir).expect("fixture dir").flatten().map(|e| e.path()).collect();
     entries.sort();
     for path in entries {
         if path.extension().and_then(|e| e.to_str()) != Some("toml") {
@@ -21,7 +22,11 @@ fn every_error_fixture_fails_with_its_exact_message() {
         };
         match std::fs::read_to_string(&expected_path) {
             Ok(want) if want.trim_end() == got => {}
-            Ok(want) => failures.push(format!("{}:\n  want: {}\n  got:  {got}", path.display(), want.trim_end())),
+            Ok(want) => failures.push(format!(
+                "{}:\n  want: {}\n  got:  {got}",
+                path.display(),
+                want.trim_end()
+            )),
             Err(_) if std::env::var_os("BLESS").is_some() => {
                 std::fs::write(&expected_path, format!("{got}\n")).expect("write expected");
             }

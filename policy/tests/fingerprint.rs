@@ -51,11 +51,28 @@ fn golden_fingerprints() {
 
 #[test]
 fn volatile_headers_and_values_do_not_change_it() {
-    let a = [("host", "a"), ("user-agent", "curl/8.5.0"), ("cookie", "x=1"), ("x-forwarded-for", "1.2.3.4")];
+    let a = [
+        ("host", "a"),
+        ("user-agent", "curl/8.5.0"),
+        ("cookie", "x=1"),
+        ("x-forwarded-for", "1.2.3.4"),
+    ];
     let b = [("host", "b"), ("user-agent", "curl/7.0"), ("authorization", "Bearer y")];
     assert_eq!(http_fingerprint("HTTP/1.1", &a, &[]), http_fingerprint("HTTP/1.1", &b, &[]));
     let c = [("user-agent", "curl/8.5.0"), ("host", "a")];
-    assert_ne!(http_fingerprint("HTTP/1.1", &a, &[]), http_fingerprint("HTTP/1.1", &c, &[]), "order matters");
-    let d = [("host", "a"), ("cf-connecting-ip", "1.1.1.1"), ("true-client-ip", "2.2.2.2"), ("user-agent", "curl")];
-    assert_eq!(http_fingerprint("HTTP/1.1", &a, &[]), http_fingerprint("HTTP/1.1", &d, &["true-client-ip"]));
+    assert_ne!(
+        http_fingerprint("HTTP/1.1", &a, &[]),
+        http_fingerprint("HTTP/1.1", &c, &[]),
+        "order matters"
+    );
+    let d = [
+        ("host", "a"),
+        ("cf-connecting-ip", "1.1.1.1"),
+        ("true-client-ip", "2.2.2.2"),
+        ("user-agent", "curl"),
+    ];
+    assert_eq!(
+        http_fingerprint("HTTP/1.1", &a, &[]),
+        http_fingerprint("HTTP/1.1", &d, &["true-client-ip"])
+    );
 }

@@ -5,23 +5,17 @@ mod common;
 use common::{errors_of, policy_with};
 use policy::accounts::{AccountBook, SourceKey, SourceKeys, SourceKind, TokenHasher};
 use policy::ledger::{BudgetAction, BudgetRule, Budgets, Costs, Ledger, Reason};
-use policy::quota::{classify, AccountUsage, ResourceCounts};
+use policy::platform::classify_default as classify;
+use policy::quota::{AccountUsage, ResourceCounts};
 
 const TOKEN: &str = "tmp-token-SECRET-77";
 
 fn src(ip: &str) -> SourceKeys {
-    SourceKeys::new(
-        ip.parse().expect("ip"),
-        Some("hf1_fp".into()),
-        Some("t13d_fp".into()),
-    )
+    SourceKeys::new(ip.parse().expect("ip"), Some("hf1_fp".into()), Some("t13d_fp".into()))
 }
 
 fn one_script() -> ResourceCounts {
-    ResourceCounts {
-        worker_scripts: 1,
-        ..ResourceCounts::default()
-    }
+    ResourceCounts { worker_scripts: 1, ..ResourceCounts::default() }
 }
 
 #[test]
@@ -51,25 +45,14 @@ fn unclaimed_account_is_charged_to_every_source_key() {
         assert_eq!(ledger.debt(&key, 3600, 86_400), 17, "{key}");
         assert_eq!(ledger.by_source(&key).len(), 1);
     }
-    assert_eq!(
-        creator.keys().len(),
-        6,
-        "ip, three prefixes, two fingerprints"
-    );
+    assert_eq!(creator.keys().len(), 6, "ip, three prefixes, two fingerprints");
     // Charging twice does nothing.
     assert!(ledger
         .charge_expired_unclaimed("acc", &creator, usage.counts(), 3700, &costs)
         .is_none());
     assert_eq!(ledger.total(0), (17, 1));
     // Another source is untouched.
-    assert_eq!(
-        ledger.debt(
-            &SourceKey::Ip("192.0.2.1".parse().expect("ip")),
-            3600,
-            86_400
-        ),
-        0
-    );
+    assert_eq!(ledger.debt(&SourceKey::Ip("192.0.2.1".parse().expect("ip")), 3600, 86_400), 0);
 }
 
 #[test]
@@ -77,29 +60,16 @@ fn claim_earns_credit_and_reverses_an_earlier_charge() {
     let costs = Costs::default();
     let ledger = Ledger::new();
     let s = src("192.0.2.10");
-    let e = ledger
-        .credit_claimed("a", &s, one_script(), 100, &costs)
-        .expect("credit");
+    let e = ledger.credit_claimed("a", &s, one_script(), 100, &costs).expect("credit");
     assert_eq!((e.reason, e.units), (Reason::Claimed, -20));
+    assert!(ledger.credit_claimed("a", &s, one_script(), 101, &costs).is_none(), "once");
     assert!(
-        ledger
-            .credit_claimed("a", &s, one_script(), 101, &costs)
-            .is_none(),
-        "once"
-    );
-    assert!(
-        ledger
-            .charge_expired_unclaimed("a", &s, one_script(), 3600, &costs)
-            .is_none(),
+        ledger.charge_expired_unclaimed("a", &s, one_script(), 3600, &costs).is_none(),
         "claimed: no charge"
     );
     // A claim reported after the sweeper charged: the charge is reversed plus credit.
-    ledger
-        .charge_expired_unclaimed("b", &s, one_script(), 3600, &costs)
-        .expect("charge 15");
-    let e = ledger
-        .credit_claimed("b", &s, one_script(), 3650, &costs)
-        .expect("late claim");
+    ledger.charge_expired_unclaimed("b", &s, one_script(), 3600, &costs).expect("charge 15");
+    let e = ledger.credit_claimed("b", &s, one_script(), 3650, &costs).expect("late claim");
     assert_eq!(e.units, -35);
     // Debt never goes below zero.
     assert_eq!(ledger.debt(&SourceKey::Ip(s.ip), 4000, 86_400), 0);
@@ -131,29 +101,15 @@ fn source_over_budget_gets_a_breach_with_retry_after() {
     // Three /64s in one /48 (address rotation does not help).
     let s = |n: u32| src(&format!("2001:db8:7:{n:x}::1"));
     ledger.charge_expired_unclaimed("a", &s(1), one_script(), 1_000, &costs);
-    assert!(
-        ledger.over_budget(&s(9), 1_000, &budgets).is_none(),
-        "15 < 30"
-    );
+    assert!(ledger.over_budget(&s(9), 1_000, &budgets).is_none(), "15 < 30");
     ledger.charge_expired_unclaimed("b", &s(2), one_script(), 2_000, &costs);
-    let b = ledger
-        .over_budget(&s(9), 2_000, &budgets)
-        .expect("30 >= 30");
-    assert_eq!(
-        (b.action, b.debt, b.budget),
-        (BudgetAction::HarderPow, 30, 30)
-    );
+    let b = ledger.over_budget(&s(9), 2_000, &budgets).expect("30 >= 30");
+    assert_eq!((b.action, b.debt, b.budget), (BudgetAction::HarderPow, 30, 30));
     // Falls below 30 when the first charge (t=1000) leaves the window.
     assert_eq!(b.retry_after_secs, 1_000 + 86_400 - 2_000);
     ledger.charge_expired_unclaimed("c", &s(3), one_script(), 3_000, &costs);
-    let b = ledger
-        .over_budget(&s(9), 3_000, &budgets)
-        .expect("45 >= 45");
-    assert_eq!(
-        b.action,
-        BudgetAction::Refuse,
-        "refuse wins over harder_pow"
-    );
+    let b = ledger.over_budget(&s(9), 3_000, &budgets).expect("45 >= 45");
+    assert_eq!(b.action, BudgetAction::Refuse, "refuse wins over harder_pow");
     assert_eq!(b.key.to_string(), "ipv6/48:2001:db8:7::/48");
     assert_eq!(b.retry_after_secs, 1_000 + 86_400 - 3_000);
     assert!(
@@ -162,12 +118,8 @@ fn source_over_budget_gets_a_breach_with_retry_after() {
         b.message
     );
     // A different /48 is not affected; and after the window everything clears.
-    assert!(ledger
-        .over_budget(&src("2001:db8:8::1"), 3_000, &budgets)
-        .is_none());
-    assert!(ledger
-        .over_budget(&s(9), 3_000 + 86_400, &budgets)
-        .is_none());
+    assert!(ledger.over_budget(&src("2001:db8:8::1"), 3_000, &budgets).is_none());
+    assert!(ledger.over_budget(&s(9), 3_000 + 86_400, &budgets).is_none());
     // A claim in the window earns 20 units of credit: 45 - 20 = 25, below both budgets.
     ledger.credit_claimed("d", &s(4), one_script(), 3_100, &costs);
     assert_eq!(ledger.debt(&b.key, 3_100, 86_400), 25);
@@ -198,14 +150,8 @@ fn queries_top_sources_and_hourly_totals() {
     let ip1 = SourceKey::Ip("192.0.2.1".parse().expect("ip"));
     let top10 = ledger.top_sources(10, 0);
     assert!(top10.contains(&(ip1.clone(), 20, 2)));
-    assert_eq!(
-        ledger.top_sources(10, 7_000).iter().find(|t| t.0 == ip1),
-        None
-    );
-    assert_eq!(
-        ledger.totals_per_hour(0, 10_000),
-        vec![(3_600, 20, 2), (7_200, 15, 1)]
-    );
+    assert_eq!(ledger.top_sources(10, 7_000).iter().find(|t| t.0 == ip1), None);
+    assert_eq!(ledger.totals_per_hour(0, 10_000), vec![(3_600, 20, 2), (7_200, 15, 1)]);
     assert_eq!(ledger.totals_per_hour(3_650, 7_300), vec![(3_600, 10, 1)]);
     assert_eq!(ledger.total(3_700), (25, 2));
 }
@@ -218,16 +164,9 @@ fn persists_as_json_lines_without_tokens() {
     book.record_created("a", hasher.hash(TOKEN), 0, 3600, src("2001:db8::1"));
     let ledger = Ledger::new();
     let acc = book.by_token(&hasher.hash(TOKEN)).expect("acc");
-    let e = ledger
-        .charge_expired_unclaimed("a", &acc.source, one_script(), 3_600, &costs)
-        .expect("e");
-    ledger.credit_claimed(
-        "z",
-        &src("192.0.2.3"),
-        ResourceCounts::default(),
-        4_000,
-        &costs,
-    );
+    let e =
+        ledger.charge_expired_unclaimed("a", &acc.source, one_script(), 3_600, &costs).expect("e");
+    ledger.credit_claimed("z", &src("192.0.2.3"), ResourceCounts::default(), 4_000, &costs);
     let mut buf = Vec::new();
     ledger.write_json_lines(&mut buf).expect("write");
     let text = String::from_utf8(buf.clone()).expect("utf8");
@@ -238,14 +177,7 @@ fn persists_as_json_lines_without_tokens() {
     assert!(text.contains("\"ipv6/48:2001:db8::/48\""), "{text}");
     let loaded = Ledger::read_json_lines(&buf[..]).expect("load");
     assert_eq!(loaded.entries(), ledger.entries());
-    assert_eq!(
-        loaded.debt(
-            &"ipv6/64:2001:db8::/64".parse().expect("key"),
-            3_600,
-            86_400
-        ),
-        15
-    );
+    assert_eq!(loaded.debt(&"ipv6/64:2001:db8::/64".parse().expect("key"), 3_600, 86_400), 15);
     // Loaded state keeps idempotency.
     assert!(loaded
         .charge_expired_unclaimed("a", &acc.source, one_script(), 3_700, &costs)
@@ -279,10 +211,7 @@ window_secs = 600
     let c = p.costs();
     assert_eq!((c.account, c.per_mb_stored, c.worker_script), (4, 2, 5));
     assert_eq!(
-        c.cleanup_cost(&ResourceCounts {
-            stored_bytes: 1_000_001,
-            ..Default::default()
-        }),
+        c.cleanup_cost(&ResourceCounts { stored_bytes: 1_000_001, ..Default::default() }),
         4 + 2 * 2
     );
     assert_eq!(
@@ -335,7 +264,13 @@ fn a_swarm_spread_thin_trips_the_global_budget() {
     let ledger = Ledger::new();
     let spread = |n: u32| src(&format!("198.51.{n}.7"));
     for n in 0..4 {
-        ledger.charge_expired_unclaimed(&format!("acct-{n}"), &spread(n), one_script(), 1_000 + u64::from(n), &costs);
+        ledger.charge_expired_unclaimed(
+            &format!("acct-{n}"),
+            &spread(n),
+            one_script(),
+            1_000 + u64::from(n),
+            &costs,
+        );
     }
     // 60 units in all, 15 on any one key: only the global budget applies.
     let newcomer = spread(200);
@@ -343,14 +278,23 @@ fn a_swarm_spread_thin_trips_the_global_budget() {
     assert_eq!(breach.key, SourceKey::Global);
     assert_eq!((breach.debt, breach.budget, breach.action), (60, 60, BudgetAction::HarderPow));
     for n in 4..8 {
-        ledger.charge_expired_unclaimed(&format!("acct-{n}"), &spread(n), one_script(), 1_000 + u64::from(n), &costs);
+        ledger.charge_expired_unclaimed(
+            &format!("acct-{n}"),
+            &spread(n),
+            one_script(),
+            1_000 + u64::from(n),
+            &costs,
+        );
     }
     let breach = ledger.over_budget(&newcomer, 1_010, &budgets).expect("global refuse");
     assert_eq!((breach.debt, breach.action), (120, BudgetAction::Refuse));
     assert!(breach.message.contains("all sources together"), "{}", breach.message);
     // Enough debt leaves the window when the first entry (at 1000) is an hour old.
     assert_eq!(breach.retry_after_secs, 1_000 + 3_600 - 1_010);
-    assert!(ledger.over_budget(&newcomer, 1_000 + 3_600 + 8, &budgets).is_none(), "the window moved on");
+    assert!(
+        ledger.over_budget(&newcomer, 1_000 + 3_600 + 8, &budgets).is_none(),
+        "the window moved on"
+    );
     assert_eq!("global".parse::<SourceKey>(), Ok(SourceKey::Global));
     assert_eq!(ledger.by_source(&SourceKey::Global).len(), 8);
 }

@@ -30,7 +30,8 @@ fn mutated_policies_never_panic() {
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let srcs = sources();
     assert!(srcs.len() > 20);
-    let specials = [b'"', b'[', b']', b'{', b'}', b'=', b'/', b'+', b'\n', b'#', b'0', b'*', 0xff, 0xc3];
+    let specials =
+        [b'"', b'[', b']', b'{', b'}', b'=', b'/', b'+', b'\n', b'#', b'0', b'*', 0xff, 0xc3];
     for src in &srcs {
         let bytes = src.as_bytes();
         for cut in (0..=bytes.len()).step_by(3) {
@@ -71,9 +72,26 @@ limits = [{ key = "ip+http_fp+tls_fp+account+route+prefix", rate = "5/second", b
     )
     .expect("valid");
     let engine = policy::Engine::new(policy);
-    let weird = ["", ",", " , ,", "[::1", "[::1]:x", "1.2.3.4:99999", "\u{0}", "ä,ö", "::ffff:1.2.3.4", "999.1.1.1"];
+    let weird = [
+        "",
+        ",",
+        " , ,",
+        "[::1",
+        "[::1]:x",
+        "1.2.3.4:99999",
+        "\u{0}",
+        "ä,ö",
+        "::ffff:1.2.3.4",
+        "999.1.1.1",
+    ];
     for w in weird {
-        let h = [("x-forwarded-for", w), ("user-agent", w), ("accept", w), ("accept-language", w), ("cf-ja4", w)];
+        let h = [
+            ("x-forwarded-for", w),
+            ("user-agent", w),
+            ("accept", w),
+            ("accept-language", w),
+            ("cf-ja4", w),
+        ];
         for path in ["", "/", "//", "/client/v4/accounts", "?", "/claim/../x", w] {
             let req = policy::Request {
                 method: w,

@@ -2,8 +2,8 @@
 //! creation answers, events, status answers and the v4 envelope.
 
 use policy::platform::{
-    self, codes, error_body, rfc3339_to_unix, CreateBody, CreatedAccount, PlatformEvent, RemovedCounts,
-    StatusAnswer,
+    self, codes, error_body, rfc3339_to_unix, CreateBody, CreatedAccount, PlatformEvent,
+    RemovedCounts, StatusAnswer,
 };
 use policy::quota::{ResourceCounts, ResourceKind, ResourceOp};
 use policy::{compile_str, RouteClass};
@@ -11,9 +11,15 @@ use policy::{compile_str, RouteClass};
 #[test]
 fn default_routes_are_the_platform_paths() {
     let p = compile_str("p.toml", "version = 1\n").expect("compiles");
-    assert_eq!(p.classify("POST", "/client/v4/provisioning/previews/challenge"), RouteClass::ProvisionChallenge);
+    assert_eq!(
+        p.classify("POST", "/client/v4/provisioning/previews/challenge"),
+        RouteClass::ProvisionChallenge
+    );
     assert_eq!(p.classify("POST", "/client/v4/provisioning/previews"), RouteClass::ProvisionCreate);
-    assert_eq!(p.classify("PUT", "/client/v4/accounts/a/workers/scripts/w"), RouteClass::DeployWrite);
+    assert_eq!(
+        p.classify("PUT", "/client/v4/accounts/a/workers/scripts/w"),
+        RouteClass::DeployWrite
+    );
     assert_eq!(platform::default_route_patterns(RouteClass::Other), &[] as &[&str]);
 }
 
@@ -24,11 +30,14 @@ fn classification_with_default_routes_accepts_the_path_with_and_without_the_api_
         let c = p.classify_resource("post", path);
         assert_eq!(c.account_id.as_deref(), Some("acc"), "{path}");
         assert_eq!(c.op, ResourceOp::Create { kind: ResourceKind::Queue, name: None });
-        assert_eq!(c, policy::quota::classify("POST", path));
+        assert_eq!(c, policy::platform::classify_default("POST", path));
     }
     assert_eq!(p.classify_resource("GET", "/client/v4/zones/z").op, ResourceOp::Other);
     let c = p.classify_resource("DELETE", "/client/v4/accounts/acc/workers/scripts/my%2Dworker");
-    assert_eq!(c.op, ResourceOp::Delete { kind: ResourceKind::WorkerScript, id: "my-worker".into() });
+    assert_eq!(
+        c.op,
+        ResourceOp::Delete { kind: ResourceKind::WorkerScript, id: "my-worker".into() }
+    );
 }
 
 #[test]
@@ -43,17 +52,32 @@ fn classification_follows_a_routes_override_of_the_account_api_prefix() {
     assert_eq!(c.account_id.as_deref(), Some("acc"));
     assert_eq!(c.op, ResourceOp::Create { kind: ResourceKind::D1Database, name: None });
     let old = p.classify_resource("POST", "/client/v4/accounts/acc/d1/database");
-    assert_eq!((old.account_id, old.op), (None, ResourceOp::Other), "the old prefix no longer is the account API");
-    assert_eq!(policy::quota::classify("POST", "/api/v9/accounts/acc/d1/database").op, ResourceOp::Other);
+    assert_eq!(
+        (old.account_id, old.op),
+        (None, ResourceOp::Other),
+        "the old prefix no longer is the account API"
+    );
+    assert_eq!(
+        policy::platform::classify_default("POST", "/api/v9/accounts/acc/d1/database").op,
+        ResourceOp::Other
+    );
 }
 
 #[test]
 fn created_ids_and_manifests_are_read_from_the_platform_answers() {
-    assert_eq!(platform::created_id(ResourceKind::D1Database, br#"{"result":{"uuid":"u1"}}"#).as_deref(), Some("u1"));
-    assert_eq!(platform::created_id(ResourceKind::Queue, br#"{"queue_id":"q1"}"#).as_deref(), Some("q1"));
+    assert_eq!(
+        platform::created_id(ResourceKind::D1Database, br#"{"result":{"uuid":"u1"}}"#).as_deref(),
+        Some("u1")
+    );
+    assert_eq!(
+        platform::created_id(ResourceKind::Queue, br#"{"queue_id":"q1"}"#).as_deref(),
+        Some("q1")
+    );
     assert_eq!(platform::created_id(ResourceKind::WorkerScript, br#"{"result":{"id":"x"}}"#), None);
-    let m = platform::parse_asset_manifest(br#"{"manifest":{"/a":{"hash":"h","size":3},"/b":{"hash":"h","size":5}}}"#)
-        .expect("manifest");
+    let m = platform::parse_asset_manifest(
+        br#"{"manifest":{"/a":{"hash":"h","size":3},"/b":{"hash":"h","size":5}}}"#,
+    )
+    .expect("manifest");
     assert_eq!((m.files, m.max_file_size, m.total_bytes), (2, 5, 8));
     assert!(platform::parse_asset_manifest(br#"{"manifest":{"/a":{"size":-1}}}"#).is_err());
 }
@@ -62,7 +86,10 @@ fn created_ids_and_manifests_are_read_from_the_platform_answers() {
 fn the_created_account_is_parsed_and_its_token_never_printed() {
     let answer = br#"{"success":true,"result":{"account":{"id":"acct-1","apiToken":"secret-token","expiresAt":"1970-01-01T01:00:00Z"}}}"#;
     let a = CreatedAccount::parse(answer).expect("account");
-    assert_eq!((a.id.as_str(), a.api_token.as_str(), a.expires_at), ("acct-1", "secret-token", Some(3600)));
+    assert_eq!(
+        (a.id.as_str(), a.api_token.as_str(), a.expires_at),
+        ("acct-1", "secret-token", Some(3600))
+    );
     assert!(!format!("{a:?}").contains("secret-token"));
     let no_expiry = br#"{"result":{"account":{"id":"a","apiToken":"t"}}}"#;
     assert_eq!(CreatedAccount::parse(no_expiry).expect("account").expires_at_or(100), 3700);
@@ -76,7 +103,13 @@ fn rfc3339_times_become_unix_seconds() {
     assert_eq!(rfc3339_to_unix("2024-02-29T12:30:15.250Z"), Some(1_709_209_815));
     assert_eq!(rfc3339_to_unix("2024-02-29T14:30:15+02:00"), Some(1_709_209_815));
     assert_eq!(rfc3339_to_unix("1969-12-31T23:59:59Z"), Some(0));
-    for bad in ["", "2024-13-01T00:00:00Z", "2024-01-01 00:00", "2024-01-01T00:00:00", "2024-01-01T00:00:00+0200"] {
+    for bad in [
+        "",
+        "2024-13-01T00:00:00Z",
+        "2024-01-01 00:00",
+        "2024-01-01T00:00:00",
+        "2024-01-01T00:00:00+0200",
+    ] {
         assert_eq!(rfc3339_to_unix(bad), None, "{bad}");
     }
 }
@@ -90,19 +123,23 @@ fn events_deserialize_and_removed_counts_become_resource_counts() {
     assert_eq!((e.kind.as_str(), e.at_unix()), ("expired", Some(60)));
     let counts = ResourceCounts::from(e.removed.expect("removed"));
     assert_eq!((counts.worker_scripts, counts.stored_bytes), (2, 12));
-    let bare: PlatformEvent = serde_json::from_str(r#"{"type":"claimed","account_id":"b"}"#).expect("event");
+    let bare: PlatformEvent =
+        serde_json::from_str(r#"{"type":"claimed","account_id":"b"}"#).expect("event");
     assert!(bare.at.is_none() && bare.removed.is_none() && bare.at_unix().is_none());
     assert_eq!(ResourceCounts::from(RemovedCounts::default()), ResourceCounts::default());
 }
 
 #[test]
 fn status_answers_map_to_events() {
-    let live = StatusAnswer::parse(br#"{"result":{"status":"live","resources":{"queues":1}}}"#).expect("status");
+    let live = StatusAnswer::parse(br#"{"result":{"status":"live","resources":{"queues":1}}}"#)
+        .expect("status");
     assert!(live.is_live());
     assert_eq!(live.removed.expect("resources").queues, 1);
-    let gone = StatusAnswer::parse(br#"{"result":{"status":"expired","removed":{"scripts":1},"resources":{"scripts":9}}}"#)
-        .expect("status")
-        .into_event("a");
+    let gone = StatusAnswer::parse(
+        br#"{"result":{"status":"expired","removed":{"scripts":1},"resources":{"scripts":9}}}"#,
+    )
+    .expect("status")
+    .into_event("a");
     assert_eq!((gone.kind.as_str(), gone.account_id.as_str()), ("expired", "a"));
     assert_eq!(gone.removed.expect("removed").scripts, 1, "removed wins over resources");
     let deleted = StatusAnswer::not_found().into_event("a");
@@ -113,7 +150,8 @@ fn status_answers_map_to_events() {
 #[test]
 fn the_create_body_keeps_the_client_form_of_the_checkpoints() {
     let cps = policy::pow::solve(b"seed", 2, 1);
-    let body = serde_json::json!({"challengeToken": "t", "solution": {"checkpoints": cps}, "name": "x"});
+    let body =
+        serde_json::json!({"challengeToken": "t", "solution": {"checkpoints": cps}, "name": "x"});
     let parsed = CreateBody::parse(body.to_string().as_bytes()).expect("json");
     assert_eq!(parsed.challenge_token(), Some("t"));
     let (read, concatenated) = parsed.checkpoints().expect("checkpoints");

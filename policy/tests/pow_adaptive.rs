@@ -4,9 +4,9 @@ use base64::Engine as _;
 mod common;
 
 use common::{errors_of, policy_with};
+use policy::platform::{parse_challenge, rewrite_challenge, trim_create_body};
 use policy::pow::{
-    difficulty_for, parse_challenge, rewrite_challenge, solve, trim_create_body,
-    verify_and_trim, ChallengeBook, PowError, PowPolicy, WRANGLER_MAX_WORK,
+    difficulty_for, solve, verify_and_trim, ChallengeBook, PowError, PowPolicy, WRANGLER_MAX_WORK,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -18,9 +18,7 @@ fn seed() -> Vec<u8> {
 }
 
 fn tamper(cp: &str) -> String {
-    let mut b = base64::engine::general_purpose::STANDARD
-        .decode(cp)
-        .expect("b64");
+    let mut b = base64::engine::general_purpose::STANDARD.decode(cp).expect("b64");
     b[0] ^= 1;
     base64::engine::general_purpose::STANDARD.encode(b)
 }
@@ -38,11 +36,7 @@ fn correct_longer_chain_passes_and_is_trimmed() {
     assert_eq!(hashes, 3 * u64::from(g));
     // Checking every extra segment.
     let (_, hashes) = verify_and_trim(&chain, k, kp, g, 100, &mut rng).expect("valid");
-    assert_eq!(
-        hashes,
-        6 * u64::from(g),
-        "bounded by the number of extra segments"
-    );
+    assert_eq!(hashes, 6 * u64::from(g), "bounded by the number of extra segments");
     // k' == k: nothing extra to check, nothing spent.
     let (t, hashes) = verify_and_trim(&chain[..5], k, k, g, 4, &mut rng).expect("valid");
     assert_eq!((t.len(), hashes), (5, 0));
@@ -70,10 +64,7 @@ fn every_tampered_extra_checkpoint_is_rejected() {
     );
     assert_eq!(
         verify_and_trim(&chain[..4], k, kp, g, 6, &mut rng),
-        Err(PowError::WrongCount {
-            expected: 10,
-            got: 4
-        })
+        Err(PowError::WrongCount { expected: 10, got: 4 })
     );
     assert!(matches!(
         verify_and_trim(&chain, 9, 3, g, 6, &mut rng),
@@ -116,10 +107,7 @@ fn difficulty_grows_with_debt_within_caps() {
     assert!(u64::from(p.difficulty_for(1000, 8, g)) * u64::from(g) <= WRANGLER_MAX_WORK);
     // A platform challenge already at the cap is never made easier.
     assert_eq!(p.difficulty_for(1000, 20, g), 20);
-    let off = PowPolicy {
-        extra_checkpoints_per_unit: 0.0,
-        ..PowPolicy::default()
-    };
+    let off = PowPolicy { extra_checkpoints_per_unit: 0.0, ..PowPolicy::default() };
     assert_eq!(off.difficulty_for(1000, 8, 4096), 8);
 }
 
@@ -137,22 +125,11 @@ fn challenge_rewrite_book_and_body_trim_end_to_end() {
     let rewritten = rewrite_challenge(envelope.as_bytes(), kp).expect("rewrite");
     let again = parse_challenge(&rewritten).expect("parse");
     assert_eq!(
-        (
-            again.k,
-            again.g,
-            again.seed.clone(),
-            again.challenge_token.as_str()
-        ),
+        (again.k, again.g, again.seed.clone(), again.challenge_token.as_str()),
         (7, 64, seed(), "ct-123")
     );
-    assert!(
-        rewrite_challenge(envelope.as_bytes(), 3).is_err(),
-        "never easier"
-    );
-    assert!(
-        rewrite_challenge(envelope.as_bytes(), 2_000_000).is_err(),
-        "over wrangler's cap"
-    );
+    assert!(rewrite_challenge(envelope.as_bytes(), 3).is_err(), "never easier");
+    assert!(rewrite_challenge(envelope.as_bytes(), 2_000_000).is_err(), "over wrangler's cap");
     let book = ChallengeBook::from_policy(&p);
     book.remember(&ch.challenge_token, ch.k, kp, ch.g, 1_000);
     // The client (wrangler) solves the rewritten challenge.
@@ -164,21 +141,14 @@ fn challenge_rewrite_book_and_body_trim_end_to_end() {
     });
     let body = serde_json::to_vec(&body).expect("json");
     let mut rng = StdRng::seed_from_u64(3);
-    let (out, hashes) = trim_create_body(&body, &book, 1_010, p.spot_checks, &mut rng)
-        .expect("ok")
-        .expect("known");
+    let (out, hashes) =
+        trim_create_body(&body, &book, 1_010, p.spot_checks, &mut rng).expect("ok").expect("known");
     assert_eq!(hashes, 3 * 64);
     let out: serde_json::Value = serde_json::from_slice(&out).expect("json");
-    assert_eq!(
-        out["solution"]["checkpoints"],
-        serde_json::json!(solve(&seed(), 4, 64))
-    );
+    assert_eq!(out["solution"]["checkpoints"], serde_json::json!(solve(&seed(), 4, 64)));
     assert_eq!(out["acceptTermsOfService"], "yes");
     // Single use: a replay is forwarded untouched (and the platform rejects the long chain).
-    assert_eq!(
-        trim_create_body(&body, &book, 1_011, 4, &mut rng).expect("ok"),
-        None
-    );
+    assert_eq!(trim_create_body(&body, &book, 1_011, 4, &mut rng).expect("ok"), None);
 }
 
 #[test]
@@ -202,10 +172,7 @@ fn pow_section_compiles_with_defaults_and_located_errors() {
     assert_eq!(policy_with("").pow(), &PowPolicy::default());
     let p = policy_with("[pow]\nextra_checkpoints_per_unit = 1\nmax_factor = 2\nspot_checks = 8\n");
     let p = p.pow();
-    assert_eq!(
-        (p.extra_checkpoints_per_unit, p.max_factor, p.spot_checks),
-        (1.0, 2, 8)
-    );
+    assert_eq!((p.extra_checkpoints_per_unit, p.max_factor, p.spot_checks), (1.0, 2, 8));
     assert_eq!(
         errors_of("[pow]\nspot_check = 1\n"),
         "p.toml:3:1: unknown field \"spot_check\", expected one of \"extra_checkpoints_per_unit\", \"max_factor\", \"max_work\", \"spot_checks\", \"challenge_ttl_secs\", \"max_challenges\"; did you mean \"spot_checks\"?"
@@ -223,7 +190,8 @@ fn pow_section_compiles_with_defaults_and_located_errors() {
 fn concatenated_checkpoints_are_verified_and_trimmed_in_the_same_form() {
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine as _;
-    use policy::pow::{solve, trim_create_body, ChallengeBook};
+    use policy::platform::trim_create_body;
+    use policy::pow::{solve, ChallengeBook};
     let seed = [7u8; 32];
     let (k, k_prime, g) = (2u32, 5u32, 16u32);
     let book = ChallengeBook::new(16, 600);
@@ -237,7 +205,8 @@ fn concatenated_checkpoints_are_verified_and_trimmed_in_the_same_form() {
         .expect("challenge was made harder");
     assert_eq!(hashes, u64::from((k_prime - k) * g), "every extra segment checked");
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    let forwarded = STANDARD.decode(v["solution"]["checkpoints"].as_str().expect("still one string")).unwrap();
+    let forwarded =
+        STANDARD.decode(v["solution"]["checkpoints"].as_str().expect("still one string")).unwrap();
     assert_eq!(forwarded, joined[..(k as usize + 1) * 32].to_vec());
 
     // A tampered extra digest in the string form is caught.

@@ -3,10 +3,8 @@
 mod common;
 
 use common::{errors_of, policy_with};
-use policy::quota::{
-    classify, created_id, AccountUsage, AssetManifest, QuotaSpec,
-    ResourceKind, ResourceOp,
-};
+use policy::platform::{classify_default as classify, created_id, parse_asset_manifest};
+use policy::quota::{AccountUsage, AssetManifest, QuotaSpec, ResourceKind, ResourceOp};
 
 const ACC: &str = "0123456789abcdef0123456789abcdef";
 
@@ -30,96 +28,46 @@ fn classifies_deploy_api_calls() {
     assert_eq!(c.account_id.as_deref(), Some(ACC));
     assert_eq!(
         c.op,
-        ResourceOp::Create {
-            kind: ResourceKind::WorkerScript,
-            name: Some("my-worker".into())
-        }
+        ResourceOp::Create { kind: ResourceKind::WorkerScript, name: Some("my-worker".into()) }
     );
-    assert_eq!(
-        classify("put", &path("workers/scripts/my%2Dworker")).op,
-        c.op,
-        "percent-decoded"
-    );
+    assert_eq!(classify("put", &path("workers/scripts/my%2Dworker")).op, c.op, "percent-decoded");
     let cases = [
         (
             "POST",
             "storage/kv/namespaces",
-            ResourceOp::Create {
-                kind: ResourceKind::KvNamespace,
-                name: None,
-            },
+            ResourceOp::Create { kind: ResourceKind::KvNamespace, name: None },
         ),
         (
             "DELETE",
             "storage/kv/namespaces/ns1",
-            ResourceOp::Delete {
-                kind: ResourceKind::KvNamespace,
-                id: "ns1".into(),
-            },
+            ResourceOp::Delete { kind: ResourceKind::KvNamespace, id: "ns1".into() },
         ),
-        (
-            "POST",
-            "d1/database",
-            ResourceOp::Create {
-                kind: ResourceKind::D1Database,
-                name: None,
-            },
-        ),
+        ("POST", "d1/database", ResourceOp::Create { kind: ResourceKind::D1Database, name: None }),
         (
             "DELETE",
             "d1/database/db1/",
-            ResourceOp::Delete {
-                kind: ResourceKind::D1Database,
-                id: "db1".into(),
-            },
+            ResourceOp::Delete { kind: ResourceKind::D1Database, id: "db1".into() },
         ),
-        (
-            "POST",
-            "queues",
-            ResourceOp::Create {
-                kind: ResourceKind::Queue,
-                name: None,
-            },
-        ),
-        (
-            "DELETE",
-            "queues/q1",
-            ResourceOp::Delete {
-                kind: ResourceKind::Queue,
-                id: "q1".into(),
-            },
-        ),
+        ("POST", "queues", ResourceOp::Create { kind: ResourceKind::Queue, name: None }),
+        ("DELETE", "queues/q1", ResourceOp::Delete { kind: ResourceKind::Queue, id: "q1".into() }),
         (
             "POST",
             "hyperdrive/configs",
-            ResourceOp::Create {
-                kind: ResourceKind::HyperdriveConfig,
-                name: None,
-            },
+            ResourceOp::Create { kind: ResourceKind::HyperdriveConfig, name: None },
         ),
         (
             "DELETE",
             "hyperdrive/configs/h1",
-            ResourceOp::Delete {
-                kind: ResourceKind::HyperdriveConfig,
-                id: "h1".into(),
-            },
+            ResourceOp::Delete { kind: ResourceKind::HyperdriveConfig, id: "h1".into() },
         ),
         (
             "DELETE",
             "workers/scripts/w",
-            ResourceOp::Delete {
-                kind: ResourceKind::WorkerScript,
-                id: "w".into(),
-            },
+            ResourceOp::Delete { kind: ResourceKind::WorkerScript, id: "w".into() },
         ),
         ("GET", "workers/scripts/w/settings", ResourceOp::Other),
         ("POST", "workers/scripts/w/versions", ResourceOp::Other),
-        (
-            "PUT",
-            "storage/kv/namespaces/ns1/values/k",
-            ResourceOp::Other,
-        ),
+        ("PUT", "storage/kv/namespaces/ns1/values/k", ResourceOp::Other),
         ("POST", "d1/database/db1/query", ResourceOp::Other),
     ];
     for (m, p, want) in cases {
@@ -128,34 +76,21 @@ fn classifies_deploy_api_calls() {
     // Without the /client/v4 prefix too.
     assert_eq!(
         classify("POST", &format!("/accounts/{ACC}/queues")).op,
-        ResourceOp::Create {
-            kind: ResourceKind::Queue,
-            name: None
-        }
+        ResourceOp::Create { kind: ResourceKind::Queue, name: None }
     );
-    assert_eq!(
-        classify("POST", "/client/v4/provisioning/previews").account_id,
-        None
-    );
+    assert_eq!(classify("POST", "/client/v4/provisioning/previews").account_id, None);
     let mut c = classify("POST", &path("workers/scripts/w/assets-upload-session"));
     assert!(c.needs_body());
-    c.attach_body(&manifest(3, 10)).expect("manifest");
+    c.attach_manifest(parse_asset_manifest(&manifest(3, 10)).expect("manifest"));
     assert_eq!(
         c.op,
         ResourceOp::AssetUpload {
             script: "w".into(),
-            manifest: Some(AssetManifest {
-                files: 3,
-                max_file_size: 10,
-                total_bytes: 30
-            })
+            manifest: Some(AssetManifest { files: 3, max_file_size: 10, total_bytes: 30 })
         }
     );
-    assert!(c
-        .clone()
-        .attach_body(b"{\"manifest\": {\"/a\": {\"hash\": \"x\"}}}")
-        .is_err());
-    assert!(c.attach_body(b"not json").is_err());
+    assert!(parse_asset_manifest(b"{\"manifest\": {\"/a\": {\"hash\": \"x\"}}}").is_err());
+    assert!(parse_asset_manifest(b"not json").is_err());
 }
 
 #[test]
@@ -200,10 +135,7 @@ fn one_d1_database_and_counts_move_only_on_commit() {
     assert_eq!(id.as_deref(), Some("db-1"));
     u.commit(&create, id.as_deref());
     let r = u.check(&spec, &create).expect_err("2nd D1");
-    assert_eq!(
-        (r.quota.as_str(), r.limit, r.current),
-        ("d1_databases", 1, 1)
-    );
+    assert_eq!((r.quota.as_str(), r.limit, r.current), ("d1_databases", 1, 1));
     u.commit(&classify("DELETE", &path("d1/database/db-1")).op, None);
     u.check(&spec, &create).expect("deleted, room again");
 }
@@ -214,22 +146,14 @@ fn asset_uploads_are_bounded_in_files_and_size() {
     let mut u = AccountUsage::new();
     let session = |body: &[u8]| {
         let mut c = classify("POST", &path("workers/scripts/site/assets-upload-session"));
-        c.attach_body(body).expect("manifest");
+        c.attach_manifest(parse_asset_manifest(body).expect("manifest"));
         c.op
     };
     let ok = session(&manifest(1000, 5 * 1024 * 1024));
-    u.check(&spec, &ok)
-        .expect("1,000 files of 5 MiB is allowed");
-    let r = u
-        .check(&spec, &session(&manifest(1001, 1)))
-        .expect_err("1,001st asset");
-    assert_eq!(
-        (r.quota.as_str(), r.limit, r.current),
-        ("asset_files", 1000, 1001)
-    );
-    let r = u
-        .check(&spec, &session(&manifest(2, 5 * 1024 * 1024 + 1)))
-        .expect_err("too large");
+    u.check(&spec, &ok).expect("1,000 files of 5 MiB is allowed");
+    let r = u.check(&spec, &session(&manifest(1001, 1))).expect_err("1,001st asset");
+    assert_eq!((r.quota.as_str(), r.limit, r.current), ("asset_files", 1000, 1001));
+    let r = u.check(&spec, &session(&manifest(2, 5 * 1024 * 1024 + 1))).expect_err("too large");
     assert_eq!(r.quota, "asset_file_bytes");
     // An unread manifest fails closed.
     let unread = classify("POST", &path("workers/scripts/site/assets-upload-session")).op;
@@ -239,35 +163,25 @@ fn asset_uploads_are_bounded_in_files_and_size() {
     u.commit(&ok, None);
     assert_eq!(u.counts().asset_files, 1000);
     u.commit(&session(&manifest(3, 2_000_000)), None);
-    assert_eq!(
-        (u.counts().asset_files, u.counts().stored_bytes),
-        (3, 6_000_000)
-    );
+    assert_eq!((u.counts().asset_files, u.counts().stored_bytes), (3, 6_000_000));
     u.commit(&classify("DELETE", &path("workers/scripts/site")).op, None);
     assert_eq!(u.counts().asset_files, 0);
 }
 
 #[test]
 fn script_updates_are_not_creates() {
-    let spec = QuotaSpec {
-        max_worker_scripts: 1,
-        ..QuotaSpec::default()
-    };
+    let spec = QuotaSpec { max_worker_scripts: 1, ..QuotaSpec::default() };
     let mut u = AccountUsage::new();
     let put = classify("PUT", &path("workers/scripts/a")).op;
     u.check(&spec, &put).expect("first");
     u.commit(&put, None);
     u.check(&spec, &put).expect("redeploy of the same script");
-    let r = u
-        .check(&spec, &classify("PUT", &path("workers/scripts/b")).op)
-        .expect_err("second script");
+    let r =
+        u.check(&spec, &classify("PUT", &path("workers/scripts/b")).op).expect_err("second script");
     assert_eq!(r.quota, "worker_scripts");
     // A create answer without a readable id still counts.
     let kv = classify("POST", &path("storage/kv/namespaces")).op;
-    u.commit(
-        &kv,
-        created_id(ResourceKind::KvNamespace, b"garbage").as_deref(),
-    );
+    u.commit(&kv, created_id(ResourceKind::KvNamespace, b"garbage").as_deref());
     assert_eq!(u.count(ResourceKind::KvNamespace), 1);
 }
 
@@ -275,9 +189,7 @@ fn script_updates_are_not_creates() {
 fn body_size_cap() {
     let spec = QuotaSpec::default();
     spec.check_body_size(64 * 1024 * 1024).expect("at the cap");
-    let r = spec
-        .check_body_size(64 * 1024 * 1024 + 1)
-        .expect_err("over");
+    let r = spec.check_body_size(64 * 1024 * 1024 + 1).expect_err("over");
     assert_eq!(r.quota, "body_bytes");
 }
 
@@ -286,10 +198,7 @@ fn quotas_section_compiles_with_defaults_and_located_errors() {
     assert_eq!(policy_with("").quotas(), &QuotaSpec::default());
     let p = policy_with("[quotas]\nmax_queues = 3\nmax_body_bytes = 1000\n");
     let q = p.quotas();
-    assert_eq!(
-        (q.max_queues, q.max_body_bytes, q.max_d1_databases),
-        (3, 1000, 1)
-    );
+    assert_eq!((q.max_queues, q.max_body_bytes, q.max_d1_databases), (3, 1000, 1));
     assert_eq!(
         errors_of("[quotas]\nmax_queus = 3\n"),
         "p.toml:3:1: unknown field \"max_queus\", expected one of \"max_worker_scripts\", \"max_kv_namespaces\", \"max_d1_databases\", \"max_queues\", \"max_hyperdrive_configs\", \"max_asset_files\", \"max_asset_file_bytes\", \"max_body_bytes\"; did you mean \"max_queues\"?"

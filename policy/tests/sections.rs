@@ -10,7 +10,8 @@ use std::path::Path;
 
 #[test]
 fn full_policy_exposes_every_section() {
-    let p = compile_file(Path::new("tests/fixtures/valid/all_sections.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let p = compile_file(Path::new("tests/fixtures/valid/all_sections.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
     let a = p.account_limits();
     assert_eq!(a.window_secs, 86_400, "window left at its default");
     assert_eq!(a.live.get(&SourceKind::Ip), Some(&2));
@@ -30,9 +31,24 @@ fn full_policy_exposes_every_section() {
     assert_eq!(
         b.rules,
         vec![
-            BudgetRule { kind: SourceKind::Ip, units: 40, window_secs: 43_200, action: BudgetAction::HarderPow },
-            BudgetRule { kind: SourceKind::Ip, units: 100, window_secs: 43_200, action: BudgetAction::Refuse },
-            BudgetRule { kind: SourceKind::Ipv6_48, units: 500, window_secs: 86_400, action: BudgetAction::Refuse },
+            BudgetRule {
+                kind: SourceKind::Ip,
+                units: 40,
+                window_secs: 43_200,
+                action: BudgetAction::HarderPow
+            },
+            BudgetRule {
+                kind: SourceKind::Ip,
+                units: 100,
+                window_secs: 43_200,
+                action: BudgetAction::Refuse
+            },
+            BudgetRule {
+                kind: SourceKind::Ipv6_48,
+                units: 500,
+                window_secs: 86_400,
+                action: BudgetAction::Refuse
+            },
         ]
     );
 
@@ -46,10 +62,7 @@ fn full_policy_exposes_every_section() {
 
 #[test]
 fn absent_or_empty_sections_take_the_module_defaults() {
-    for src in [
-        "version = 1\n",
-        "version = 1\n[accounts]\n[quotas]\n[costs]\n[budgets]\n[pow]\n",
-    ] {
+    for src in ["version = 1\n", "version = 1\n[accounts]\n[quotas]\n[costs]\n[budgets]\n[pow]\n"] {
         let p = compile_str("p.toml", src).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(p.account_limits(), &AccountLimits::default());
         assert_eq!(p.quotas(), &QuotaSpec::default());
@@ -69,15 +82,22 @@ fn the_defaults_stay_within_published_limits() {
     // could never apply (refusal wins).
     let b = Budgets::default();
     for soft in b.rules.iter().filter(|r| r.action == BudgetAction::HarderPow) {
-        let hard = b.rules.iter().find(|r| r.action == BudgetAction::Refuse && r.kind == soft.kind).expect("paired");
+        let hard = b
+            .rules
+            .iter()
+            .find(|r| r.action == BudgetAction::Refuse && r.kind == soft.kind)
+            .expect("paired");
         assert!(soft.units < hard.units, "{soft:?} vs {hard:?}");
     }
 }
 
 #[test]
 fn inline_tables_and_an_empty_budget_list_read_too() {
-    let p = compile_str("p.toml", "version = 1\nquotas = { max_queues = 3 }\nbudgets = { limit = [] }\n")
-        .unwrap_or_else(|e| panic!("{e}"));
+    let p = compile_str(
+        "p.toml",
+        "version = 1\nquotas = { max_queues = 3 }\nbudgets = { limit = [] }\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(p.quotas().max_queues, 3);
     assert!(p.budgets().rules.is_empty(), "limit = [] means no budgets");
 }

@@ -33,7 +33,9 @@ pub fn on_chunk(
     if let Some(chunk) = body.replace(Bytes::new()) {
         if ctx.req_body.len() + chunk.len() > MAX_HELD_BODY {
             let mib = MAX_HELD_BODY / (1024 * 1024);
-            let message = format!("The request body is larger than the {mib} MiB the gateway inspects for this call.");
+            let message = format!(
+                "The request body is larger than the {mib} MiB the gateway inspects for this call."
+            );
             return abort(ctx, Refusal::new(Why::Quota, message));
         }
         ctx.req_body.extend_from_slice(&chunk);
@@ -52,7 +54,13 @@ pub fn on_chunk(
         BodyPlan::Rewrite => {
             let mut rng = rand::thread_rng();
             let spot = policy.pow().spot_checks;
-            match policy::pow::trim_create_body(&held, tracker.challenges(), enforcer.now(), spot, &mut rng) {
+            match policy::platform::trim_create_body(
+                &held,
+                tracker.challenges(),
+                enforcer.now(),
+                spot,
+                &mut rng,
+            ) {
                 Ok(Some((trimmed, hashes))) => {
                     ctx.pow_hashes = hashes;
                     tracker.note_pow_verify(hashes);
@@ -70,9 +78,12 @@ pub fn on_chunk(
         }
         BodyPlan::Hold => {
             if let (Some(op), Some(account)) = (ctx.op.as_mut(), ctx.account.as_deref()) {
-                if let Err(e) = op.attach_body(&held) {
-                    let message = format!("The asset manifest could not be read: {}", e.0);
-                    return abort(ctx, Refusal::new(Why::Quota, message));
+                match policy::platform::parse_asset_manifest(&held) {
+                    Ok(manifest) => op.attach_manifest(manifest),
+                    Err(e) => {
+                        let message = format!("The asset manifest could not be read: {}", e.0);
+                        return abort(ctx, Refusal::new(Why::Quota, message));
+                    }
                 }
                 if let Err(refusal) = tracker.check_quota(&policy, account, op) {
                     return abort(ctx, Refusal::new(Why::Quota, refusal.message));
@@ -101,5 +112,8 @@ pub fn prepare_upstream(req: &mut RequestHeader, ctx: &RequestCtx) -> pingora::R
 fn abort(ctx: &mut RequestCtx, refusal: Refusal) -> pingora::Result<()> {
     let status = refusal.status();
     ctx.refusal = Some(refusal);
-    Err(pingora::Error::explain(pingora::ErrorType::HTTPStatus(status), "refused after reading the request body"))
+    Err(pingora::Error::explain(
+        pingora::ErrorType::HTTPStatus(status),
+        "refused after reading the request body",
+    ))
 }

@@ -61,7 +61,10 @@ pub fn decide(
 ) -> Result<(), Refusal> {
     let Some(loaded) = enforcer.loaded() else { return Ok(()) };
     let Some(peer) = peer else {
-        return Err(Refusal::new(Why::Denied, "The gateway could not tell where this request came from."));
+        return Err(Refusal::new(
+            Why::Denied,
+            "The gateway could not tell where this request came from.",
+        ));
     };
     let parts = RequestParts::read(req, peer, own_tls_fp, Some(&loaded.tracker));
     let policy = loaded.engine.current_policy();
@@ -129,15 +132,21 @@ fn budget(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> {
     }
     let source = ctx.source.get_or_insert_with(|| source_keys(c.id));
     let budgets = c.policy.budgets();
-    let Some(breach) = c.tracker.ledger().over_budget(source, c.now, budgets) else { return Ok(()) };
+    let Some(breach) = c.tracker.ledger().over_budget(source, c.now, budgets) else {
+        return Ok(());
+    };
     match breach.action {
-        BudgetAction::Refuse => Err(Refusal::retry_after(Why::Budget, breach.message, breach.retry_after_secs)),
+        BudgetAction::Refuse => {
+            Err(Refusal::retry_after(Why::Budget, breach.message, breach.retry_after_secs))
+        }
         BudgetAction::HarderPow if c.id.route == RouteClass::ProvisionChallenge => {
             let mut debt = c.tracker.ledger().source_debt(source, c.now, budgets.window_secs);
             if breach.key == SourceKey::Global {
                 // Over the platform-wide budget everyone pays more, the further over,
                 // the more; a source's own debt adds to it.
-                debt = debt.saturating_add(breach.debt.saturating_sub(breach.budget)).saturating_add(1);
+                debt = debt
+                    .saturating_add(breach.debt.saturating_sub(breach.budget))
+                    .saturating_add(1);
             }
             ctx.capture = Capture::Challenge { debt };
             Ok(())
@@ -153,7 +162,11 @@ fn account_limits(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> 
     }
     let source = ctx.source.get_or_insert_with(|| source_keys(c.id));
     if let Err(refusal) = c.policy.account_limits().check(c.tracker.book(), source, c.now) {
-        return Err(Refusal::retry_after(Why::AccountLimit, refusal.message, refusal.retry_after_secs));
+        return Err(Refusal::retry_after(
+            Why::AccountLimit,
+            refusal.message,
+            refusal.retry_after_secs,
+        ));
     }
     ctx.body_plan = BodyPlan::Rewrite;
     ctx.capture = Capture::Created;
@@ -172,14 +185,21 @@ fn resources(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> {
     if op.op == ResourceOp::Other {
         return Ok(());
     }
-    let declared = c.req.headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    let declared = c
+        .req
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
     if let Some(len) = declared {
         c.policy.quotas().check_body_size(len).map_err(|r| Refusal::new(Why::Quota, r.message))?;
     }
     if op.needs_body() {
         ctx.body_plan = BodyPlan::Hold;
     } else {
-        c.tracker.check_quota(c.policy, &info.account_id, &op).map_err(|r| Refusal::new(Why::Quota, r.message))?;
+        c.tracker
+            .check_quota(c.policy, &info.account_id, &op)
+            .map_err(|r| Refusal::new(Why::Quota, r.message))?;
     }
     if let ResourceOp::Create { kind, name: None } = op.op {
         ctx.capture = Capture::CreatedId(kind);

@@ -24,7 +24,8 @@ fn enforcer(policy_text: &str, clock: Arc<ManualClock>) -> Enforcer {
 }
 
 fn create_from(client: &str) -> RequestHeader {
-    let mut req = RequestHeader::build("POST", b"/client/v4/provisioning/previews", None).expect("request");
+    let mut req =
+        RequestHeader::build("POST", b"/client/v4/provisioning/previews", None).expect("request");
     req.append_header("user-agent", "wrangler/4").expect("header");
     req.append_header("cf-connecting-ip", client).expect("header");
     req.append_header("cf-ja4", CF_JA4).expect("header");
@@ -54,7 +55,8 @@ fn account_limits_count_a_trusted_proxys_tls_fingerprint() {
     let clock = ManualClock::at(0);
     let e = enforcer(TRUSTED_CF, clock.clone());
     create(&e, "203.0.113.1", "acct-1").expect("the first account");
-    let second = create(&e, "198.51.100.2", "acct-2").expect_err("same cf-ja4 from another address");
+    let second =
+        create(&e, "198.51.100.2", "acct-2").expect_err("same cf-ja4 from another address");
     assert_eq!(second.why, Why::AccountLimit);
     assert_eq!(second.status(), 429);
     assert!(second.message.contains("your TLS client"), "{}", second.message);
@@ -67,7 +69,8 @@ fn account_limits_count_a_trusted_proxys_tls_fingerprint() {
 fn the_source_keys_are_the_identity_the_rate_limits_saw() {
     let e = enforcer(TRUSTED_CF, ManualClock::at(0));
     let mut ctx = RequestCtx::default();
-    decide(&e, &create_from("203.0.113.9"), Some("127.0.0.1".parse().expect("ip")), None, &mut ctx).expect("allowed");
+    decide(&e, &create_from("203.0.113.9"), Some("127.0.0.1".parse().expect("ip")), None, &mut ctx)
+        .expect("allowed");
     let source = ctx.source.expect("source");
     assert_eq!(source.ip, "203.0.113.9".parse::<IpAddr>().expect("ip"));
     assert_eq!(source.tls_fp.as_deref(), Some(CF_JA4));
@@ -78,6 +81,7 @@ fn the_source_keys_are_the_identity_the_rate_limits_saw() {
 #[test]
 fn a_request_without_a_peer_address_is_refused() {
     let e = enforcer("version = 1\n", ManualClock::at(0));
-    let refusal = decide(&e, &create_from("203.0.113.9"), None, None, &mut RequestCtx::default()).expect_err("refused");
+    let refusal = decide(&e, &create_from("203.0.113.9"), None, None, &mut RequestCtx::default())
+        .expect_err("refused");
     assert_eq!((refusal.why, refusal.status()), (Why::Denied, 403));
 }

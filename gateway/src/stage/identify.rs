@@ -44,7 +44,12 @@ pub struct RequestParts<'s> {
 
 impl<'s> RequestParts<'s> {
     /// Reads `req` from `peer`; `tracker` hashes the bearer token and finds its account.
-    pub fn read(req: &'s RequestHeader, peer: IpAddr, own_tls_fp: Option<Arc<str>>, tracker: Option<&Tracker>) -> Self {
+    pub fn read(
+        req: &'s RequestHeader,
+        peer: IpAddr,
+        own_tls_fp: Option<Arc<str>>,
+        tracker: Option<&Tracker>,
+    ) -> Self {
         let mut headers = SmallVec::new();
         for (name, value) in req.headers.iter() {
             if let Ok(value) = value.to_str() {

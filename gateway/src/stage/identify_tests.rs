@@ -16,7 +16,8 @@ fn policy(text: &str) -> Policy {
 }
 
 fn header(pairs: &[(&str, &str)]) -> RequestHeader {
-    let mut req = RequestHeader::build("POST", b"/client/v4/provisioning/previews", None).expect("request");
+    let mut req =
+        RequestHeader::build("POST", b"/client/v4/provisioning/previews", None).expect("request");
     for (n, v) in pairs {
         req.append_header(n.to_string(), *v).expect("header");
     }
@@ -34,11 +35,16 @@ const CF_HEADERS: &[(&str, &str)] = &[
 fn a_trusted_proxy_speaks_for_the_client_address_and_tls_fingerprint() {
     let p = policy(BEHIND_PROXY);
     let req = header(CF_HEADERS);
-    let parts = RequestParts::read(&req, "127.0.0.1".parse().unwrap(), Some("own-ja4".into()), None);
+    let parts =
+        RequestParts::read(&req, "127.0.0.1".parse().unwrap(), Some("own-ja4".into()), None);
     let id = parts.identity(&p);
     assert!(id.via_trusted_proxy);
     assert_eq!(id.client_ip, "203.0.113.7".parse::<IpAddr>().unwrap());
-    assert_eq!(id.tls_fp, Some("t13d1516h2_8daaf6152771_02713d6af862"), "the proxy's JA4, not the hop's own");
+    assert_eq!(
+        id.tls_fp,
+        Some("t13d1516h2_8daaf6152771_02713d6af862"),
+        "the proxy's JA4, not the hop's own"
+    );
     assert_eq!(id.route, policy::RouteClass::ProvisionCreate);
     // The headers the proxy adds do not change the HTTP fingerprint: the same client
     // sending directly has the same one.
@@ -52,7 +58,8 @@ fn a_trusted_proxy_speaks_for_the_client_address_and_tls_fingerprint() {
 fn an_untrusted_peer_is_the_client_whatever_its_headers_say() {
     let p = policy(BEHIND_PROXY);
     let req = header(CF_HEADERS);
-    let parts = RequestParts::read(&req, "198.51.100.9".parse().unwrap(), Some("own-ja4".into()), None);
+    let parts =
+        RequestParts::read(&req, "198.51.100.9".parse().unwrap(), Some("own-ja4".into()), None);
     let id = parts.identity(&p);
     assert!(!id.via_trusted_proxy);
     assert_eq!(id.client_ip, "198.51.100.9".parse::<IpAddr>().unwrap());
@@ -98,7 +105,10 @@ fn a_token_is_keyed_by_its_account_when_known_and_by_a_keyed_hash_otherwise() {
     assert_eq!(parts.identity(&p).account(), parts.account_key.as_deref());
 
     let none = header(&[("authorization", "Basic abc")]);
-    assert_eq!(RequestParts::read(&none, "192.0.2.1".parse().unwrap(), None, Some(&tracker)).account_key, None);
+    assert_eq!(
+        RequestParts::read(&none, "192.0.2.1".parse().unwrap(), None, Some(&tracker)).account_key,
+        None
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
-use policy::quota::created_id;
+use policy::platform::{created_id, parse_challenge, rewrite_challenge};
 
 use super::context::{Capture, RequestCtx};
 use crate::enforce::Enforcer;
@@ -19,7 +19,12 @@ const MAX_CAPTURED_BODY: usize = 1024 * 1024;
 /// Sees the answer's header: counts resource operations that need no body, and
 /// prepares a challenge answer for rewriting. `http2`: the client speaks HTTP/2, whose
 /// frames carry the end of a body without a length or chunked coding.
-pub fn on_header(enforcer: &Enforcer, resp: &mut ResponseHeader, http2: bool, ctx: &mut RequestCtx) -> pingora::Result<()> {
+pub fn on_header(
+    enforcer: &Enforcer,
+    resp: &mut ResponseHeader,
+    http2: bool,
+    ctx: &mut RequestCtx,
+) -> pingora::Result<()> {
     ctx.resp_status = resp.status.as_u16();
     if !resp.status.is_success() {
         ctx.capture = Capture::None;
@@ -91,14 +96,32 @@ pub fn on_body(enforcer: &Enforcer, body: &mut Option<Bytes>, end: bool, ctx: &m
 }
 
 /// Rewrites a challenge answer to ask for more checkpoints, and remembers it.
-fn harder_challenge(policy: &policy::Policy, tracker: &Tracker, answer: &[u8], debt: u64, now: u64) -> Option<Vec<u8>> {
-    let challenge = policy::pow::parse_challenge(answer).ok()?;
+fn harder_challenge(
+    policy: &policy::Policy,
+    tracker: &Tracker,
+    answer: &[u8],
+    debt: u64,
+    now: u64,
+) -> Option<Vec<u8>> {
+    let challenge = parse_challenge(answer).ok()?;
     let k_prime = policy.pow().difficulty_for(debt, challenge.k, challenge.g);
     if k_prime <= challenge.k {
         return None;
     }
-    let rewritten = policy::pow::rewrite_challenge(answer, k_prime).ok()?;
-    tracker.challenges().remember(&challenge.challenge_token, challenge.k, k_prime, challenge.g, now);
-    tracing::info!(debt, k = challenge.k, k_prime, g = challenge.g, "proof-of-work made harder for a source in debt");
+    let rewritten = rewrite_challenge(answer, k_prime).ok()?;
+    tracker.challenges().remember(
+        &challenge.challenge_token,
+        challenge.k,
+        k_prime,
+        challenge.g,
+        now,
+    );
+    tracing::info!(
+        debt,
+        k = challenge.k,
+        k_prime,
+        g = challenge.g,
+        "proof-of-work made harder for a source in debt"
+    );
     Some(rewritten)
 }

@@ -100,6 +100,9 @@ mod tests {
             assert_eq!(why.status_and_code().0, 403, "{why:?}");
         }
         let r = Refusal::retry_after(Why::Budget, "spent", 30);
-        assert_eq!((r.status(), r.code(), r.headers.clone()), (429, codes::BUDGET, vec![("Retry-After", "30".into())]));
+        assert_eq!(
+            (r.status(), r.code(), r.headers.clone()),
+            (429, codes::BUDGET, vec![("Retry-After", "30".into())])
+        );
     }
 }

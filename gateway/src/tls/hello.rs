@@ -51,7 +51,10 @@ pub enum Outcome {
 
 /// Reads from `io` until a ClientHello is complete, the bytes cannot be one, the byte
 /// cap is reached, the deadline passes or the peer closes. Returns everything read.
-pub async fn read_client_hello<S: AsyncRead + Unpin>(io: &mut S, limits: Limits) -> (Vec<u8>, Outcome) {
+pub async fn read_client_hello<S: AsyncRead + Unpin>(
+    io: &mut S,
+    limits: Limits,
+) -> (Vec<u8>, Outcome) {
     let deadline = Instant::now() + limits.timeout;
     let mut buf = Vec::with_capacity(2048);
     let mut chunk = [0u8; 4096];
@@ -182,7 +185,10 @@ mod tests {
         let Outcome::Fingerprint(fp) = outcome else { panic!("{outcome:?}") };
         // rustls offers TLS 1.3 and 1.2, sends SNI, and asked for http/1.1.
         assert!(fp.starts_with("t13d") && &fp[8..10] == "h1", "{fp}");
-        assert_eq!(policy::ja4::hello_progress(&bytes), policy::ja4::HelloProgress::Complete(bytes.len()));
+        assert_eq!(
+            policy::ja4::hello_progress(&bytes),
+            policy::ja4::HelloProgress::Complete(bytes.len())
+        );
         drop(server);
         assert!(!handshake.await.expect("join"));
     }

@@ -37,7 +37,11 @@ pub struct Fingerprints {
 
 impl Default for Fingerprints {
     fn default() -> Self {
-        Fingerprints { shards: std::array::from_fn(|_| Mutex::new(Shard { map: HashMap::new(), sweep_at: MIN_SWEEP })) }
+        Fingerprints {
+            shards: std::array::from_fn(|_| {
+                Mutex::new(Shard { map: HashMap::new(), sweep_at: MIN_SWEEP })
+            }),
+        }
     }
 }
 

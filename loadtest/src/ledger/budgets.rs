@@ -37,9 +37,5 @@ pub fn budgets_from_policy(path: &Path) -> Result<Vec<Budget>, String> {
 
 /// The smallest budget of `kind` with `action`, if the policy has one.
 pub(super) fn threshold(budgets: &[Budget], kind: &str, action: &str) -> Option<u64> {
-    budgets
-        .iter()
-        .filter(|b| b.kind == kind && b.action == action)
-        .map(|b| b.units)
-        .min()
+    budgets.iter().filter(|b| b.kind == kind && b.action == action).map(|b| b.units).min()
 }

@@ -37,8 +37,7 @@ pub struct Entry {
 /// Parse the answer of `GET /ledger/entries`. Entries that do not have
 /// the expected shape are skipped and counted, never fatal.
 pub fn parse_entries(body: &[u8]) -> Result<(Vec<Entry>, usize), String> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| format!("ledger is not JSON: {e}"))?;
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("ledger is not JSON: {e}"))?;
     let Some(items) = v.as_array() else {
         return Err("ledger answer is not a JSON array".into());
     };
@@ -76,9 +75,7 @@ pub async fn fetch_entries(
     client: &reqwest::Client,
     admin: &Url,
 ) -> Result<(Vec<Entry>, usize), String> {
-    let url = admin
-        .join("/ledger/entries")
-        .map_err(|e| format!("bad admin URL: {e}"))?;
+    let url = admin.join("/ledger/entries").map_err(|e| format!("bad admin URL: {e}"))?;
     let resp = client
         .get(url)
         .timeout(Duration::from_secs(10))
@@ -88,22 +85,15 @@ pub async fn fetch_entries(
     if !resp.status().is_success() {
         return Err(format!("ledger answered HTTP {}", resp.status().as_u16()));
     }
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| format!("cannot read the ledger: {}", e.without_url()))?;
+    let body =
+        resp.bytes().await.map_err(|e| format!("cannot read the ledger: {}", e.without_url()))?;
     parse_entries(&body)
 }
 
 /// Fetch `GET /stats` (per-rule counters) from the admin listener.
 pub async fn fetch_stats(client: &reqwest::Client, admin: &Url) -> Option<Value> {
     let url = admin.join("/stats").ok()?;
-    let resp = client
-        .get(url)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .ok()?;
+    let resp = client.get(url).timeout(Duration::from_secs(10)).send().await.ok()?;
     if !resp.status().is_success() {
         return None;
     }

@@ -122,11 +122,8 @@ pub fn check_key(
     let kind = key_kind(key);
     let refuse_at = threshold(budgets, kind, "refuse")?;
     let harder_pow_at = threshold(budgets, kind, "harder_pow");
-    let mut mine: Vec<&Entry> = entries
-        .iter()
-        .copied()
-        .filter(|e| e.source_keys.iter().any(|k| k == key))
-        .collect();
+    let mut mine: Vec<&Entry> =
+        entries.iter().copied().filter(|e| e.source_keys.iter().any(|k| k == key)).collect();
     mine.sort_by_key(|e| e.at);
     let mut sum = 0i64;
     let mut trip: Option<(usize, u64)> = None;
@@ -146,11 +143,7 @@ pub fn check_key(
         Some((i, at)) => mine[i..]
             .iter()
             .filter(|e| e.reason == Reason::ExpiredUnclaimed)
-            .filter(|e| {
-                created
-                    .get(e.account_id.as_str())
-                    .is_some_and(|&c| c <= at)
-            })
+            .filter(|e| created.get(e.account_id.as_str()).is_some_and(|&c| c <= at))
             .map(|e| u64::try_from(e.units).unwrap_or(0))
             .sum(),
     };
@@ -245,7 +238,8 @@ pub fn analyse(
                     .iter()
                     .filter(|k| k.harder_pow_at.is_some_and(|h| k.debt >= h && k.debt > 0))
                     .count() as u64;
-                c.keys_refused = checks.iter().filter(|k| k.tripped_after_secs.is_some()).count() as u64;
+                c.keys_refused =
+                    checks.iter().filter(|k| k.tripped_after_secs.is_some()).count() as u64;
                 c.keys_over = checks.iter().filter(|k| !k.within).count() as u64;
                 c.within_budget = Some(c.keys_over == 0);
                 // Worst: over its allowance first, then the highest debt
@@ -253,10 +247,7 @@ pub fn analyse(
                 c.worst_key = checks.into_iter().max_by(|a, b| {
                     let ra = a.debt as f64 / a.refuse_at.max(1) as f64;
                     let rb = b.debt as f64 / b.refuse_at.max(1) as f64;
-                    (!a.within)
-                        .cmp(&!b.within)
-                        .then(ra.total_cmp(&rb))
-                        .then(b.key.cmp(&a.key))
+                    (!a.within).cmp(&!b.within).then(ra.total_cmp(&rb)).then(b.key.cmp(&a.key))
                 });
             }
             c
@@ -311,10 +302,8 @@ mod tests {
             entry(111, "a2", "ip:1.1.1.1", Reason::ExpiredUnclaimed, 15),
             entry(105, "w1", "ip:2.2.2.2", Reason::Claimed, -20),
         ];
-        let groups = vec![
-            vec![rec("w1", 100)],
-            vec![rec("a1", 100), rec("a2", 101), rec("a3", 102)],
-        ];
+        let groups =
+            vec![vec![rec("w1", 100)], vec![rec("a1", 100), rec("a2", 101), rec("a3", 102)]];
         let out = analyse(&entries, &groups, Some(&budgets()), 100);
         assert_eq!(out[0].accounts_claimed, 1);
         assert_eq!(out[0].claim_credit_units, -20);

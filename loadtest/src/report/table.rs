@@ -52,11 +52,7 @@ impl Report {
                 } else {
                     "-".into()
                 },
-                format!(
-                    "{}/{}",
-                    g.resources_created,
-                    g.resources_created + g.resources_refused
-                ),
+                format!("{}/{}", g.resources_created, g.resources_created + g.resources_refused),
                 format!("{:.0}", c.cleanup_units),
                 match &c.worst_key {
                     Some(k) => format!(
@@ -76,11 +72,7 @@ impl Report {
         let expired: u64 = self.groups.iter().map(|g| g.cleanup.accounts_expired_unclaimed).sum();
         rows.push(vec![
             "TOTAL".to_string(),
-            self.groups
-                .iter()
-                .map(|g| g.agents)
-                .sum::<u64>()
-                .to_string(),
+            self.groups.iter().map(|g| g.agents).sum::<u64>().to_string(),
             t.requests.to_string(),
             t.admitted.to_string(),
             t.refused.to_string(),
@@ -94,9 +86,8 @@ impl Report {
             format!("{:.0}", t.cleanup_units),
             String::new(),
         ]);
-        let widths: Vec<usize> = (0..header.len())
-            .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-            .collect();
+        let widths: Vec<usize> =
+            (0..header.len()).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
         for (i, r) in rows.iter().enumerate() {
             let cells: Vec<String> = r
                 .iter()

@@ -61,9 +61,7 @@ pub struct AgentGroup {
 impl AgentGroup {
     /// The label used in reports.
     pub fn label(&self) -> String {
-        self.label
-            .clone()
-            .unwrap_or_else(|| self.archetype.name().to_string())
+        self.label.clone().unwrap_or_else(|| self.archetype.name().to_string())
     }
 }
 

@@ -103,9 +103,7 @@ impl Scenario {
     pub fn parse(text: &str, origin: &str) -> Result<Self, ScenarioError> {
         let scenario: Scenario =
             toml::from_str(text).map_err(|e| ScenarioError(format!("{origin}: {e}")))?;
-        scenario
-            .validate()
-            .map_err(|e| ScenarioError(format!("{origin}: {e}")))?;
+        scenario.validate().map_err(|e| ScenarioError(format!("{origin}: {e}")))?;
         Ok(scenario)
     }
 
@@ -202,9 +200,7 @@ impl Scenario {
                 return Err(format!("{at}: `deploys` must be at least 1"));
             }
             if g.max_runs == Some(0) || g.max_requests == Some(0) {
-                return Err(format!(
-                    "{at}: `max_runs` and `max_requests` must be at least 1"
-                ));
+                return Err(format!("{at}: `max_runs` and `max_requests` must be at least 1"));
             }
             if g.queues.unwrap_or(0) > 1000
                 || g.kv_namespaces.unwrap_or(0) > 1000
@@ -227,9 +223,7 @@ impl Scenario {
     /// also finishes its arrivals sooner.
     pub fn scale(&mut self, factor: f64) -> Result<(), ScenarioError> {
         if !(factor.is_finite() && factor > 0.0 && factor <= 100.0) {
-            return Err(ScenarioError(format!(
-                "--scale must be in (0, 100], got {factor}"
-            )));
+            return Err(ScenarioError(format!("--scale must be in (0, 100], got {factor}")));
         }
         for g in &mut self.agents {
             let scaled = (f64::from(g.count) * factor).ceil().max(1.0);

@@ -19,11 +19,7 @@ pub enum Target {
 impl Target {
     /// A plain URL target with no admin listener.
     pub fn url(url: impl Into<String>) -> Self {
-        Target::Url(UrlTarget {
-            url: url.into(),
-            admin_url: None,
-            policy: None,
-        })
+        Target::Url(UrlTarget { url: url.into(), admin_url: None, policy: None })
     }
 }
 
@@ -59,11 +55,9 @@ impl TryFrom<RawTarget> for Target {
 
     fn try_from(raw: RawTarget) -> Result<Self, String> {
         match (raw.url, raw.spawn) {
-            (Some(url), None) => Ok(Target::Url(UrlTarget {
-                url,
-                admin_url: raw.admin_url,
-                policy: raw.policy,
-            })),
+            (Some(url), None) => {
+                Ok(Target::Url(UrlTarget { url, admin_url: raw.admin_url, policy: raw.policy }))
+            }
             (None, Some(spawn)) => {
                 if raw.admin_url.is_some() || raw.policy.is_some() {
                     return Err("target: `admin_url` and `policy` belong to a `url` target; a spawn target sets `policy` under [target.spawn]".into());
@@ -71,7 +65,10 @@ impl TryFrom<RawTarget> for Target {
                 Ok(Target::Spawn(spawn))
             }
             (Some(_), Some(_)) => Err("target: give either `url` or `spawn`, not both".into()),
-            (None, None) => Err("target: needs `url = \"http://127.0.0.1:PORT\"` or a [target.spawn] table".into()),
+            (None, None) => {
+                Err("target: needs `url = \"http://127.0.0.1:PORT\"` or a [target.spawn] table"
+                    .into())
+            }
         }
     }
 }
@@ -85,12 +82,9 @@ impl From<Target> for RawTarget {
                 policy: u.policy,
                 spawn: None,
             },
-            Target::Spawn(s) => RawTarget {
-                url: None,
-                admin_url: None,
-                policy: None,
-                spawn: Some(s),
-            },
+            Target::Spawn(s) => {
+                RawTarget { url: None, admin_url: None, policy: None, spawn: Some(s) }
+            }
         }
     }
 }
@@ -169,9 +163,6 @@ fn yes() -> bool {
 
 impl Default for Network {
     fn default() -> Self {
-        Self {
-            forwarded_for: true,
-            bind_source: false,
-        }
+        Self { forwarded_for: true, bind_source: false }
     }
 }

@@ -14,9 +14,7 @@ impl Session<'_> {
         let group = self.group();
         GroupStats::bump(&group.claims_attempted);
         let Some(url) = acct.claim_url.clone() else {
-            return Err(StepError::Failed(
-                "claim: account came without a claim URL".into(),
-            ));
+            return Err(StepError::Failed("claim: account came without a claim URL".into()));
         };
         let url = check_loopback_url(&url).map_err(|_| {
             StepError::Failed("claim: claim URL is not on loopback; not following it".into())

@@ -28,14 +28,8 @@ impl Session<'_> {
                 false
             }
         };
-        self.acct_call(
-            acct,
-            "get subdomain",
-            Method::GET,
-            "workers/subdomain",
-            Body::Empty,
-        )
-        .await?;
+        self.acct_call(acct, "get subdomain", Method::GET, "workers/subdomain", Body::Empty)
+            .await?;
         if exists {
             let parts = upload_parts(script, bindings);
             let v = self
@@ -96,9 +90,7 @@ impl Session<'_> {
             )
             .await?;
         if worker.result().get("subdomain").is_none() {
-            return Err(StepError::Failed(
-                "get worker: answer has no `subdomain`".into(),
-            ));
+            return Err(StepError::Failed("get worker: answer has no `subdomain`".into()));
         }
         self.acct_call(
             acct,

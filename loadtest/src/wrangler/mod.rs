@@ -135,10 +135,7 @@ impl Session<'_> {
             }
             tries += 1;
             let wait = if self.honour_retry_after {
-                reply
-                    .retry_after
-                    .unwrap_or(Duration::from_secs(1))
-                    .min(WRANGLER_MAX_WAIT)
+                reply.retry_after.unwrap_or(Duration::from_secs(1)).min(WRANGLER_MAX_WAIT)
             } else {
                 self.retry_delay
             };

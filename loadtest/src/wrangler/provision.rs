@@ -22,18 +22,13 @@ impl Session<'_> {
         )?;
         let reply = Self::expect_ok("challenge", self.once(&call).await?)?;
         let r = reply.result();
-        let (Some(token), Some(seed), Some(k), Some(g)) = (
-            r["challengeToken"].as_str(),
-            r["seed"].as_str(),
-            r["k"].as_u64(),
-            r["g"].as_u64(),
-        ) else {
+        let (Some(token), Some(seed), Some(k), Some(g)) =
+            (r["challengeToken"].as_str(), r["seed"].as_str(), r["k"].as_u64(), r["g"].as_u64())
+        else {
             return Err(StepError::Failed("challenge: malformed answer".into()));
         };
         let (Ok(k), Ok(g)) = (u32::try_from(k), u32::try_from(g)) else {
-            return Err(StepError::Failed(
-                "challenge: difficulty out of range".into(),
-            ));
+            return Err(StepError::Failed("challenge: difficulty out of range".into()));
         };
         if u64::from(k) * u64::from(g) > pow.max_iterations {
             return Err(StepError::Failed(format!(
@@ -71,18 +66,12 @@ impl Session<'_> {
             "challengeToken": token,
             "solution": {"checkpoints": pow::encode(&solved, pow.encoding)},
         });
-        let call = self.call(
-            Method::POST,
-            "provisioning/previews",
-            Body::Json(body),
-            None,
-        )?;
+        let call = self.call(Method::POST, "provisioning/previews", Body::Json(body), None)?;
         let reply = Self::expect_ok("create account", self.once(&call).await?)?;
         let r = reply.result();
-        let (Some(id), Some(token)) = (
-            r["account"]["id"].as_str(),
-            r["account"]["apiToken"].as_str(),
-        ) else {
+        let (Some(id), Some(token)) =
+            (r["account"]["id"].as_str(), r["account"]["apiToken"].as_str())
+        else {
             return Err(StepError::Failed("create account: malformed answer".into()));
         };
         GroupStats::bump(&group.accounts_created);

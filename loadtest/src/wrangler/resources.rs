@@ -22,10 +22,7 @@ impl Session<'_> {
         body: Value,
     ) -> Result<Option<String>, StepError> {
         let group = self.group();
-        match self
-            .acct_call(acct, what, Method::POST, path, Body::Json(body))
-            .await
-        {
+        match self.acct_call(acct, what, Method::POST, path, Body::Json(body)).await {
             Ok(reply) => {
                 GroupStats::bump(&group.resources_created);
                 let r = reply.result();
@@ -60,10 +57,8 @@ impl Session<'_> {
         for n in 0..files {
             let content = format!("<!doctype html><p>asset {n} of {script}</p>\n").into_bytes();
             let hash = hex::encode(&Sha256::digest(&content)[..16]);
-            manifest.insert(
-                format!("/page-{n}.html"),
-                json!({"hash": hash, "size": content.len()}),
-            );
+            manifest
+                .insert(format!("/page-{n}.html"), json!({"hash": hash, "size": content.len()}));
             contents.insert(hash, content);
         }
         let session = match self
@@ -93,9 +88,7 @@ impl Session<'_> {
                     .map(|b| {
                         b.as_array()
                             .map(|hs| {
-                                hs.iter()
-                                    .filter_map(|h| h.as_str().map(str::to_string))
-                                    .collect()
+                                hs.iter().filter_map(|h| h.as_str().map(str::to_string)).collect()
                             })
                             .unwrap_or_default()
                     })
@@ -118,22 +111,14 @@ impl Session<'_> {
                 .collect();
             let n = parts.len() as u64;
             let call = self.call(Method::POST, &path, Body::Multipart(parts), Some(&jwt))?;
-            match self
-                .with_retries(&call)
-                .await
-                .and_then(|r| Self::expect_ok("assets upload", r))
-            {
+            match self.with_retries(&call).await.and_then(|r| Self::expect_ok("assets upload", r)) {
                 Ok(_) => {
                     uploaded += n;
-                    group
-                        .resources_created
-                        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    group.resources_created.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                 }
                 Err(StepError::Stopped) => return Err(StepError::Stopped),
                 Err(e) => {
-                    group
-                        .resources_refused
-                        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    group.resources_refused.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                     return Err(e);
                 }
             }

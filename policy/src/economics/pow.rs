@@ -17,7 +17,6 @@
 //! verify, so they are not re-checked here; the extra segments start at `cp[k]`, which
 //! the platform binds to this seed, so they cannot be precomputed for another challenge.
 
-use crate::platform::{check_difficulty, decode_checkpoint, CreateBody};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use parking_lot::Mutex;
@@ -164,8 +163,6 @@ impl fmt::Debug for Challenge {
     }
 }
 
-pub use crate::platform::{decode_seed, parse_challenge, rewrite_challenge};
-
 /// What the gateway asked of one challenge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChallengeRecord {
@@ -256,12 +253,7 @@ impl ChallengeBook {
         let mut inner = self.inner.lock();
         inner.seq += 1;
         let seq = inner.seq;
-        let record = ChallengeRecord {
-            k,
-            k_prime,
-            g,
-            expires_at: now.saturating_add(inner.ttl),
-        };
+        let record = ChallengeRecord { k, k_prime, g, expires_at: now.saturating_add(inner.ttl) };
         inner.map.insert(key, (seq, record));
         inner.order.push_back((key, seq));
         // Taken entries leave stale order slots behind; drop them before they outgrow
@@ -272,11 +264,7 @@ impl ChallengeBook {
         }
         // Evict expired entries, then the oldest while over capacity.
         while let Some(&(front, fseq)) = inner.order.front() {
-            let live = inner
-                .map
-                .get(&front)
-                .filter(|(s, _)| *s == fseq)
-                .map(|(_, r)| r.expires_at);
+            let live = inner.map.get(&front).filter(|(s, _)| *s == fseq).map(|(_, r)| r.expires_at);
             let evict = match live {
                 None => true, // already taken or replaced
                 Some(exp) => exp <= now || inner.map.len() > inner.max,
@@ -337,7 +325,6 @@ pub fn solve(seed: &[u8], k: u32, g: u32) -> Vec<String> {
     out
 }
 
-
 /// Verifies the extra segments `cp[k..k']` by spot-check and returns the first `k+1`
 /// checkpoints (what the platform asked for) and the hashes spent.
 ///
@@ -356,10 +343,7 @@ pub fn verify_and_trim<R: rand::Rng + ?Sized>(
     check_difficulty(k, k_prime, g)?;
     let (k, k_prime) = (k as usize, k_prime as usize);
     if checkpoints.len() != k_prime + 1 {
-        return Err(PowError::WrongCount {
-            expected: k_prime + 1,
-            got: checkpoints.len(),
-        });
+        return Err(PowError::WrongCount { expected: k_prime + 1, got: checkpoints.len() });
     }
     let mut extra = Vec::with_capacity(k_prime - k + 1);
     for (i, s) in checkpoints.iter().enumerate().skip(k) {
@@ -379,26 +363,19 @@ pub fn verify_and_trim<R: rand::Rng + ?Sized>(
     Ok((checkpoints[..=k].to_vec(), hashes))
 }
 
-/// The gateway's side of `POST .../provisioning/previews`: if the body's challenge was
-/// made harder, verifies the extra work and returns the body to forward with only the
-/// platform's `k+1` checkpoints, plus the hashes spent. `Ok(None)`: the challenge is not
-/// in the book (not made harder, evicted or expired), forward the body untouched.
-pub fn trim_create_body<R: rand::Rng + ?Sized>(
-    body: &[u8],
-    book: &ChallengeBook,
-    now: u64,
-    spot_checks: u32,
-    rng: &mut R,
-) -> Result<Option<(Vec<u8>, u64)>, PowError> {
-    let body = CreateBody::parse(body)?;
-    let Some(token) = body.challenge_token() else {
-        return Ok(None);
-    };
-    let Some(rec) = book.take(token, now) else {
-        return Ok(None);
-    };
-    let (checkpoints, concatenated) = body.checkpoints()?;
-    let (trimmed, hashes) =
-        verify_and_trim(&checkpoints, rec.k, rec.k_prime, rec.g, spot_checks, rng)?;
-    Ok(Some((body.with_checkpoints(&trimmed, concatenated)?, hashes)))
+/// Refuses a `k'` below the platform's `k`, a `g` of 0, and `k' * g` above wrangler's cap.
+pub(crate) fn check_difficulty(k: u32, k_prime: u32, g: u32) -> Result<(), PowError> {
+    if k_prime < k || g == 0 || u64::from(k_prime) * u64::from(g) > WRANGLER_MAX_WORK {
+        return Err(PowError::BadDifficulty { k, k_prime, g, max: WRANGLER_MAX_WORK });
+    }
+    Ok(())
+}
+
+/// One checkpoint: standard base64 of a 32-byte SHA-256 digest.
+pub(crate) fn decode_checkpoint(s: &str, index: usize) -> Result<[u8; 32], PowError> {
+    STANDARD
+        .decode(s)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+        .ok_or(PowError::BadCheckpoint { index })
 }

@@ -80,16 +80,6 @@ pub struct AssetManifest {
 #[error("the static-asset manifest could not be read: {0}")]
 pub struct ManifestError(pub String);
 
-impl AssetManifest {
-    /// Reads `{"manifest": {"/path": {"hash": "...", "size": N}, ...}}`.
-    ///
-    /// A manifest that does not have this shape is an error rather than "0 files": the
-    /// gateway must not let an unreadable manifest through unchecked.
-    pub fn parse(body: &[u8]) -> Result<AssetManifest, ManifestError> {
-        crate::platform::parse_asset_manifest(body)
-    }
-}
-
 /// A deploy-API call, seen as what it does to the account's resources.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResourceOp {
@@ -110,7 +100,7 @@ pub enum ResourceOp {
         id: String,
     },
     /// Opens a static-asset upload session for a script. `manifest` is `None` until the
-    /// gateway read the body ([`Classified::attach_body`]).
+    /// gateway read the body ([`Classified::attach_manifest`]).
     AssetUpload {
         /// The script the assets belong to.
         script: String,
@@ -132,29 +122,20 @@ pub struct Classified {
 }
 
 impl Classified {
-    /// Whether the gateway must buffer the body and call [`Classified::attach_body`]
+    /// Whether the gateway must buffer the body and call [`Classified::attach_manifest`]
     /// before checking (only asset-upload sessions).
     pub fn needs_body(&self) -> bool {
         matches!(self.op, ResourceOp::AssetUpload { manifest: None, .. })
     }
 
-    /// Reads the asset manifest from the request body of an asset-upload session; does
-    /// nothing for other operations.
-    pub fn attach_body(&mut self, body: &[u8]) -> Result<(), ManifestError> {
+    /// Attaches the asset manifest read from the request body of an asset-upload
+    /// session (with [`crate::platform::parse_asset_manifest`]); does nothing for other
+    /// operations.
+    pub fn attach_manifest(&mut self, read: AssetManifest) {
         if let ResourceOp::AssetUpload { manifest, .. } = &mut self.op {
-            *manifest = Some(AssetManifest::parse(body)?);
+            *manifest = Some(read);
         }
-        Ok(())
     }
-}
-
-pub use crate::platform::created_id;
-
-/// Classifies a deploy-API call with the built-in route patterns; a policy's own
-/// `[routes]` are followed by [`crate::Policy::classify_resource`]. The paths are the
-/// platform's: see [`crate::platform`].
-pub fn classify(method: &str, path: &str) -> Classified {
-    crate::platform::classify_default(method, path)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -347,10 +328,7 @@ impl AccountUsage {
                           send it as JSON {\"manifest\": {...}} and try again."
                     .into(),
             }),
-            ResourceOp::AssetUpload {
-                manifest: Some(m),
-                script,
-            } => {
+            ResourceOp::AssetUpload { manifest: Some(m), script } => {
                 if m.files > spec.max_asset_files {
                     return Err(QuotaRefusal {
                         quota: "asset_files".into(),
@@ -408,10 +386,7 @@ impl AccountUsage {
                     self.assets.remove(id);
                 }
             }
-            ResourceOp::AssetUpload {
-                script,
-                manifest: Some(m),
-            } => {
+            ResourceOp::AssetUpload { script, manifest: Some(m) } => {
                 self.assets.insert(script.clone(), *m);
             }
             ResourceOp::AssetUpload { manifest: None, .. } | ResourceOp::Other => {}

@@ -61,7 +61,11 @@ fn records(body: &[u8], fragment: usize) -> Vec<u8> {
 
 fn u16s(values: &[u16], len_bytes: usize) -> Vec<u8> {
     let n = values.len() * 2;
-    let mut v = if len_bytes == 1 { vec![u8::try_from(n).expect("small")] } else { u16::try_from(n).expect("small").to_be_bytes().to_vec() };
+    let mut v = if len_bytes == 1 {
+        vec![u8::try_from(n).expect("small")]
+    } else {
+        u16::try_from(n).expect("small").to_be_bytes().to_vec()
+    };
     for x in values {
         v.extend_from_slice(&x.to_be_bytes());
     }
@@ -82,8 +86,14 @@ fn alpn(protocols: &[&[u8]]) -> Vec<u8> {
 /// The worked example of technical_details/JA4.md, with GREASE sprinkled in: the ciphers,
 /// extensions and signature algorithms in the order the spec lists them.
 fn spec_example(fragment: usize) -> Vec<u8> {
-    let ciphers = [0x1a1a, 0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014, 0x009c, 0x009d, 0x002f, 0x0035];
-    let order = [0x001b, 0x0000, 0x0033, 0x0010, 0x4469, 0x0017, 0x002d, 0x000d, 0x0005, 0x0023, 0x0012, 0x002b, 0xff01, 0x000b, 0x000a, 0x0015];
+    let ciphers = [
+        0x1a1a, 0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013,
+        0xc014, 0x009c, 0x009d, 0x002f, 0x0035,
+    ];
+    let order = [
+        0x001b, 0x0000, 0x0033, 0x0010, 0x4469, 0x0017, 0x002d, 0x000d, 0x0005, 0x0023, 0x0012,
+        0x002b, 0xff01, 0x000b, 0x000a, 0x0015,
+    ];
     let mut exts = vec![(0x2a2a, Vec::new())];
     for kind in order {
         let data = match kind {
@@ -102,7 +112,11 @@ fn spec_example(fragment: usize) -> Vec<u8> {
 fn ja4_spec_example_ignores_grease_and_record_splits() {
     for fragment in [usize::MAX, 64, 7, 1] {
         let bytes = spec_example(fragment.min(1 << 14));
-        assert_eq!(ja4(&bytes).as_deref(), Ok("t13d1516h2_8daaf6152771_e5627efa2ab1"), "fragment {fragment}");
+        assert_eq!(
+            ja4(&bytes).as_deref(),
+            Ok("t13d1516h2_8daaf6152771_e5627efa2ab1"),
+            "fragment {fragment}"
+        );
         assert_eq!(hello_progress(&bytes), HelloProgress::Complete(bytes.len()));
     }
 }
@@ -121,7 +135,8 @@ fn ja4_without_extensions_or_sigalgs_uses_zero_markers() {
     let bare = records(&hello_body(&[0x002f], &[]), 1 << 14);
     assert_eq!(ja4(&bare).as_deref(), Ok("t12i010000_ba72b8082249_000000000000"));
     // SNI and ALPN only: counted, but the extension hash list is empty.
-    let only = records(&hello_body(&[], &[(0x0000, Vec::new()), (0x0010, alpn(&[b"h2"]))]), 1 << 14);
+    let only =
+        records(&hello_body(&[], &[(0x0000, Vec::new()), (0x0010, alpn(&[b"h2"]))]), 1 << 14);
     assert_eq!(ja4(&only).as_deref(), Ok("t12d0002h2_000000000000_000000000000"));
 }
 
@@ -168,8 +183,14 @@ fn ja4_progress_rejects_non_tls_at_once() {
     assert_eq!(hello_progress(b"G"), HelloProgress::Invalid(Ja4Error::NotTls));
     assert_eq!(hello_progress(b"GET / HTTP/1.1\r\n"), HelloProgress::Invalid(Ja4Error::NotTls));
     // An alert record, and a handshake that is not a ClientHello.
-    assert_eq!(hello_progress(&[0x15, 3, 3, 0, 2, 2, 40]), HelloProgress::Invalid(Ja4Error::NotTls));
-    assert_eq!(hello_progress(&[0x16, 3, 3, 0, 4, 2, 0, 0, 0]), HelloProgress::Invalid(Ja4Error::NotTls));
+    assert_eq!(
+        hello_progress(&[0x15, 3, 3, 0, 2, 2, 40]),
+        HelloProgress::Invalid(Ja4Error::NotTls)
+    );
+    assert_eq!(
+        hello_progress(&[0x16, 3, 3, 0, 4, 2, 0, 0, 0]),
+        HelloProgress::Invalid(Ja4Error::NotTls)
+    );
     // SSLv2-style hello.
     assert_eq!(hello_progress(&[0x80, 0x2e, 0x01]), HelloProgress::Invalid(Ja4Error::NotTls));
 }
@@ -177,10 +198,26 @@ fn ja4_progress_rejects_non_tls_at_once() {
 #[test]
 fn ja4_progress_enforces_the_size_cap() {
     let declared = u32::try_from(MAX_HELLO_LEN + 1).expect("small").to_be_bytes();
-    let head = [CONTENT_HANDSHAKE, 3, 1, 0, 4, HANDSHAKE_CLIENT_HELLO, declared[1], declared[2], declared[3]];
+    let head = [
+        CONTENT_HANDSHAKE,
+        3,
+        1,
+        0,
+        4,
+        HANDSHAKE_CLIENT_HELLO,
+        declared[1],
+        declared[2],
+        declared[3],
+    ];
     assert_eq!(hello_progress(&head), HelloProgress::Invalid(Ja4Error::TooLarge));
-    assert_eq!(hello_progress(&[CONTENT_HANDSHAKE, 3, 1, 0x7f, 0xff]), HelloProgress::Invalid(Ja4Error::Malformed));
-    assert_eq!(hello_progress(&[CONTENT_HANDSHAKE, 3, 1, 0, 0]), HelloProgress::Invalid(Ja4Error::Malformed));
+    assert_eq!(
+        hello_progress(&[CONTENT_HANDSHAKE, 3, 1, 0x7f, 0xff]),
+        HelloProgress::Invalid(Ja4Error::Malformed)
+    );
+    assert_eq!(
+        hello_progress(&[CONTENT_HANDSHAKE, 3, 1, 0, 0]),
+        HelloProgress::Invalid(Ja4Error::Malformed)
+    );
 }
 
 /// xorshift64*: a fixed-seed generator so the mutation test is the same on every run.
@@ -239,5 +276,8 @@ fn ja4_mutated_input_never_panics() {
         }
     }
     // The mutations must exercise both the accepting and the rejecting paths.
-    assert!(complete > 1_000 && parsed > 1_000 && parsed < 20_000, "complete {complete}, parsed {parsed}");
+    assert!(
+        complete > 1_000 && parsed > 1_000 && parsed < 20_000,
+        "complete {complete}, parsed {parsed}"
+    );
 }

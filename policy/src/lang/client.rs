@@ -83,7 +83,12 @@ impl ClientConfig {
 
     /// The TLS fingerprint: from the configured header when the peer is trusted,
     /// else what the gateway computed itself.
-    pub(crate) fn tls_fp<'a>(&self, peer: IpAddr, headers: &[(&'a str, &'a str)], own: Option<&'a str>) -> Option<&'a str> {
+    pub(crate) fn tls_fp<'a>(
+        &self,
+        peer: IpAddr,
+        headers: &[(&'a str, &'a str)],
+        own: Option<&'a str>,
+    ) -> Option<&'a str> {
         match &self.tls_fp_header {
             Some(h) if self.is_trusted(peer) => headers
                 .iter()

@@ -154,7 +154,11 @@ impl<C: Clock + Clone> Engine<C> {
         }
         report.removed = old_tables.keys().map(label).collect();
         report.removed.sort();
-        let needs_http_fp = policy.rules.iter().flat_map(|r| &r.limits).any(|l| l.key.parts.contains(&KeyPart::HttpFp));
+        let needs_http_fp = policy
+            .rules
+            .iter()
+            .flat_map(|r| &r.limits)
+            .any(|l| l.key.parts.contains(&KeyPart::HttpFp));
         (Loaded { policy: Arc::new(policy), counters, tables, needs_http_fp }, report)
     }
 
@@ -256,7 +260,13 @@ impl<C: Clock + Clone> Engine<C> {
     }
 }
 
-fn rule_matches(rule: &Rule, p: &Policy, req: &Request<'_>, ip: std::net::IpAddr, route: crate::RouteClass) -> bool {
+fn rule_matches(
+    rule: &Rule,
+    p: &Policy,
+    req: &Request<'_>,
+    ip: std::net::IpAddr,
+    route: crate::RouteClass,
+) -> bool {
     let m = &rule.matcher;
     let has = |h: &String| req.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(h));
     (m.lists.is_empty() || m.lists.iter().any(|i| p.lists.get(*i).is_some_and(|l| l.contains(ip))))
@@ -285,13 +295,19 @@ fn refuse_message(rule: &Rule, l: &Limit, ip: std::net::IpAddr, p: &Policy, retr
     format!("Rate limit \"{}\" exceeded: {what}. Retry in {retry} seconds{advice}.", rule.name)
 }
 
-fn evaluate<C: Clock + Clone>(loaded: &Loaded<C>, id: &Identity<'_>, charge: bool, mut trace: Option<&mut Explanation>) -> Decision {
+fn evaluate<C: Clock + Clone>(
+    loaded: &Loaded<C>,
+    id: &Identity<'_>,
+    charge: bool,
+    mut trace: Option<&mut Explanation>,
+) -> Decision {
     let p = &loaded.policy;
     let req = id.request();
     let (ip, route, tls_fp) = (id.client_ip, id.route, id.tls_fp);
     let needs_fp = loaded.needs_http_fp
         && p.rules.iter().any(|r| {
-            r.limits.iter().any(|l| l.key.parts.contains(&KeyPart::HttpFp)) && rule_matches(r, p, req, ip, route)
+            r.limits.iter().any(|l| l.key.parts.contains(&KeyPart::HttpFp))
+                && rule_matches(r, p, req, ip, route)
         });
     let http_fp = if needs_fp || trace.is_some() { id.http_fp() } else { "" };
     let inputs = KeyInputs { ip, route, http_fp, tls_fp, account: req.account };
@@ -322,7 +338,11 @@ fn evaluate<C: Clock + Clone>(loaded: &Loaded<C>, id: &Identity<'_>, charge: boo
         if charge {
             counters.matched.fetch_add(1, Ordering::Relaxed);
         }
-        let mut rt = RuleTrace { name: if trace.is_some() { rule.name.clone() } else { String::new() }, action: rule.action, limits: Vec::new() };
+        let mut rt = RuleTrace {
+            name: if trace.is_some() { rule.name.clone() } else { String::new() },
+            action: rule.action,
+            limits: Vec::new(),
+        };
         match rule.action {
             Action::Allow => {
                 if charge {
@@ -338,10 +358,9 @@ fn evaluate<C: Clock + Clone>(loaded: &Loaded<C>, id: &Identity<'_>, charge: boo
                 }
                 d.outcome = Outcome::Refuse { status: 403 };
                 d.rule = Some(rule.name.clone());
-                d.message = rule
-                    .message
-                    .clone()
-                    .unwrap_or_else(|| format!("Request refused by policy rule \"{}\".", rule.name));
+                d.message = rule.message.clone().unwrap_or_else(|| {
+                    format!("Request refused by policy rule \"{}\".", rule.name)
+                });
                 push_trace(&mut trace, rt);
                 return d;
             }
@@ -351,20 +370,30 @@ fn evaluate<C: Clock + Clone>(loaded: &Loaded<C>, id: &Identity<'_>, charge: boo
                 for (li, l) in rule.limits.iter().enumerate() {
                     let key = l.key.derive(&inputs, p.prefixes, l.missing);
                     let Some(key) = key else {
-                        rt.limits.push(LimitTrace::new(l, None, "skipped: key part absent (missing = \"skip\")".into()));
+                        rt.limits.push(LimitTrace::new(
+                            l,
+                            None,
+                            "skipped: key part absent (missing = \"skip\")".into(),
+                        ));
                         continue;
                     };
                     let (check, over) = loaded.tables[ri][li].probe(&key, l.cost);
                     if trace.is_some() {
                         let note = if over { " (table full: overflow bucket)" } else { "" };
                         let text = match check {
-                            Check::Pass { remaining, .. } => format!("pass, {remaining} left after this request{note}"),
-                            Check::Refuse { wait } => format!("REFUSE, retry in {}s{note}", secs_up(wait)),
+                            Check::Pass { remaining, .. } => {
+                                format!("pass, {remaining} left after this request{note}")
+                            }
+                            Check::Refuse { wait } => {
+                                format!("REFUSE, retry in {}s{note}", secs_up(wait))
+                            }
                         };
                         rt.limits.push(LimitTrace::new(l, Some(key.clone()), text));
                     }
                     match check {
-                        Check::Refuse { wait } if worst.is_none_or(|(_, w)| wait > w) => worst = Some((li, wait)),
+                        Check::Refuse { wait } if worst.is_none_or(|(_, w)| wait > w) => {
+                            worst = Some((li, wait))
+                        }
                         Check::Refuse { .. } => {}
                         Check::Pass { .. } => passing.push((ri, li, key)),
                     }
@@ -410,7 +439,9 @@ fn evaluate<C: Clock + Clone>(loaded: &Loaded<C>, id: &Identity<'_>, charge: boo
             }
             Check::Refuse { .. } => {}
             Check::Pass { remaining, reset } => {
-                if rule.action == Action::Limit && d.quota.as_ref().is_none_or(|q| remaining < q.remaining) {
+                if rule.action == Action::Limit
+                    && d.quota.as_ref().is_none_or(|q| remaining < q.remaining)
+                {
                     d.quota = Some(QuotaInfo {
                         name: rule.name.clone(),
                         quota: l.rate.count.get(),
@@ -425,7 +456,14 @@ fn evaluate<C: Clock + Clone>(loaded: &Loaded<C>, id: &Identity<'_>, charge: boo
     d
 }
 
-fn refuse_429(d: &mut Decision, p: &Policy, rule: &Rule, li: usize, wait: Duration, ip: std::net::IpAddr) {
+fn refuse_429(
+    d: &mut Decision,
+    p: &Policy,
+    rule: &Rule,
+    li: usize,
+    wait: Duration,
+    ip: std::net::IpAddr,
+) {
     let Some(l) = rule.limits.get(li) else { return };
     let retry = secs_up(wait).max(1);
     d.outcome = Outcome::Refuse { status: 429 };

@@ -23,12 +23,7 @@ impl PolicyError {
     /// Builds an error at byte offset `offset` of `source`.
     pub(crate) fn at(file: &str, source: &str, offset: usize, message: impl Into<String>) -> Self {
         let (line, col) = line_col(source, offset);
-        PolicyError {
-            file: file.to_string(),
-            line,
-            col,
-            message: message.into(),
-        }
+        PolicyError { file: file.to_string(), line, col, message: message.into() }
     }
 }
 
@@ -96,11 +91,7 @@ pub(crate) fn did_you_mean<'a>(got: &str, candidates: impl IntoIterator<Item = &
 
 /// Quotes each candidate for an "expected one of" list.
 pub(crate) fn one_of<'a>(candidates: impl IntoIterator<Item = &'a str>) -> String {
-    candidates
-        .into_iter()
-        .map(|c| format!("\"{c}\""))
-        .collect::<Vec<_>>()
-        .join(", ")
+    candidates.into_iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")
 }
 
 /// Rewrites serde's unknown-field/variant messages into our quoting with a suggestion.

@@ -29,7 +29,11 @@ const VOLATILE: [&str; 16] = [
 
 /// Computes `hf1_<ver>_<shape>_<product>_<names>` for a request. `extra_volatile` is the
 /// policy's own client-ip and TLS-fingerprint headers, also left out.
-pub fn http_fingerprint(http_version: &str, headers: &[(&str, &str)], extra_volatile: &[&str]) -> String {
+pub fn http_fingerprint(
+    http_version: &str,
+    headers: &[(&str, &str)],
+    extra_volatile: &[&str],
+) -> String {
     let ver = match http_version.trim().to_ascii_uppercase().as_str() {
         "HTTP/1.0" | "1.0" => "10",
         "HTTP/1.1" | "1.1" => "11",
@@ -37,14 +41,21 @@ pub fn http_fingerprint(http_version: &str, headers: &[(&str, &str)], extra_vola
         "HTTP/3" | "HTTP/3.0" | "3" | "3.0" => "30",
         _ => "xx",
     };
-    let get = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v);
-    let shape = [accept_shape(get("accept")), encoding_shape(get("accept-encoding")), language_shape(get("accept-language"))];
+    let get =
+        |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v);
+    let shape = [
+        accept_shape(get("accept")),
+        encoding_shape(get("accept-encoding")),
+        language_shape(get("accept-language")),
+    ];
     let product = product_token(get("user-agent"));
     let mut h = Sha256::new();
     let mut first = true;
     for (name, _) in headers {
         let lower = name.to_ascii_lowercase();
-        if VOLATILE.contains(&lower.as_str()) || extra_volatile.iter().any(|v| v.eq_ignore_ascii_case(&lower)) {
+        if VOLATILE.contains(&lower.as_str())
+            || extra_volatile.iter().any(|v| v.eq_ignore_ascii_case(&lower))
+        {
             continue;
         }
         if !first {

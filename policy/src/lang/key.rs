@@ -116,9 +116,13 @@ impl KeySpec {
                             "ipv6" => 128,
                             _ => return Err(unknown_kind(p)),
                         };
-                        let n: u8 = len.parse().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| {
-                            format!("bad prefix length \"{p}\": {fam} prefixes are 1 to {max} bits")
-                        })?;
+                        let n: u8 = len.parse().ok().filter(|n| (1..=max).contains(n)).ok_or_else(
+                            || {
+                                format!(
+                                    "bad prefix length \"{p}\": {fam} prefixes are 1 to {max} bits"
+                                )
+                            },
+                        )?;
                         if fam == "ipv4" {
                             KeyPart::Ipv4(n)
                         } else {
@@ -140,7 +144,12 @@ impl KeySpec {
 
     /// The bucket key for a request, or `None` when the limit does not apply (absent
     /// part with `missing = "skip"`).
-    pub(crate) fn derive(&self, inp: &KeyInputs<'_>, pre: Prefixes, missing: Missing) -> Option<String> {
+    pub(crate) fn derive(
+        &self,
+        inp: &KeyInputs<'_>,
+        pre: Prefixes,
+        missing: Missing,
+    ) -> Option<String> {
         let mut out = String::with_capacity(48);
         for (i, part) in self.parts.iter().enumerate() {
             if i > 0 {
@@ -197,8 +206,12 @@ impl KeySpec {
             .iter()
             .map(|p| match (p, ip) {
                 (KeyPart::Ip, _) => "your IP address".to_string(),
-                (KeyPart::Prefix | KeyPart::Ipv6(_), IpAddr::V4(_)) => format!("your network (IPv4 /{})", pre.v4),
-                (KeyPart::Prefix | KeyPart::Ipv4(_), IpAddr::V6(_)) => format!("your network (IPv6 /{})", pre.v6),
+                (KeyPart::Prefix | KeyPart::Ipv6(_), IpAddr::V4(_)) => {
+                    format!("your network (IPv4 /{})", pre.v4)
+                }
+                (KeyPart::Prefix | KeyPart::Ipv4(_), IpAddr::V6(_)) => {
+                    format!("your network (IPv6 /{})", pre.v6)
+                }
                 (KeyPart::Ipv4(n), IpAddr::V4(_)) => format!("your network (IPv4 /{n})"),
                 (KeyPart::Ipv6(n), IpAddr::V6(_)) => format!("your network (IPv6 /{n})"),
                 (KeyPart::HttpFp, _) => "your HTTP client".to_string(),

@@ -1,10 +1,10 @@
 //! The compiled policy: every value checked, nothing left to fail at request time.
 
 use crate::economics::accounts::AccountLimits;
-use crate::lang::client::ClientConfig;
 use crate::economics::ledger::{Budgets, Costs};
 use crate::economics::pow::PowPolicy;
 use crate::economics::quota::QuotaSpec;
+use crate::lang::client::ClientConfig;
 use crate::lang::key::{KeySpec, Missing, Prefixes};
 use crate::lang::rate::Rate;
 use crate::lang::route::{RouteClass, Routes};

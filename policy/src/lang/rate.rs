@@ -64,7 +64,9 @@ impl Rate {
         let (n, unit) = text.split_once('/').ok_or_else(bad)?;
         let count: u32 = n.trim().parse().map_err(|_| bad())?;
         let count = NonZeroU32::new(count).ok_or_else(|| {
-            format!("bad rate \"{text}\": a rate of 0 admits nothing; use action = \"deny\" instead")
+            format!(
+                "bad rate \"{text}\": a rate of 0 admits nothing; use action = \"deny\" instead"
+            )
         })?;
         let unit = unit.trim();
         let per = match unit {

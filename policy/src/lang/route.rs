@@ -57,15 +57,7 @@ impl RouteClass {
 
     /// Parses a class name.
     pub fn parse(name: &str) -> Option<RouteClass> {
-        RouteClass::MATCHED
-            .into_iter()
-            .chain([RouteClass::Other])
-            .find(|c| c.as_str() == name)
-    }
-
-    /// Built-in patterns: the platform's paths, see [`crate::platform::default_route_patterns`].
-    pub(crate) fn default_patterns(self) -> &'static [&'static str] {
-        crate::platform::default_route_patterns(self)
+        RouteClass::MATCHED.into_iter().chain([RouteClass::Other]).find(|c| c.as_str() == name)
     }
 }
 
@@ -93,12 +85,12 @@ impl RoutePattern {
     /// Parses a pattern; the error text is ready to show.
     pub(crate) fn parse(text: &str) -> Result<RoutePattern, String> {
         let bad = |why: &str| format!("bad route pattern \"{text}\": {why}");
-        let (method, path) = text
-            .trim()
-            .split_once(' ')
-            .ok_or_else(|| bad("expected \"METHOD /path\", e.g. \"POST /client/v4/provisioning/previews\""))?;
+        let (method, path) = text.trim().split_once(' ').ok_or_else(|| {
+            bad("expected \"METHOD /path\", e.g. \"POST /client/v4/provisioning/previews\"")
+        })?;
         let path = path.trim();
-        if method.is_empty() || !(method == "*" || method.bytes().all(|b| b.is_ascii_alphabetic())) {
+        if method.is_empty() || !(method == "*" || method.bytes().all(|b| b.is_ascii_alphabetic()))
+        {
             return Err(bad("the method must be letters (GET, POST, ...) or *"));
         }
         if !path.starts_with('/') {
@@ -169,11 +161,14 @@ pub(crate) struct Routes {
 }
 
 impl Routes {
-    /// The built-in patterns of every class (what a policy without `[routes]` gets).
-    pub(crate) fn defaults() -> Routes {
+    /// A table of `patterns(class)` for every class; the platform's built-in patterns
+    /// are what a policy without `[routes]` gets (see `crate::platform::default_routes`).
+    pub(crate) fn from_patterns(patterns: fn(RouteClass) -> &'static [&'static str]) -> Routes {
         let classes = RouteClass::MATCHED
             .iter()
-            .map(|c| (*c, c.default_patterns().iter().filter_map(|p| RoutePattern::parse(p).ok()).collect()))
+            .map(|c| {
+                (*c, patterns(*c).iter().filter_map(|p| RoutePattern::parse(p).ok()).collect())
+            })
             .collect();
         Routes { classes }
     }

@@ -23,10 +23,7 @@ pub(crate) struct SectionError {
 impl SectionError {
     /// An error at the place a spanned value was written.
     pub(crate) fn at<T>(value: &Spanned<T>, message: impl Into<String>) -> Self {
-        SectionError {
-            message: message.into(),
-            span: Some(value.span()),
-        }
+        SectionError { message: message.into(), span: Some(value.span()) }
     }
 }
 
@@ -75,10 +72,7 @@ pub(crate) fn positive(
 ) -> u64 {
     if let Some(v) = value {
         if *v.get_ref() == 0 {
-            errors.push(SectionError::at(
-                v,
-                format!("{name} must be greater than 0"),
-            ));
+            errors.push(SectionError::at(v, format!("{name} must be greater than 0")));
             return default;
         }
     }

@@ -47,7 +47,12 @@ impl StateStore for Store {
                 if !self.write {
                     return Ok(t);
                 }
-                match v.compare_exchange_weak(prev, next.as_u64().max(1), Ordering::AcqRel, Ordering::Acquire) {
+                match v.compare_exchange_weak(
+                    prev,
+                    next.as_u64().max(1),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
                     Ok(_) => return Ok(t),
                     Err(p) => prev = p,
                 }
@@ -91,8 +96,10 @@ pub(crate) struct Table<C: Clock> {
 impl<C: Clock + Clone> Table<C> {
     pub(crate) fn new(quota: Quota, max_keys: usize, clock: C) -> Self {
         let map = Arc::new(DashMap::new());
-        let charge = Limiter::<C>::new(quota, Store { map: map.clone(), write: true }, clock.clone());
-        let probe = Limiter::<C>::new(quota, Store { map: map.clone(), write: false }, clock.clone());
+        let charge =
+            Limiter::<C>::new(quota, Store { map: map.clone(), write: true }, clock.clone());
+        let probe =
+            Limiter::<C>::new(quota, Store { map: map.clone(), write: false }, clock.clone());
         // Taken after the limiters' own start, so our "now" is never ahead of theirs and
         // the sweep can only keep a key too long, never drop a live one.
         let start = clock.now();
@@ -141,7 +148,12 @@ impl<C: Clock + Clone> Table<C> {
         let now = self.since_start().max(1);
         let last = self.last_sweep.load(Ordering::Relaxed);
         let due = last == 0 || now.saturating_sub(last) >= every.as_nanos() as u64;
-        if due && self.last_sweep.compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+        if due
+            && self
+                .last_sweep
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
             // A stored arrival time at or before now decides exactly like a fresh key
             // (governor's own retain_recent keeps keys one interval longer than needed).
             self.map.retain(|_, v| v.load(Ordering::Relaxed) > now);
@@ -171,7 +183,9 @@ impl<C: Clock + Clone> Table<C> {
                 let missing = snap.quota().burst_size().get().saturating_sub(remaining);
                 Check::Pass { remaining, reset: self.interval * missing }
             }
-            Ok(Err(not_until)) => Check::Refuse { wait: not_until.wait_time_from(self.clock.now()) },
+            Ok(Err(not_until)) => {
+                Check::Refuse { wait: not_until.wait_time_from(self.clock.now()) }
+            }
             // The compiler rejects cost > burst, so this is unreachable; refuse for safety.
             Err(_) => Check::Refuse { wait: self.interval },
         }

@@ -19,7 +19,12 @@ pub fn ip(s: &str) -> IpAddr {
     s.parse().expect("test address")
 }
 
-pub fn req<'a>(method: &'a str, path: &'a str, peer: IpAddr, headers: &'a [(&'a str, &'a str)]) -> Request<'a> {
+pub fn req<'a>(
+    method: &'a str,
+    path: &'a str,
+    peer: IpAddr,
+    headers: &'a [(&'a str, &'a str)],
+) -> Request<'a> {
     Request { method, path, peer, http_version: "HTTP/1.1", headers, tls_fp: None, account: None }
 }
 

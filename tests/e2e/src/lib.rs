@@ -8,10 +8,10 @@
 #![deny(missing_docs)]
 
 use std::io::{Read, Write};
-use std::sync::{Arc, Condvar, Mutex};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// The repository root.
@@ -35,7 +35,10 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 
 /// A free loopback port (bound, then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// Polls until `addr` accepts TCP connections, for at most `limit`.
@@ -81,7 +84,8 @@ struct Followed {
 impl Follower {
     /// Copies `stderr` line by line into `log` and the shared text, in a thread.
     fn follow(self: &Arc<Self>, stderr: std::process::ChildStderr, log: &Path) {
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+        let mut file =
+            std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
         self.state.lock().expect("follower").closed = false;
         let me = self.clone();
         std::thread::spawn(move || {
@@ -103,7 +107,8 @@ impl Follower {
     /// Waits (at most `limit`) until `done` holds for what was followed.
     fn wait(&self, limit: Duration, done: impl Fn(&Followed) -> bool) -> bool {
         let state = self.state.lock().expect("follower");
-        let (state, _) = self.changed.wait_timeout_while(state, limit, |s| !done(s)).expect("follower");
+        let (state, _) =
+            self.changed.wait_timeout_while(state, limit, |s| !done(s)).expect("follower");
         done(&state)
     }
 }
@@ -150,7 +155,8 @@ impl GatewayProcess {
     pub fn restart(&mut self) {
         self.signal("TERM");
         assert!(self.wait_exit(Duration::from_secs(10)).is_some(), "gateway did not stop");
-        self.child = spawn_gateway(&self.dir.path().join("gateway.toml"), &self.log, &self.follower);
+        self.child =
+            spawn_gateway(&self.dir.path().join("gateway.toml"), &self.log, &self.follower);
         self.wait_ready();
     }
 
@@ -175,7 +181,10 @@ impl GatewayProcess {
 
     /// Sends a signal to the gateway.
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status();
         assert!(status.map(|s| s.success()).unwrap_or(false), "kill -{signal} failed");
     }
 
@@ -257,7 +266,9 @@ impl Wrangler {
         std::fs::create_dir_all(&dir).expect("project dir");
         std::fs::write(
             dir.join("wrangler.toml"),
-            format!("name = \"{name}\"\nmain = \"index.js\"\ncompatibility_date = \"2025-01-01\"\n"),
+            format!(
+                "name = \"{name}\"\nmain = \"index.js\"\ncompatibility_date = \"2025-01-01\"\n"
+            ),
         )
         .expect("wrangler.toml");
         std::fs::write(
@@ -271,7 +282,13 @@ impl Wrangler {
     /// Runs `wrangler deploy --temporary` in `project` with an isolated HOME under
     /// `home`, against `api_base` (`http://HOST:PORT/client/v4`), in a clean
     /// environment so no login or proxy setting of the machine leaks in.
-    pub fn deploy_temporary(&self, project: &Path, home: &Path, api_base: &str, extra_env: &[(&str, &str)]) -> WranglerRun {
+    pub fn deploy_temporary(
+        &self,
+        project: &Path,
+        home: &Path,
+        api_base: &str,
+        extra_env: &[(&str, &str)],
+    ) -> WranglerRun {
         std::fs::create_dir_all(home.join(".config")).expect("home");
         let path = format!("{}:/usr/bin:/bin", self.node_bin.display());
         let mut cmd = Command::new(&self.wrangler);

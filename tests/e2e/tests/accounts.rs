@@ -32,14 +32,20 @@ async fn stack(policy: &str) -> Stack {
         events: Some(EventsConfig { url: format!("{admin}/events"), secret: SECRET.into() }),
         ..PlatformConfig::default()
     };
-    let platform = refplatform::spawn(config, clock.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let platform =
+        refplatform::spawn(config, clock.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let body = format!(
         "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nevents_secret = \"{SECRET}\"\nledger_file = \"ledger.jsonl\"\naccounts_file = \"accounts.jsonl\"\n",
         platform.addr()
     );
     let policy = policy.to_string();
-    let gateway = GatewayProcess::start_with(&body, move |dir| std::fs::write(dir.join("policy.toml"), policy).unwrap());
-    assert!(e2e::wait_listening(format!("127.0.0.1:{admin_port}").parse().unwrap(), Duration::from_secs(10)));
+    let gateway = GatewayProcess::start_with(&body, move |dir| {
+        std::fs::write(dir.join("policy.toml"), policy).unwrap()
+    });
+    assert!(e2e::wait_listening(
+        format!("127.0.0.1:{admin_port}").parse().unwrap(),
+        Duration::from_secs(10)
+    ));
     Stack { platform, clock, gateway, admin, client: reqwest::Client::new() }
 }
 
@@ -100,7 +106,14 @@ impl Stack {
         }
     }
 
-    async fn call(&self, method: reqwest::Method, acct: &Created, path: &str, xff: &str, body: Value) -> (u16, Value) {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        acct: &Created,
+        path: &str,
+        xff: &str,
+        body: Value,
+    ) -> (u16, Value) {
         let resp = self
             .client
             .request(method, self.url(&format!("/accounts/{}{path}", acct.id)))
@@ -122,8 +135,14 @@ impl Stack {
     /// (the gateway applies an event before it answers it); at least `n` of them.
     async fn ledger_entries(&self, n: usize) -> Vec<Value> {
         self.platform.platform().events_settled().await;
-        let entries = self.admin_get("/ledger/entries").await.as_array().cloned().unwrap_or_default();
-        assert!(entries.len() >= n, "ledger has {} entries, expected {n}:\n{}", entries.len(), self.gateway.log_text());
+        let entries =
+            self.admin_get("/ledger/entries").await.as_array().cloned().unwrap_or_default();
+        assert!(
+            entries.len() >= n,
+            "ledger has {} entries, expected {n}:\n{}",
+            entries.len(),
+            self.gateway.log_text()
+        );
         entries
     }
 
@@ -161,17 +180,33 @@ async fn unclaimed_cost_lands_on_its_creator_and_a_claim_earns_credit() {
     let claimed = s.create(creator).await;
     // Resources created from another address are still attributed to the creator.
     for i in 0..2 {
-        let (status, _) = s.call(reqwest::Method::POST, &unclaimed, "/queues", elsewhere, json!({"queue_name": format!("q{i}")})).await;
+        let (status, _) = s
+            .call(
+                reqwest::Method::POST,
+                &unclaimed,
+                "/queues",
+                elsewhere,
+                json!({"queue_name": format!("q{i}")}),
+            )
+            .await;
         assert_eq!(status, 200);
     }
-    let claim = s.client.post(&claimed.claim_url).header("accept", "application/json").send().await.unwrap();
+    let claim = s
+        .client
+        .post(&claimed.claim_url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert!(claim.status().is_success(), "claim: {}", claim.status());
 
     let cleaned = s.expire_all();
     assert_eq!(cleaned.len(), 1, "only the unclaimed account is cleaned up");
     let entries = s.ledger_entries(2).await;
-    let charge = entries.iter().find(|e| e["account_id"] == unclaimed.id.as_str()).expect("charge entry");
-    let credit = entries.iter().find(|e| e["account_id"] == claimed.id.as_str()).expect("credit entry");
+    let charge =
+        entries.iter().find(|e| e["account_id"] == unclaimed.id.as_str()).expect("charge entry");
+    let credit =
+        entries.iter().find(|e| e["account_id"] == claimed.id.as_str()).expect("credit entry");
     // 10 per account + 2 queues x 2: the platform's own count of what it removed.
     assert_eq!(charge["units"], 14, "{charge}");
     // The ledger's charge is what the platform says its cleanup removed.
@@ -181,10 +216,14 @@ async fn unclaimed_cost_lands_on_its_creator_and_a_claim_earns_credit() {
     assert_eq!(charge["resources"]["kv_namespaces"], removed.kv_namespaces);
     assert_eq!(charge["resources"]["d1_databases"], removed.d1_databases);
     assert_eq!(credit["units"], -20, "{credit}");
-    let keys: Vec<&str> = charge["source_keys"].as_array().unwrap().iter().filter_map(|k| k.as_str()).collect();
+    let keys: Vec<&str> =
+        charge["source_keys"].as_array().unwrap().iter().filter_map(|k| k.as_str()).collect();
     assert!(keys.contains(&"ip:198.51.100.7"), "{keys:?}");
     assert!(keys.contains(&"ipv4/24:198.51.100.0/24"), "{keys:?}");
-    assert!(!keys.iter().any(|k| k.contains("203.0.113")), "not charged to where the calls came from: {keys:?}");
+    assert!(
+        !keys.iter().any(|k| k.contains("203.0.113")),
+        "not charged to where the calls came from: {keys:?}"
+    );
 
     // "Who left us the most cleanup last hour, and what did we do about it?"
     let top = s.admin_get("/ledger/top?n=5&since_secs=7200").await;
@@ -211,7 +250,10 @@ async fn unclaimed_cost_lands_on_its_creator_and_a_claim_earns_credit() {
     let ledger_text = std::fs::read_to_string(s.gateway.dir.path().join("ledger.jsonl")).unwrap();
     let log = s.gateway.log_text();
     for secret in [&unclaimed.token, &claimed.token, &claimed.claim_url] {
-        assert!(!ledger_text.contains(secret.as_str()) && !log.contains(secret.as_str()), "a secret leaked");
+        assert!(
+            !ledger_text.contains(secret.as_str()) && !log.contains(secret.as_str()),
+            "a secret leaked"
+        );
     }
 }
 
@@ -237,33 +279,63 @@ async fn per_account_quotas_refuse_the_11th_queue_and_the_1001st_asset() {
     let acct = s.create(ip).await;
     let mut first_id = None;
     for i in 0..10 {
-        let (status, body) = s.call(reqwest::Method::POST, &acct, "/queues", ip, json!({"queue_name": format!("q{i}")})).await;
+        let (status, body) = s
+            .call(
+                reqwest::Method::POST,
+                &acct,
+                "/queues",
+                ip,
+                json!({"queue_name": format!("q{i}")}),
+            )
+            .await;
         assert_eq!(status, 200, "queue {i}: {body}");
         first_id.get_or_insert(body["result"]["queue_id"].as_str().unwrap_or_default().to_string());
     }
-    let (status, body) = s.call(reqwest::Method::POST, &acct, "/queues", ip, json!({"queue_name": "q10"})).await;
+    let (status, body) =
+        s.call(reqwest::Method::POST, &acct, "/queues", ip, json!({"queue_name": "q10"})).await;
     assert_eq!(status, 403, "{body}");
     let message = body["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains("queues") && message.contains("10"), "{message}");
-    assert_eq!(s.platform.platform().account(&acct.id).unwrap().counts.queues, 10, "the 11th never reached the platform");
+    assert_eq!(
+        s.platform.platform().account(&acct.id).unwrap().counts.queues,
+        10,
+        "the 11th never reached the platform"
+    );
     // Deleting one gives the quota back.
     let id = first_id.unwrap();
-    let (status, _) = s.call(reqwest::Method::DELETE, &acct, &format!("/queues/{id}"), ip, Value::Null).await;
+    let (status, _) =
+        s.call(reqwest::Method::DELETE, &acct, &format!("/queues/{id}"), ip, Value::Null).await;
     assert_eq!(status, 200);
-    let (status, _) = s.call(reqwest::Method::POST, &acct, "/queues", ip, json!({"queue_name": "again"})).await;
+    let (status, _) =
+        s.call(reqwest::Method::POST, &acct, "/queues", ip, json!({"queue_name": "again"})).await;
     assert_eq!(status, 200);
 
     let manifest = |n: usize| {
-        let files: serde_json::Map<String, Value> =
-            (0..n).map(|i| (format!("/f{i}.txt"), json!({"hash": format!("{i:032x}"), "size": 10}))).collect();
+        let files: serde_json::Map<String, Value> = (0..n)
+            .map(|i| (format!("/f{i}.txt"), json!({"hash": format!("{i:032x}"), "size": 10})))
+            .collect();
         json!({ "manifest": files })
     };
-    let (status, body) =
-        s.call(reqwest::Method::POST, &acct, "/workers/scripts/site/assets-upload-session", ip, manifest(1001)).await;
+    let (status, body) = s
+        .call(
+            reqwest::Method::POST,
+            &acct,
+            "/workers/scripts/site/assets-upload-session",
+            ip,
+            manifest(1001),
+        )
+        .await;
     assert_eq!(status, 403, "{body}");
     assert!(body["errors"][0]["message"].as_str().unwrap().contains("1000"), "{body}");
-    let (status, body) =
-        s.call(reqwest::Method::POST, &acct, "/workers/scripts/site/assets-upload-session", ip, manifest(1000)).await;
+    let (status, body) = s
+        .call(
+            reqwest::Method::POST,
+            &acct,
+            "/workers/scripts/site/assets-upload-session",
+            ip,
+            manifest(1000),
+        )
+        .await;
     assert_eq!(status, 200, "{body}\n{}", s.gateway.log_text());
 }
 
@@ -315,7 +387,8 @@ async fn a_source_in_debt_gets_a_harder_challenge_and_tampering_is_caught() {
     assert_eq!(s.platform.platform().accounts().len(), before + 1, "never reached the platform");
     // The gateway's verification work is bounded: spot_checks (16) x g (256) per verify.
     let stats = s.admin_get("/stats").await;
-    let (verifies, hashes) = (stats["pow"]["verifies"].as_u64().unwrap(), stats["pow"]["hashes"].as_u64().unwrap());
+    let (verifies, hashes) =
+        (stats["pow"]["verifies"].as_u64().unwrap(), stats["pow"]["hashes"].as_u64().unwrap());
     assert!(verifies >= 1, "{stats}");
     assert!(hashes <= verifies * 16 * 256, "{stats}");
 }
@@ -332,7 +405,12 @@ async fn wrangler_completes_a_deploy_through_a_raised_difficulty() {
     let api = format!("{}/client/v4", s.gateway.url());
     let headers = format!("{{\"X-Forwarded-For\": \"{debtor}\"}}");
     let run = tokio::task::spawn_blocking(move || {
-        wrangler.deploy_temporary(&project, &home, &api, &[("CLOUDFLARE_API_HEADERS", headers.as_str())])
+        wrangler.deploy_temporary(
+            &project,
+            &home,
+            &api,
+            &[("CLOUDFLARE_API_HEADERS", headers.as_str())],
+        )
     })
     .await
     .unwrap();
@@ -359,33 +437,50 @@ async fn reconciliation_settles_accounts_whose_events_were_lost() {
         events: Some(EventsConfig { url: dead, secret: SECRET.into() }),
         ..PlatformConfig::default()
     };
-    let platform = refplatform::spawn(config, clock.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let platform =
+        refplatform::spawn(config, clock.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let body = format!(
         "[upstream]\nurl = \"http://{p}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nevents_secret = \"{SECRET}\"\nreconcile_url = \"http://{p}/internal/accounts\"\nreconcile_interval_secs = 3600\n",
         p = platform.addr()
     );
-    let gateway = GatewayProcess::start_with(&body, |dir| std::fs::write(dir.join("policy.toml"), LEDGER_POLICY).unwrap());
-    assert!(e2e::wait_listening(format!("127.0.0.1:{admin_port}").parse().unwrap(), Duration::from_secs(10)));
+    let gateway = GatewayProcess::start_with(&body, |dir| {
+        std::fs::write(dir.join("policy.toml"), LEDGER_POLICY).unwrap()
+    });
+    assert!(e2e::wait_listening(
+        format!("127.0.0.1:{admin_port}").parse().unwrap(),
+        Duration::from_secs(10)
+    ));
     let s = Stack { platform, clock, gateway, admin, client: reqwest::Client::new() };
 
     let unclaimed = s.create("198.51.100.60").await;
     let claimed = s.create("198.51.100.60").await;
-    let (status, _) = s.call(reqwest::Method::POST, &unclaimed, "/queues", "198.51.100.60", json!({"queue_name": "lost"})).await;
+    let (status, _) = s
+        .call(
+            reqwest::Method::POST,
+            &unclaimed,
+            "/queues",
+            "198.51.100.60",
+            json!({"queue_name": "lost"}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert!(s.client.post(&claimed.claim_url).send().await.unwrap().status().is_success());
     let cleaned = s.expire_all();
     assert_eq!(cleaned.len(), 1);
 
-    let pass: Value = s.client.post(format!("{}/reconcile", s.admin)).send().await.unwrap().json().await.unwrap();
+    let pass: Value =
+        s.client.post(format!("{}/reconcile", s.admin)).send().await.unwrap().json().await.unwrap();
     assert_eq!(pass["overdue"], 2, "{pass}");
     assert_eq!(pass["settled"], 2, "{pass}");
     let entries = s.ledger_entries(2).await;
-    let charge = entries.iter().find(|e| e["account_id"] == unclaimed.id.as_str()).expect("charged");
+    let charge =
+        entries.iter().find(|e| e["account_id"] == unclaimed.id.as_str()).expect("charged");
     assert_eq!(charge["units"], 12, "10 per account + one queue: {charge}");
     let credit = entries.iter().find(|e| e["account_id"] == claimed.id.as_str()).expect("credited");
     assert_eq!(credit["units"], -20);
     // A second pass finds nothing left to settle.
-    let again: Value = s.client.post(format!("{}/reconcile", s.admin)).send().await.unwrap().json().await.unwrap();
+    let again: Value =
+        s.client.post(format!("{}/reconcile", s.admin)).send().await.unwrap().json().await.unwrap();
     assert_eq!(again["overdue"], 0, "{again}");
 }
 
@@ -403,7 +498,11 @@ async fn a_swarm_spread_thin_is_held_by_the_global_budget() {
     assert_eq!(s.expire_all().len(), 2);
     s.ledger_entries(2).await;
     let refused = s.challenge("192.0.2.70").await;
-    assert_eq!(refused.status(), 429, "a fresh network is refused while the platform is over its budget");
+    assert_eq!(
+        refused.status(),
+        429,
+        "a fresh network is refused while the platform is over its budget"
+    );
     let v: Value = refused.json().await.unwrap();
     assert!(v["errors"][0]["message"].as_str().unwrap().contains("all sources together"), "{v}");
 }
@@ -416,11 +515,21 @@ async fn a_restart_keeps_who_created_which_account() {
     let acct = s.create("198.51.100.80").await;
     s.gateway.restart();
     // The token is still recognised: its resource calls count against the account.
-    let (status, _) = s.call(reqwest::Method::POST, &acct, "/queues", "203.0.113.80", json!({"queue_name": "after"})).await;
+    let (status, _) = s
+        .call(
+            reqwest::Method::POST,
+            &acct,
+            "/queues",
+            "203.0.113.80",
+            json!({"queue_name": "after"}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(s.expire_all().len(), 1);
     let entries = s.ledger_entries(1).await;
     let keys = entries[0]["source_keys"].to_string();
     assert!(keys.contains("ip:198.51.100.80"), "charged to the creator after a restart: {keys}");
-    assert!(!std::fs::read_to_string(s.gateway.dir.path().join("accounts.jsonl")).unwrap().contains(&acct.token));
+    assert!(!std::fs::read_to_string(s.gateway.dir.path().join("accounts.jsonl"))
+        .unwrap()
+        .contains(&acct.token));
 }

@@ -93,7 +93,10 @@ fn try_exchange(
     reader.read_line(&mut line).map_err(|e| format!("status line: {e}"))?;
     let mut parts = line.trim_end().splitn(3, ' ');
     let _version = parts.next();
-    let status: u16 = parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| format!("bad status line {line:?}"))?;
+    let status: u16 = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line {line:?}"))?;
     let reason = parts.next().unwrap_or_default().to_string();
     let mut headers = Vec::new();
     loop {
@@ -147,14 +150,19 @@ async fn burst_is_refused_with_headers_and_the_connection_is_kept() {
     for _ in 0..2 {
         let refused = exchange(&mut conn, "POST", CHALLENGE, &[]);
         assert_eq!(refused.status, 429);
-        let retry: u64 = refused.header("retry-after").and_then(|v| v.parse().ok()).expect("Retry-After");
+        let retry: u64 =
+            refused.header("retry-after").and_then(|v| v.parse().ok()).expect("Retry-After");
         assert!(retry > 0 && retry <= 3600, "retry {retry}");
         assert_ne!(refused.header("connection"), Some("close"));
         let envelope: serde_json::Value = serde_json::from_str(&refused.body).expect("v4 envelope");
         assert_eq!(envelope["success"], false);
         let message = envelope["errors"][0]["message"].as_str().unwrap();
         assert!(message.contains("challenge-per-ip") && message.contains("Retry in"), "{message}");
-        assert!(refused.reason.contains("challenge-per-ip"), "reason phrase names the limit: {}", refused.reason);
+        assert!(
+            refused.reason.contains("challenge-per-ip"),
+            "reason phrase names the limit: {}",
+            refused.reason
+        );
         assert!(refused.header("ratelimit").is_some_and(|v| v.contains(";r=0;")));
     }
     // Only the three admitted requests reached the platform.
@@ -170,7 +178,12 @@ async fn forwarding_headers_from_an_untrusted_peer_change_nothing() {
     let mut statuses = Vec::new();
     for i in 0..5 {
         let xff = format!("198.51.100.{i}");
-        let r = exchange(&mut conn, "POST", CHALLENGE, &[("x-forwarded-for", &xff), ("cf-connecting-ip", &xff)]);
+        let r = exchange(
+            &mut conn,
+            "POST",
+            CHALLENGE,
+            &[("x-forwarded-for", &xff), ("cf-connecting-ip", &xff)],
+        );
         statuses.push(r.status);
     }
     assert_eq!(statuses, vec![200, 200, 200, 429, 429], "still counted as 127.0.0.1");
@@ -240,13 +253,15 @@ async fn reload_with_a_broken_file_keeps_enforcing_the_old_policy() {
     assert!(log.contains("policy reload rejected"), "{log}");
     assert!(log.contains("policy.toml:9:"), "error is located:\n{log}");
     assert!(log.contains("did you mean \"burst\""), "with a suggestion:\n{log}");
-    let statuses: Vec<u16> = (0..3).map(|_| exchange(&mut conn, "POST", CHALLENGE, &[]).status).collect();
+    let statuses: Vec<u16> =
+        (0..3).map(|_| exchange(&mut conn, "POST", CHALLENGE, &[]).status).collect();
     assert_eq!(statuses, vec![200, 200, 429], "old policy and its counters still in force");
 
     // A valid edit is picked up by the file watcher; the changed limit starts afresh.
     std::fs::write(&policy_path, BURST_3.replace("burst = 3", "burst = 5")).unwrap();
     gateway.wait_for_log("policy reloaded");
-    let statuses: Vec<u16> = (0..6).map(|_| exchange(&mut conn, "POST", CHALLENGE, &[]).status).collect();
+    let statuses: Vec<u16> =
+        (0..6).map(|_| exchange(&mut conn, "POST", CHALLENGE, &[]).status).collect();
     assert_eq!(statuses, vec![200, 200, 200, 200, 200, 429]);
 }
 
@@ -270,8 +285,12 @@ advice = "or claim the account you already have"
     let tmp = tempfile::tempdir().unwrap();
     let api = format!("{}/client/v4", gateway.url());
     let deploy = |home: &str| {
-        let (w, project, home, api) =
-            (wrangler.clone(), Wrangler::project(tmp.path(), "limited"), tmp.path().join(home), api.clone());
+        let (w, project, home, api) = (
+            wrangler.clone(),
+            Wrangler::project(tmp.path(), "limited"),
+            tmp.path().join(home),
+            api.clone(),
+        );
         tokio::task::spawn_blocking(move || w.deploy_temporary(&project, &home, &api, &[]))
     };
     let first = deploy("home-a").await.unwrap();
@@ -281,8 +300,15 @@ advice = "or claim the account you already have"
     let text = second.text();
     assert!(!second.ok(), "second provisioning must be refused:\n{text}");
     assert!(text.contains("429"), "{text}");
-    assert!(text.contains("at most 1 temporary account per hour"), "wrangler shows the limit:\n{text}");
+    assert!(
+        text.contains("at most 1 temporary account per hour"),
+        "wrangler shows the limit:\n{text}"
+    );
     assert!(text.contains("Retry in"), "and when to retry:\n{text}");
     eprintln!("wrangler said:\n{text}");
-    assert_eq!(platform.platform().accounts().len(), 1, "the refused creation never reached the platform");
+    assert_eq!(
+        platform.platform().accounts().len(),
+        1,
+        "the refused creation never reached the platform"
+    );
 }

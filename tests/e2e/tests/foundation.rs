@@ -14,14 +14,17 @@ fn platform_config() -> PlatformConfig {
 
 async fn start_platform() -> (refplatform::RunningPlatform, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::starting_now());
-    let running = refplatform::spawn(platform_config(), clock.clone(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("platform starts");
+    let running =
+        refplatform::spawn(platform_config(), clock.clone(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("platform starts");
     (running, clock)
 }
 
 fn upstream_section(addr: std::net::SocketAddr) -> String {
-    format!("[upstream]\nurl = \"http://{addr}\"\nconnect_timeout_ms = 1000\nread_timeout_ms = 5000\n")
+    format!(
+        "[upstream]\nurl = \"http://{addr}\"\nconnect_timeout_ms = 1000\nread_timeout_ms = 5000\n"
+    )
 }
 
 fn assert_deployed(run: &e2e::WranglerRun, what: &str) {
@@ -47,7 +50,11 @@ async fn wrangler_deploys_directly_to_the_platform() {
     assert!(run.text().contains("/claim/"), "claim URL printed:\n{}", run.text());
     let accounts = platform.platform().accounts();
     assert_eq!(accounts.len(), 1, "one temporary account");
-    assert!(accounts[0].scripts.iter().any(|s| s == "direct-hello"), "script recorded: {:?}", accounts[0]);
+    assert!(
+        accounts[0].scripts.iter().any(|s| s == "direct-hello"),
+        "script recorded: {:?}",
+        accounts[0]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,14 +86,20 @@ async fn wrangler_deploys_through_the_gateway_and_reuses_its_account() {
     assert_eq!(accounts.len(), 1, "the second deploy reused the cached account: {accounts:?}");
     assert!(accounts[0].scripts.iter().any(|s| s == "gw-hello"));
     let log = p.request_log();
-    let creates = log.iter().filter(|r| r.method == "POST" && r.path == "/client/v4/provisioning/previews").count();
+    let creates = log
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/client/v4/provisioning/previews")
+        .count();
     assert_eq!(creates, 1, "exactly one account creation went through");
     assert!(
-        log.iter().any(|r| r.method == "PUT" && r.path.ends_with("/workers/scripts/gw-hello") && r.status == 200),
+        log.iter().any(|r| r.method == "PUT"
+            && r.path.ends_with("/workers/scripts/gw-hello")
+            && r.status == 200),
         "the first upload reached the platform"
     );
     assert!(
-        log.iter().any(|r| r.method == "POST" && r.path.ends_with("/workers/scripts/gw-hello/versions")),
+        log.iter()
+            .any(|r| r.method == "POST" && r.path.ends_with("/workers/scripts/gw-hello/versions")),
         "the redeploy used the versions API: {log:?}"
     );
 }
@@ -113,7 +126,8 @@ async fn upstream_down_gives_502_envelope_and_the_gateway_keeps_serving() {
     // A claim URL is a secret: a failed claim through the gateway logs no trace of it
     // (Pingora's own error line included).
     let secret = "claim-secret-6J9pEhLxyqXBhiQikSSN";
-    let resp = client.get(format!("{}/claim/{secret}?confirm=1", gateway.url())).send().await.unwrap();
+    let resp =
+        client.get(format!("{}/claim/{secret}?confirm=1", gateway.url())).send().await.unwrap();
     assert_eq!(resp.status(), 502);
     let log = gateway.wait_for_log("/claim/{redacted}");
     assert!(!log.contains(secret), "claim secret leaked into the log:\n{log}");
@@ -133,7 +147,9 @@ async fn upstream_that_never_answers_gives_504() {
     let gateway = GatewayProcess::start(&format!(
         "[upstream]\nurl = \"http://{addr}\"\nconnect_timeout_ms = 1000\nread_timeout_ms = 300\n"
     ));
-    let resp = reqwest::get(format!("{}/client/v4/accounts/x/workers/subdomain", gateway.url())).await.unwrap();
+    let resp = reqwest::get(format!("{}/client/v4/accounts/x/workers/subdomain", gateway.url()))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 504);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert!(body["errors"][0]["message"].as_str().unwrap_or_default().contains("did not answer"));
@@ -155,7 +171,10 @@ async fn sigterm_finishes_the_request_in_flight_then_exits() {
         let _ = got_request_tx.send(());
         let _ = release_rx.await;
         let body = b"{\"success\":true,\"errors\":[],\"messages\":[],\"result\":{}}";
-        let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", body.len());
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
         let _ = sock.write_all(head.as_bytes()).await;
         let _ = sock.write_all(body).await;
     });
@@ -165,7 +184,10 @@ async fn sigterm_finishes_the_request_in_flight_then_exits() {
     got_request_rx.await.expect("the request reached the upstream");
     gateway.signal("TERM");
     // The gateway must still be waiting for the in-flight request.
-    assert!(gateway.wait_exit(Duration::from_millis(300)).is_none(), "exited with a request in flight");
+    assert!(
+        gateway.wait_exit(Duration::from_millis(300)).is_none(),
+        "exited with a request in flight"
+    );
     release_tx.send(()).unwrap();
     let resp = request.await.unwrap().expect("in-flight request completed");
     assert_eq!(resp.status(), 200);
@@ -185,7 +207,9 @@ async fn idle_gateway_exits_promptly_on_sigint() {
 /// An upstream that answers the first request of every connection, then closes the
 /// connection when the second request arrives (what a server does when it times out
 /// an idle keep-alive connection just as the proxy reuses it).
-async fn closes_reused_connections() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>, Arc<std::sync::atomic::AtomicUsize>) {
+async fn closes_reused_connections(
+) -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>, Arc<std::sync::atomic::AtomicUsize>)
+{
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -36,15 +36,24 @@ async fn platform() -> refplatform::RunningPlatform {
     refplatform::spawn(config, clock, "127.0.0.1:0".parse().expect("addr")).await.expect("platform")
 }
 
-fn gateway(platform: &refplatform::RunningPlatform, policy: &'static str, admin: bool) -> GatewayProcess {
-    let mut body = format!("[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n", platform.addr());
+fn gateway(
+    platform: &refplatform::RunningPlatform,
+    policy: &'static str,
+    admin: bool,
+) -> GatewayProcess {
+    let mut body = format!(
+        "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n",
+        platform.addr()
+    );
     if admin {
         let port = e2e::free_port();
         body.push_str(&format!(
             "\n[admin]\nlisten = \"127.0.0.1:{port}\"\nevents_secret = \"identity-test-secret-0123\"\naccounts_file = \"accounts.jsonl\"\n"
         ));
     }
-    GatewayProcess::start_with(&body, move |dir| std::fs::write(dir.join("policy.toml"), policy).expect("policy"))
+    GatewayProcess::start_with(&body, move |dir| {
+        std::fs::write(dir.join("policy.toml"), policy).expect("policy")
+    })
 }
 
 /// Asks for a challenge and creates an account, as a client behind the proxy whose
@@ -126,9 +135,24 @@ async fn explain_prints_the_keys_the_running_gateway_counts_by() {
     assert!(answer.starts_with("HTTP/1.1"), "{answer}");
 
     let logged = gw.wait_for_log(&format!("path={path}"));
-    let line = logged.lines().rev().find(|l| l.contains(path) && l.contains(" request")).expect("the access log line").to_string();
+    let line = logged
+        .lines()
+        .rev()
+        .find(|l| l.contains(path) && l.contains(" request"))
+        .expect("the access log line")
+        .to_string();
     let mut explain = std::process::Command::new(e2e::workspace_bin("gateway"));
-    explain.args(["explain", "--method", "GET", "--path", path, "--ip", "127.0.0.1", "--token", token]);
+    explain.args([
+        "explain",
+        "--method",
+        "GET",
+        "--path",
+        path,
+        "--ip",
+        "127.0.0.1",
+        "--token",
+        token,
+    ]);
     explain.arg("--policy").arg(gw.dir.path().join("policy.toml"));
     explain.arg("--accounts-file").arg(gw.dir.path().join("accounts.jsonl"));
     explain.args(["-H", &format!("Host: {}", gw.addr)]);
@@ -140,7 +164,11 @@ async fn explain_prints_the_keys_the_running_gateway_counts_by() {
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     let printed = |label: &str| {
-        text.lines().find_map(|l| l.strip_prefix(label)).map(str::trim).unwrap_or_else(|| panic!("no {label} in:\n{text}")).to_string()
+        text.lines()
+            .find_map(|l| l.strip_prefix(label))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {label} in:\n{text}"))
+            .to_string()
     };
     assert_eq!(Some(printed("client ip:").as_str()), field(&line, "client"), "{line}\n{text}");
     assert_eq!(Some(printed("tls_fp:").as_str()), field(&line, "tls_fp"), "{line}\n{text}");

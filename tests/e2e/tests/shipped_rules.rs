@@ -1,10 +1,11 @@
 //! Every shipped policy in `rules/` compiles, each behaves as its comments promise, and
 //! `gateway check` accepts them all, as the README runs it.
 
-use policy::clock::FakeRelativeClock;
 use policy::accounts::{AccountBook, AccountLimitKind, SourceKeys, SourceKind, TokenHasher};
+use policy::clock::FakeRelativeClock;
 use policy::ledger::{BudgetAction, Ledger};
-use policy::quota::{classify, AccountUsage, AssetManifest, ResourceCounts, ResourceKind, ResourceOp};
+use policy::platform::classify_default as classify;
+use policy::quota::{AccountUsage, AssetManifest, ResourceCounts, ResourceKind, ResourceOp};
 use policy::{compile_file, Engine, Policy, Request};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -20,7 +21,8 @@ fn rules_dir() -> PathBuf {
 
 /// Every file under `dir`, sorted, folders walked.
 fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).expect("rules dir").flatten().map(|e| e.path()).collect();
+    let mut entries: Vec<PathBuf> =
+        std::fs::read_dir(dir).expect("rules dir").flatten().map(|e| e.path()).collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
@@ -34,7 +36,9 @@ fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn all_toml(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut files = Vec::new();
     all_files(dir, &mut files);
-    out.extend(files.into_iter().filter(|p| p.extension().and_then(|e| e.to_str()) == Some("toml")));
+    out.extend(
+        files.into_iter().filter(|p| p.extension().and_then(|e| e.to_str()) == Some("toml")),
+    );
 }
 
 fn engine(path: &Path) -> (Engine<FakeRelativeClock>, FakeRelativeClock) {
@@ -47,7 +51,12 @@ fn ip(s: &str) -> IpAddr {
     s.parse().expect("address")
 }
 
-fn req<'a>(method: &'a str, path: &'a str, peer: IpAddr, headers: &'a [(&'a str, &'a str)]) -> Request<'a> {
+fn req<'a>(
+    method: &'a str,
+    path: &'a str,
+    peer: IpAddr,
+    headers: &'a [(&'a str, &'a str)],
+) -> Request<'a> {
     Request { method, path, peer, http_version: "HTTP/1.1", headers, tls_fp: None, account: None }
 }
 
@@ -70,7 +79,10 @@ fn every_shipped_policy_compiles_and_is_checked() {
         let (e, clock) = engine(f);
         check_sections_sound(&name, &e.policy());
         // Every policy admits a first ordinary request.
-        assert!(e.decide(&req("POST", CHALLENGE, ip("203.0.113.50"), &UNDICI)).is_allowed(), "{name}");
+        assert!(
+            e.decide(&req("POST", CHALLENGE, ip("203.0.113.50"), &UNDICI)).is_allowed(),
+            "{name}"
+        );
         match name.as_str() {
             "default.toml" => {
                 check_default(&e, &clock);
@@ -102,7 +114,11 @@ fn rules_folder_holds_only_policies_and_lists() {
     all_files(&dir, &mut files);
     for f in &files {
         let ext = f.extension().and_then(|e| e.to_str());
-        assert!(matches!(ext, Some("toml" | "txt")), "{} is neither a policy nor a list file", f.display());
+        assert!(
+            matches!(ext, Some("toml" | "txt")),
+            "{} is neither a policy nor a list file",
+            f.display()
+        );
         if ext == Some("toml") {
             assert!(policy::compile_file(f).is_ok(), "{} is not a policy", f.display());
         }
@@ -147,7 +163,11 @@ fn check_default(e: &Engine<FakeRelativeClock>, clock: &FakeRelativeClock) {
     clock.advance(Duration::from_secs(600));
     assert!(e.decide(&r).is_allowed());
     // Rotating inside one /64 hits the network limit (burst 5) even with fresh IPs.
-    let ok = (1..=10).filter(|i| e.decide(&req("POST", CREATE, ip(&format!("2001:db8:7::{i}")), &UNDICI)).is_allowed()).count();
+    let ok = (1..=10)
+        .filter(|i| {
+            e.decide(&req("POST", CREATE, ip(&format!("2001:db8:7::{i}")), &UNDICI)).is_allowed()
+        })
+        .count();
     assert_eq!(ok, 5);
     // Deploy writes are per account.
     let mut w = req("PUT", "/client/v4/accounts/abc/workers/scripts/app", ip("192.0.2.1"), &[]);
@@ -159,7 +179,9 @@ fn check_strict(e: &Engine<FakeRelativeClock>) {
     assert_eq!(passes(e, &req("POST", CREATE, ip("198.51.100.7"), &UNDICI), 5), 2);
     // IPv6 counted per /56: rotating /64s inside one /56 share the network budget of 3.
     let ok = (1..=6)
-        .filter(|i| e.decide(&req("POST", CREATE, ip(&format!("2001:db8:0:{i}::1")), &UNDICI)).is_allowed())
+        .filter(|i| {
+            e.decide(&req("POST", CREATE, ip(&format!("2001:db8:0:{i}::1")), &UNDICI)).is_allowed()
+        })
         .count();
     assert_eq!(ok, 3);
 }
@@ -188,7 +210,10 @@ fn check_fingerprint(e: &Engine<FakeRelativeClock>) {
     for i in 1..=2 {
         assert!(e.decide(&req("POST", CREATE, ip(&format!("192.0.2.{i}")), &curl)).is_allowed());
     }
-    assert!(!e.decide(&req("POST", CREATE, ip("203.0.113.3"), &curl)).is_allowed(), "address rotation does not help");
+    assert!(
+        !e.decide(&req("POST", CREATE, ip("203.0.113.3"), &curl)).is_allowed(),
+        "address rotation does not help"
+    );
     assert!(e.decide(&req("POST", CREATE, ip("203.0.113.3"), &UNDICI)).is_allowed());
 }
 
@@ -199,19 +224,25 @@ fn check_combined(e: &Engine<FakeRelativeClock>) {
     assert!(!e.decide(&a("2001:db8:1:3::1")).is_allowed(), "same /48, same client kind");
     assert!(e.decide(&a("2001:db8:2::1")).is_allowed(), "other /48");
     let curl = [("user-agent", "curl/8")];
-    assert!(e.decide(&req("POST", CREATE, ip("2001:db8:1:4::1"), &curl)).is_allowed(), "other client kind");
+    assert!(
+        e.decide(&req("POST", CREATE, ip("2001:db8:1:4::1"), &curl)).is_allowed(),
+        "other client kind"
+    );
 }
 
 fn check_cloudflare(e: &Engine<FakeRelativeClock>) {
-    let h = [("cf-connecting-ip", "198.51.100.20"), ("cf-ja4", "t13d1516h2_8daaf6152771_e5627efa2ab1")];
+    let h =
+        [("cf-connecting-ip", "198.51.100.20"), ("cf-ja4", "t13d1516h2_8daaf6152771_e5627efa2ab1")];
     let d = e.decide(&req("POST", CREATE, ip("173.245.48.1"), &h));
     assert_eq!(d.client_ip, ip("198.51.100.20"));
     // Untrusted peer: header ignored.
     assert_eq!(e.decide(&req("POST", CREATE, ip("192.0.2.1"), &h)).client_ip, ip("192.0.2.1"));
     // Same TLS client from the same /24 via another edge address: burst 2 for prefix+tls_fp.
-    let h2 = [("cf-connecting-ip", "198.51.100.21"), ("cf-ja4", "t13d1516h2_8daaf6152771_e5627efa2ab1")];
+    let h2 =
+        [("cf-connecting-ip", "198.51.100.21"), ("cf-ja4", "t13d1516h2_8daaf6152771_e5627efa2ab1")];
     assert!(e.decide(&req("POST", CREATE, ip("173.245.48.2"), &h2)).is_allowed());
-    let h3 = [("cf-connecting-ip", "198.51.100.22"), ("cf-ja4", "t13d1516h2_8daaf6152771_e5627efa2ab1")];
+    let h3 =
+        [("cf-connecting-ip", "198.51.100.22"), ("cf-ja4", "t13d1516h2_8daaf6152771_e5627efa2ab1")];
     assert!(!e.decide(&req("POST", CREATE, ip("173.245.48.2"), &h3)).is_allowed());
 }
 
@@ -230,9 +261,15 @@ fn check_cost(e: &Engine<FakeRelativeClock>, clock: &FakeRelativeClock) {
 /// Invariants every shipped policy keeps, whatever its numbers.
 fn check_sections_sound(name: &str, p: &Policy) {
     let q = p.quotas();
-    assert!(q.max_d1_databases <= 1 && q.max_queues <= 10 && q.max_hyperdrive_configs <= 2, "{name}");
+    assert!(
+        q.max_d1_databases <= 1 && q.max_queues <= 10 && q.max_hyperdrive_configs <= 2,
+        "{name}"
+    );
     assert!(q.max_asset_files <= 1000 && q.max_asset_file_bytes <= 5 * 1024 * 1024, "{name}");
-    assert!(q.max_body_bytes >= 50 * 1024 * 1024, "{name}: wrangler uploads assets in 50 MiB buckets");
+    assert!(
+        q.max_body_bytes >= 50 * 1024 * 1024,
+        "{name}: wrangler uploads assets in 50 MiB buckets"
+    );
     assert!(p.pow().max_work <= 64_000_000, "{name}: wrangler refuses k*g above 64,000,000");
     // A challenge stays remembered at least as long as the slowest allowed solve.
     assert!(p.pow().challenge_ttl_secs >= 120, "{name}");
@@ -290,7 +327,10 @@ fn check_default_sections(p: &Policy) {
     assert_eq!(p.quotas().max_queues, 10);
     assert_eq!(p.quotas().max_worker_scripts, 5);
     // An unclaimed one-script deploy is 15 units: harder_pow after 4, refused after 10.
-    assert_eq!(p.costs().cleanup_cost(&ResourceCounts { worker_scripts: 1, ..Default::default() }), 15);
+    assert_eq!(
+        p.costs().cleanup_cost(&ResourceCounts { worker_scripts: 1, ..Default::default() }),
+        15
+    );
     assert_eq!(abandoned_until(p, "198.51.100.7"), (4, 10));
     // A /48 gets 5x before being refused.
     assert_eq!(abandoned_until(p, "2001:db8:5::1").1, 10, "the /64 budget bites first");
@@ -306,7 +346,10 @@ fn check_default_sections(p: &Policy) {
     }
     let newcomer = SourceKeys::new(ip("192.0.2.99"), None, None);
     let breach = ledger.over_budget(&newcomer, 1000, p.budgets()).expect("over the global budget");
-    assert_eq!((breach.key.to_string(), breach.action), ("global".to_string(), BudgetAction::HarderPow));
+    assert_eq!(
+        (breach.key.to_string(), breach.action),
+        ("global".to_string(), BudgetAction::HarderPow)
+    );
     assert_eq!(breach.debt, 15_000);
 }
 
@@ -320,10 +363,16 @@ fn check_strict_sections(p: &Policy) {
     let ledger = Ledger::new();
     let src = abandon(&ledger, p, "198.51.100.9", 5, 1000);
     assert!(ledger.over_budget(&src, 1000, p.budgets()).is_some());
-    ledger.credit_claimed("claimed", &src, ResourceCounts::default(), 1000, p.costs()).expect("credited");
-    assert_eq!(ledger.over_budget(&src, 1000, p.budgets()).map(|b| b.action), Some(BudgetAction::HarderPow));
+    ledger
+        .credit_claimed("claimed", &src, ResourceCounts::default(), 1000, p.costs())
+        .expect("credited");
+    assert_eq!(
+        ledger.over_budget(&src, 1000, p.budgets()).map(|b| b.action),
+        Some(BudgetAction::HarderPow)
+    );
     // Platform-wide: harder at 5,000 units an hour, refused for everyone at 15,000.
-    let global: Vec<(u64, BudgetAction)> = p.budgets().global.iter().map(|g| (g.units, g.action)).collect();
+    let global: Vec<(u64, BudgetAction)> =
+        p.budgets().global.iter().map(|g| (g.units, g.action)).collect();
     assert_eq!(global, vec![(5_000, BudgetAction::HarderPow), (15_000, BudgetAction::Refuse)]);
 }
 

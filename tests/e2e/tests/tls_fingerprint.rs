@@ -40,23 +40,33 @@ struct TlsGateway {
 async fn start(policy: &str) -> (refplatform::RunningPlatform, TlsGateway) {
     let clock = Arc::new(ManualClock::starting_now());
     let config = PlatformConfig { pow_k: 4, pow_g: 256, ..PlatformConfig::default() };
-    let platform = refplatform::spawn(config, clock, "127.0.0.1:0".parse().expect("addr")).await.expect("platform");
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("self-signed cert");
+    let platform = refplatform::spawn(config, clock, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("platform");
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+        .expect("self-signed cert");
     let tls_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let body = format!(
         "[[server.tls]]\nlisten = \"{tls_addr}\"\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\n\
          [upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n",
         platform.addr()
     );
-    let (cert_pem, key_pem, policy) = (certified.cert.pem(), certified.key_pair.serialize_pem(), policy.to_string());
+    let (cert_pem, key_pem, policy) =
+        (certified.cert.pem(), certified.key_pair.serialize_pem(), policy.to_string());
     let process = GatewayProcess::start_with(&body, move |dir: &Path| {
         std::fs::write(dir.join("cert.pem"), cert_pem).expect("cert");
         std::fs::write(dir.join("key.pem"), key_pem).expect("key");
         std::fs::write(dir.join("policy.toml"), policy).expect("policy");
     });
-    assert!(wait_listening(tls_addr, Duration::from_secs(30)), "TLS listener up:\n{}", process.log_text());
+    assert!(
+        wait_listening(tls_addr, Duration::from_secs(30)),
+        "TLS listener up:\n{}",
+        process.log_text()
+    );
     let mut roots = RootCertStore::empty();
-    roots.add(CertificateDer::from(certified.cert.der().to_vec())).expect("trust the test certificate");
+    roots
+        .add(CertificateDer::from(certified.cert.der().to_vec()))
+        .expect("trust the test certificate");
     (platform, TlsGateway { process, tls_addr, roots })
 }
 
@@ -77,7 +87,10 @@ fn client(roots: &RootCertStore, drop_suite: Option<CipherSuite>, alpn: &[&[u8]]
     TlsConnector::from(Arc::new(config))
 }
 
-async fn connect(gateway: &TlsGateway, connector: &TlsConnector) -> BufReader<tokio_rustls::client::TlsStream<TcpStream>> {
+async fn connect(
+    gateway: &TlsGateway,
+    connector: &TlsConnector,
+) -> BufReader<tokio_rustls::client::TlsStream<TcpStream>> {
     let tcp = TcpStream::connect(gateway.tls_addr).await.expect("tcp connect");
     let name = ServerName::try_from("localhost").expect("server name");
     let tls = tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
@@ -88,14 +101,21 @@ async fn connect(gateway: &TlsGateway, connector: &TlsConnector) -> BufReader<to
 }
 
 /// One HTTP/1.1 POST on an open connection: status and body.
-async fn post<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut BufReader<S>, path: &str) -> (u16, String) {
+async fn post<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut BufReader<S>,
+    path: &str,
+) -> (u16, String) {
     let req = format!("POST {path} HTTP/1.1\r\nhost: localhost\r\nuser-agent: undici\r\ncontent-length: 2\r\n\r\n{{}}");
     let exchange = async {
         conn.get_mut().write_all(req.as_bytes()).await.expect("write");
         conn.get_mut().flush().await.expect("flush");
         let mut line = String::new();
         conn.read_line(&mut line).await.expect("status line");
-        let status: u16 = line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("status line {line:?}"));
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("status line {line:?}"));
         let mut len = 0usize;
         loop {
             let mut h = String::new();
@@ -169,9 +189,14 @@ async fn each_tls_client_configuration_has_its_own_budget() {
     assert!(body.contains("challenge-per-ja4"), "{body}");
 
     // Other cipher suites, or another ALPN, from the same address: fresh budgets.
-    let fewer_ciphers = client(&gateway.roots, Some(CipherSuite::TLS13_AES_256_GCM_SHA384), &[b"http/1.1"]);
+    let fewer_ciphers =
+        client(&gateway.roots, Some(CipherSuite::TLS13_AES_256_GCM_SHA384), &[b"http/1.1"]);
     let mut other = connect(&gateway, &fewer_ciphers).await;
-    let statuses = [post(&mut other, CHALLENGE).await.0, post(&mut other, CHALLENGE).await.0, post(&mut other, CHALLENGE).await.0];
+    let statuses = [
+        post(&mut other, CHALLENGE).await.0,
+        post(&mut other, CHALLENGE).await.0,
+        post(&mut other, CHALLENGE).await.0,
+    ];
     assert_eq!(statuses, [200, 200, 429]);
     let no_alpn = client(&gateway.roots, None, &[]);
     let mut third = connect(&gateway, &no_alpn).await;
@@ -214,5 +239,9 @@ async fn broken_clients_on_the_tls_port_do_not_disturb_others() {
     assert!(process.child.try_wait().expect("status").is_none(), "the gateway is still running");
     drop((stalled, junk));
     process.signal("TERM");
-    assert!(process.wait_exit(Duration::from_secs(10)).is_some(), "clean exit:\n{}", process.log_text());
+    assert!(
+        process.wait_exit(Duration::from_secs(10)).is_some(),
+        "clean exit:\n{}",
+        process.log_text()
+    );
 }

@@ -74,11 +74,7 @@ impl<P: AccountPath> FromRequestParts<Arc<Platform>> for AccountCall<P> {
         state: &Arc<Platform>,
     ) -> Result<Self, Self::Rejection> {
         let Path(path) = Path::<P>::from_request_parts(parts, state).await?;
-        Ok(Self {
-            platform: Arc::clone(state),
-            path,
-            headers: parts.headers.clone(),
-        })
+        Ok(Self { platform: Arc::clone(state), path, headers: parts.headers.clone() })
     }
 }
 

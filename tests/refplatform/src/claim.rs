@@ -24,10 +24,7 @@ fn wants_json(headers: &HeaderMap) -> bool {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 fn refusal(e: ClaimError, json_wanted: bool) -> Response {

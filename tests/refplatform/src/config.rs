@@ -51,11 +51,6 @@ impl Default for PlatformConfig {
 impl PlatformConfig {
     /// Defaults with a realistic proof-of-work (k=8, g=4096, 3 spot checks).
     pub fn moderate() -> Self {
-        Self {
-            pow_k: 8,
-            pow_g: 4096,
-            pow_spot_checks: 3,
-            ..Self::default()
-        }
+        Self { pow_k: 8, pow_g: 4096, pow_spot_checks: 3, ..Self::default() }
     }
 }

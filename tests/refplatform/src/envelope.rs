@@ -62,11 +62,7 @@ pub struct ApiError {
 impl ApiError {
     /// Build an error.
     pub fn new(status: StatusCode, code: u32, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
+        Self { status, code, message: message.into() }
     }
 
     /// 400 with code 10001.

@@ -38,12 +38,8 @@ fn check(p: &Platform, headers: &HeaderMap) -> Result<(), ApiError> {
 fn status_json(p: &Platform, a: &AccountSnapshot) -> Value {
     // For a cleaned-up account, what the cleanup removed: a reconciling gateway
     // charges from this, since `resources` of a tombstone are all zero.
-    let removed = p
-        .cleanup_log()
-        .into_iter()
-        .rev()
-        .find(|c| c.account_id == a.id)
-        .map(|c| c.removed);
+    let removed =
+        p.cleanup_log().into_iter().rev().find(|c| c.account_id == a.id).map(|c| c.removed);
     json!({
         "id": a.id,
         "status": a.status,
@@ -68,9 +64,7 @@ pub(crate) async fn get(
     headers: HeaderMap,
 ) -> ApiResult {
     check(&p, &headers)?;
-    let a = p
-        .account(&id)
-        .ok_or_else(|| ApiError::not_found("no such account"))?;
+    let a = p.account(&id).ok_or_else(|| ApiError::not_found("no such account"))?;
     Ok(ok(status_json(&p, &a)))
 }
 
@@ -95,8 +89,6 @@ pub(crate) async fn self_delete(call: AccountRoot) -> ApiResult {
 /// Delete a live account and answer with what the cleanup removed. The
 /// operator and the holder differ only in how they are authorized.
 fn delete_live(p: &Platform, id: &str) -> ApiResult {
-    let rec = p
-        .delete_account(id)
-        .ok_or_else(|| ApiError::not_found("no such live account"))?;
+    let rec = p.delete_account(id).ok_or_else(|| ApiError::not_found("no such live account"))?;
     Ok(ok(rec))
 }

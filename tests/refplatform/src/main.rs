@@ -56,10 +56,7 @@ async fn main() -> std::io::Result<()> {
         (Some(url), Some(secret)) => Some(EventsConfig { url, secret }),
         // A secret alone still enables the internal reconciliation API;
         // events then go nowhere.
-        (None, Some(secret)) => Some(EventsConfig {
-            url: String::new(),
-            secret,
-        }),
+        (None, Some(secret)) => Some(EventsConfig { url: String::new(), secret }),
         _ => None,
     };
     let config = PlatformConfig {

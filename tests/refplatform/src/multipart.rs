@@ -25,10 +25,7 @@ pub(crate) async fn read_all(mut mp: Multipart) -> Result<Vec<Part>, ApiError> {
             .bytes()
             .await
             .map_err(|e| ApiError::bad_request(format!("malformed multipart part: {e}")))?;
-        parts.push(Part {
-            name,
-            bytes: bytes.to_vec(),
-        });
+        parts.push(Part { name, bytes: bytes.to_vec() });
     }
     Ok(parts)
 }

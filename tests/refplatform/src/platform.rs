@@ -129,9 +129,7 @@ impl Drop for DeliveryGuard {
 
 impl std::fmt::Debug for Platform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Platform")
-            .field("base_url", &*self.base_url.read())
-            .finish_non_exhaustive()
+        f.debug_struct("Platform").field("base_url", &*self.base_url.read()).finish_non_exhaustive()
     }
 }
 
@@ -153,14 +151,7 @@ pub(crate) fn random_secret() -> String {
 
 pub(crate) fn random_uuid() -> String {
     let h = random_hex(16);
-    format!(
-        "{}-{}-4{}-a{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[13..16],
-        &h[17..20],
-        &h[20..32]
-    )
+    format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
 }
 
 /// RFC 3339 text of `t` (falls back to the unix timestamp, which cannot
@@ -193,10 +184,7 @@ impl Platform {
             config.challenge_ttl,
             config.pow_spot_checks,
         );
-        let base = config
-            .public_base_url
-            .clone()
-            .unwrap_or_else(|| "http://127.0.0.1".to_string());
+        let base = config.public_base_url.clone().unwrap_or_else(|| "http://127.0.0.1".to_string());
         Arc::new(Self {
             config,
             clock,
@@ -250,10 +238,8 @@ impl Platform {
         let mut st = self.state.lock();
         st.tokens.insert(digest(&token), id.clone());
         st.claims.insert(digest(&claim_secret), id.clone());
-        st.accounts.insert(
-            id.clone(),
-            Account::new(id.clone(), name.clone(), subdomain, now, expires_at),
-        );
+        st.accounts
+            .insert(id.clone(), Account::new(id.clone(), name.clone(), subdomain, now, expires_at));
         drop(st);
         tracing::info!(account = %id, expires_at = %rfc3339(expires_at), "temporary account created");
         ProvisionedAccount {
@@ -273,10 +259,7 @@ impl Platform {
         let token = bearer(headers).ok_or_else(ApiError::unauthenticated)?;
         let now = self.now();
         let st = self.state.lock();
-        let owner = st
-            .tokens
-            .get(&digest(token))
-            .ok_or_else(ApiError::unauthenticated)?;
+        let owner = st.tokens.get(&digest(token)).ok_or_else(ApiError::unauthenticated)?;
         let acct = st.accounts.get(owner).ok_or_else(ApiError::unauthenticated)?;
         if !acct.usable_at(now) {
             return Err(ApiError::unauthenticated());
@@ -297,10 +280,7 @@ impl Platform {
         self.authorize(headers, account_id)?;
         let now = self.now();
         let mut st = self.state.lock();
-        let acct = st
-            .accounts
-            .get_mut(account_id)
-            .ok_or_else(ApiError::unauthenticated)?;
+        let acct = st.accounts.get_mut(account_id).ok_or_else(ApiError::unauthenticated)?;
         f(acct, now)
     }
 
@@ -366,12 +346,7 @@ impl Platform {
         st.claims.retain(|_, owner| owner != id);
         st.asset_sessions.retain(|_, s| s.account_id != id);
         drop(st);
-        let record = CleanupRecord {
-            account_id: id.to_string(),
-            at: now,
-            reason,
-            removed,
-        };
+        let record = CleanupRecord { account_id: id.to_string(), at: now, reason, removed };
         tracing::info!(account = %id, ?reason, ?removed, "account removed");
         self.cleanup_log.lock().push(record.clone());
         self.emit(PlatformEvent {
@@ -402,9 +377,7 @@ impl Platform {
                 .map(|a| a.id.clone())
                 .collect()
         };
-        due.iter()
-            .filter_map(|id| self.remove_account(id, CleanupReason::Expired))
-            .collect()
+        due.iter().filter_map(|id| self.remove_account(id, CleanupReason::Expired)).collect()
     }
 
     /// Snapshots of all accounts, tombstones included, oldest first.

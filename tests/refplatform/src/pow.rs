@@ -179,9 +179,9 @@ pub fn decode_checkpoints(value: &serde_json::Value) -> Result<Vec<Checkpoint>, 
             }
             Ok(out)
         }
-        _ => Err(PowError::Malformed(
-            "checkpoints must be a base64 string or a list of them".into(),
-        )),
+        _ => {
+            Err(PowError::Malformed("checkpoints must be a base64 string or a list of them".into()))
+        }
     }
 }
 
@@ -264,13 +264,7 @@ impl ChallengeBook {
         };
         self.issued.insert(
             token,
-            Issued {
-                seed,
-                k: self.k,
-                g: self.g,
-                expires_at: now + self.ttl,
-                used: false,
-            },
+            Issued { seed, k: self.k, g: self.g, expires_at: now + self.ttl, used: false },
         );
         challenge
     }

@@ -40,10 +40,7 @@ pub(crate) async fn challenge(State(p): State<Arc<Platform>>) -> Response {
 }
 
 /// `POST /client/v4/provisioning/previews`
-pub(crate) async fn create(
-    State(p): State<Arc<Platform>>,
-    body: Option<Json<Value>>,
-) -> ApiResult {
+pub(crate) async fn create(State(p): State<Arc<Platform>>, body: Option<Json<Value>>) -> ApiResult {
     let Some(Json(body)) = body else {
         return Err(ApiError::bad_request("request body must be a JSON object"));
     };
@@ -58,10 +55,9 @@ pub(crate) async fn create(
         .get("challengeToken")
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::from(PowError::Malformed("missing challengeToken".into())))?;
-    let cps_value = body
-        .get("solution")
-        .and_then(|s| s.get("checkpoints"))
-        .ok_or_else(|| ApiError::from(PowError::Malformed("missing solution.checkpoints".into())))?;
+    let cps_value = body.get("solution").and_then(|s| s.get("checkpoints")).ok_or_else(|| {
+        ApiError::from(PowError::Malformed("missing solution.checkpoints".into()))
+    })?;
     let checkpoints = decode_checkpoints(cps_value)?;
     let now = p.now();
     p.challenges.lock().redeem(token, &checkpoints, now)?;

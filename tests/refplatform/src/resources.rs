@@ -29,7 +29,9 @@ use crate::accounts::{Account, D1Database, HyperdriveConfig, KvNamespace, Queue}
 use crate::call::{AccountItem, AccountRoot};
 use crate::envelope::{ok, ok_list, ApiError, ApiResult, CODE_AUTH, CODE_CONFLICT};
 use crate::multipart::read_all;
-use crate::platform::{bearer_token, digest, random_hex, random_secret, random_uuid, rfc3339, AssetSession};
+use crate::platform::{
+    bearer_token, digest, random_hex, random_secret, random_uuid, rfc3339, AssetSession,
+};
 use crate::Platform;
 
 fn json_body(body: Option<Json<Value>>) -> Result<Value, ApiError> {
@@ -150,10 +152,7 @@ impl Resource for KvNamespace {
         &self.title
     }
     fn build(title: &str, _: &Value, _: OffsetDateTime) -> Self {
-        KvNamespace {
-            id: random_hex(16),
-            title: title.to_string(),
-        }
+        KvNamespace { id: random_hex(16), title: title.to_string() }
     }
     fn to_json(&self) -> Value {
         json!({"id": self.id, "title": self.title, "supports_url_encoding": true})
@@ -181,12 +180,7 @@ impl Resource for D1Database {
         &self.name
     }
     fn build(name: &str, _: &Value, now: OffsetDateTime) -> Self {
-        D1Database {
-            uuid: random_uuid(),
-            name: name.to_string(),
-            created_at: now,
-            file_size: 0,
-        }
+        D1Database { uuid: random_uuid(), name: name.to_string(), created_at: now, file_size: 0 }
     }
     fn to_json(&self) -> Value {
         json!({
@@ -217,11 +211,7 @@ impl Resource for Queue {
         &self.name
     }
     fn build(name: &str, _: &Value, now: OffsetDateTime) -> Self {
-        Queue {
-            id: random_hex(16),
-            name: name.to_string(),
-            created_on: now,
-        }
+        Queue { id: random_hex(16), name: name.to_string(), created_on: now }
     }
     fn to_json(&self) -> Value {
         json!({
@@ -262,11 +252,7 @@ impl Resource for HyperdriveConfig {
             m.remove("password");
             m.remove("access_client_secret");
         }
-        HyperdriveConfig {
-            id: random_hex(16),
-            name: name.to_string(),
-            origin,
-        }
+        HyperdriveConfig { id: random_hex(16), name: name.to_string(), origin }
     }
     fn to_json(&self) -> Value {
         json!({"id": self.id, "name": self.name, "origin": self.origin, "caching": {"disabled": false}})
@@ -289,9 +275,8 @@ const BUCKET_SIZE: usize = 50;
 /// just random.
 fn session_jwt(exp: i64) -> String {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let payload = URL_SAFE_NO_PAD.encode(
-        json!({"exp": exp, "sid": random_hex(8)}).to_string().as_bytes(),
-    );
+    let payload =
+        URL_SAFE_NO_PAD.encode(json!({"exp": exp, "sid": random_hex(8)}).to_string().as_bytes());
     format!("{header}.{payload}.{}", random_secret())
 }
 
@@ -302,10 +287,9 @@ fn session_jwt(exp: i64) -> String {
 pub(crate) async fn assets_session(call: AccountItem, body: Option<Json<Value>>) -> ApiResult {
     let p = &call.platform;
     let body = json_body(body)?;
-    let manifest: HashMap<String, ManifestEntry> = serde_json::from_value(
-        body.get("manifest").cloned().unwrap_or_else(|| json!({})),
-    )
-    .map_err(|e| ApiError::bad_request(format!("bad manifest: {e}")))?;
+    let manifest: HashMap<String, ManifestEntry> =
+        serde_json::from_value(body.get("manifest").cloned().unwrap_or_else(|| json!({})))
+            .map_err(|e| ApiError::bad_request(format!("bad manifest: {e}")))?;
     let exp = (p.now() + time::Duration::hours(1)).unix_timestamp();
     let (pending, upload_jwt, completion) = call.with_account(|acct, _| {
         let mut pending: HashMap<String, u64> = HashMap::new();
@@ -354,7 +338,11 @@ pub(crate) async fn assets_upload(
     {
         let st = p.state.lock();
         let s = st.asset_sessions.get(&key).ok_or_else(|| {
-            ApiError::new(StatusCode::UNAUTHORIZED, CODE_AUTH, "invalid or expired asset upload token")
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                CODE_AUTH,
+                "invalid or expired asset upload token",
+            )
         })?;
         if s.account_id != account {
             return Err(ApiError::forbidden());
@@ -364,10 +352,13 @@ pub(crate) async fn assets_upload(
     let mut files = Vec::with_capacity(parts.len());
     for part in parts {
         let size = if q.base64.unwrap_or(false) {
-            let text: Vec<u8> = part.bytes.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+            let text: Vec<u8> =
+                part.bytes.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
             STANDARD
                 .decode(&text)
-                .map_err(|e| ApiError::bad_request(format!("part {} is not base64: {e}", part.name)))?
+                .map_err(|e| {
+                    ApiError::bad_request(format!("part {} is not base64: {e}", part.name))
+                })?
                 .len() as u64
         } else {
             part.bytes.len() as u64
@@ -383,7 +374,9 @@ pub(crate) async fn assets_upload(
     let session = st.asset_sessions.get_mut(&key).ok_or_else(ApiError::unauthenticated)?;
     for (hash, _) in &files {
         if !session.pending.contains_key(hash) {
-            return Err(ApiError::bad_request(format!("file {hash} is not part of this upload session")));
+            return Err(ApiError::bad_request(format!(
+                "file {hash} is not part of this upload session"
+            )));
         }
     }
     for (hash, _) in &files {

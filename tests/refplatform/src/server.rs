@@ -35,11 +35,7 @@ async fn log_requests(State(p): State<Arc<Platform>>, req: Request, next: Next) 
     let res = next.run(req).await;
     let status = res.status().as_u16();
     tracing::info!(%method, %path, status, "api call");
-    p.record_request(RequestRecord {
-        method,
-        path,
-        status,
-    });
+    p.record_request(RequestRecord { method, path, status });
     res
 }
 
@@ -64,10 +60,7 @@ impl Platform {
         // `settings` and `script-settings` are two names for one thing.
         let settings = get(workers::get_settings).patch(workers::patch_settings);
         Router::new()
-            .route(
-                "/client/v4/provisioning/previews/challenge",
-                post(provisioning::challenge),
-            )
+            .route("/client/v4/provisioning/previews/challenge", post(provisioning::challenge))
             .route("/client/v4/provisioning/previews", post(provisioning::create))
             .route(acct, axum::routing::delete(internal::self_delete))
             .route(&format!("{acct}/workers/services/{{script}}"), get(workers::get_service))
@@ -78,9 +71,7 @@ impl Platform {
             .route(&format!("{acct}/workers/scripts"), get(workers::list_scripts))
             .route(
                 &script,
-                get(workers::get_script)
-                    .put(workers::put_script)
-                    .delete(workers::delete_script),
+                get(workers::get_script).put(workers::put_script).delete(workers::delete_script),
             )
             .route(
                 &format!("{script}/deployments"),
@@ -107,10 +98,7 @@ impl Platform {
             .merge(resources::routes::<HyperdriveConfig>(acct))
             .route("/claim/{secret}", get(claim::page).post(claim::submit))
             .route("/internal/accounts", get(internal::list))
-            .route(
-                "/internal/accounts/{id}",
-                get(internal::get).delete(internal::delete),
-            )
+            .route("/internal/accounts/{id}", get(internal::get).delete(internal::delete))
             .fallback(fallback)
             .layer(DefaultBodyLimit::max(self.config.max_body_bytes))
             .layer(middleware::from_fn_with_state(self.clone(), log_requests))
@@ -189,11 +177,5 @@ pub async fn spawn(
     });
     let sweeper = sweeper::spawn_sweeper(platform.clone(), interval);
     tracing::info!(%addr, "reference platform listening");
-    Ok(RunningPlatform {
-        addr,
-        platform,
-        shutdown: Some(tx),
-        server,
-        sweeper,
-    })
+    Ok(RunningPlatform { addr, platform, shutdown: Some(tx), server, sweeper })
 }

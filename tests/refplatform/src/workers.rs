@@ -19,9 +19,7 @@ use crate::multipart::{read_all, Part};
 use crate::platform::{random_hex, random_uuid, rfc3339};
 
 fn script_missing(name: &str) -> ApiError {
-    ApiError::not_found(format!(
-        "This Worker does not exist on your account. (script: {name})"
-    ))
+    ApiError::not_found(format!("This Worker does not exist on your account. (script: {name})"))
 }
 
 fn script_mut<'a>(acct: &'a mut Account, name: &str) -> Result<&'a mut Script, ApiError> {
@@ -126,11 +124,7 @@ fn parse_upload(parts: &[Part]) -> Result<(Value, u64), ApiError> {
     if !metadata.is_object() {
         return Err(ApiError::bad_request("`metadata` part must be a JSON object"));
     }
-    let bytes = parts
-        .iter()
-        .filter(|p| p.name != "metadata")
-        .map(|p| p.bytes.len() as u64)
-        .sum();
+    let bytes = parts.iter().filter(|p| p.name != "metadata").map(|p| p.bytes.len() as u64).sum();
     Ok((metadata, bytes))
 }
 
@@ -291,11 +285,7 @@ pub(crate) async fn create_deployment(call: ScriptCall, body: Option<Json<Value>
         if versions.is_empty() {
             return Err(ApiError::bad_request("a deployment needs at least one version"));
         }
-        let d = ScriptDeployment {
-            id: random_uuid(),
-            created_on: now,
-            versions,
-        };
+        let d = ScriptDeployment { id: random_uuid(), created_on: now, versions };
         s.deployments.push(d.clone());
         s.modified_on = now;
         Ok(ok(deployment_json(&d)))
@@ -381,7 +371,10 @@ pub(crate) async fn get_script_subdomain(call: ScriptCall) -> ApiResult {
 }
 
 /// `POST workers/scripts/{name}/subdomain` with `{enabled, previews_enabled}`.
-pub(crate) async fn post_script_subdomain(call: ScriptCall, body: Option<Json<Value>>) -> ApiResult {
+pub(crate) async fn post_script_subdomain(
+    call: ScriptCall,
+    body: Option<Json<Value>>,
+) -> ApiResult {
     let body = body.map(|Json(b)| b).unwrap_or_else(|| json!({}));
     edit_script(&call, |s, _| {
         if let Some(e) = body.get("enabled").and_then(Value::as_bool) {

@@ -20,10 +20,7 @@ impl Api {
         format!("{}/accounts/{}/{}", self.base, self.id, path)
     }
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method, self.url(path))
-            .bearer_auth(&self.token);
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -99,14 +96,22 @@ async fn full_flow() {
     let (s, _) = api.call(Method::GET, "workers/scripts/hello/settings", None).await;
     assert_eq!(s, 404);
     let (s, b) = api
-        .multipart(Method::PUT, "workers/scripts/hello?excludeScript=true&bindings_inherit=strict", "export default {}")
+        .multipart(
+            Method::PUT,
+            "workers/scripts/hello?excludeScript=true&bindings_inherit=strict",
+            "export default {}",
+        )
         .await;
     assert_eq!(s, 200, "{b}");
     let (s, b) = api.call(Method::GET, "workers/workers/hello", None).await;
     assert_eq!(s, 200);
     assert_eq!(b["result"]["subdomain"]["enabled"], false);
     let (s, b) = api
-        .call(Method::POST, "workers/scripts/hello/subdomain", Some(json!({"enabled": true, "previews_enabled": false})))
+        .call(
+            Method::POST,
+            "workers/scripts/hello/subdomain",
+            Some(json!({"enabled": true, "previews_enabled": false})),
+        )
         .await;
     assert_eq!((s, b["result"]["enabled"].as_bool()), (200, Some(true)));
 
@@ -114,7 +119,8 @@ async fn full_flow() {
     let (s, b) = api.call(Method::GET, "workers/services/hello", None).await;
     assert_eq!(s, 200);
     assert!(b["result"]["default_environment"]["script"]["tag"].as_str().is_some());
-    let (s, b) = api.multipart(Method::POST, "workers/scripts/hello/versions", "export default {x:1}").await;
+    let (s, b) =
+        api.multipart(Method::POST, "workers/scripts/hello/versions", "export default {x:1}").await;
     assert_eq!(s, 200, "{b}");
     let version = b["result"]["id"].as_str().expect("version id").to_string();
     let (s, _) = api
@@ -126,7 +132,11 @@ async fn full_flow() {
     assert_eq!(s, 200);
     assert_eq!(b["result"]["deployments"][0]["versions"][0]["version_id"], json!(version));
     let (s, _) = api
-        .call(Method::PATCH, "workers/scripts/hello/script-settings", Some(json!({"logpush": false})))
+        .call(
+            Method::PATCH,
+            "workers/scripts/hello/script-settings",
+            Some(json!({"logpush": false})),
+        )
         .await;
     assert_eq!(s, 200);
 
@@ -135,7 +145,11 @@ async fn full_flow() {
         ("storage/kv/namespaces", json!({"title": "kv1"}), "id"),
         ("d1/database", json!({"name": "db1"}), "uuid"),
         ("queues", json!({"queue_name": "q1"}), "queue_id"),
-        ("hyperdrive/configs", json!({"name": "h1", "origin": {"host": "db", "port": 5432, "password": "secret"}}), "id"),
+        (
+            "hyperdrive/configs",
+            json!({"name": "h1", "origin": {"host": "db", "port": 5432, "password": "secret"}}),
+            "id",
+        ),
     ] {
         let (s, b) = api.call(Method::POST, path, Some(body.clone())).await;
         assert_eq!(s, 200, "{path}: {b}");
@@ -151,14 +165,18 @@ async fn full_flow() {
         assert_eq!((s, b["result"].as_array().map(Vec::len)), (200, Some(0)));
     }
     // Leave one KV namespace in place for the counts below.
-    let (s, _) = api.call(Method::POST, "storage/kv/namespaces", Some(json!({"title": "keep"}))).await;
+    let (s, _) =
+        api.call(Method::POST, "storage/kv/namespaces", Some(json!({"title": "keep"}))).await;
     assert_eq!(s, 200);
 
     // Static assets: session, then upload with the session token.
     let content = b"<h1>hello</h1>";
     let (s, b) = api
-        .call(Method::POST, "workers/scripts/hello/assets-upload-session",
-              Some(json!({"manifest": {"/index.html": {"hash": "abc123", "size": content.len()}}})))
+        .call(
+            Method::POST,
+            "workers/scripts/hello/assets-upload-session",
+            Some(json!({"manifest": {"/index.html": {"hash": "abc123", "size": content.len()}}})),
+        )
         .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["result"]["buckets"], json!([["abc123"]]));
@@ -182,8 +200,11 @@ async fn full_flow() {
     assert!(b["result"]["jwt"].as_str().is_some());
     // The same manifest again needs no upload.
     let (_, b) = api
-        .call(Method::POST, "workers/scripts/hello/assets-upload-session",
-              Some(json!({"manifest": {"/index.html": {"hash": "abc123", "size": content.len()}}})))
+        .call(
+            Method::POST,
+            "workers/scripts/hello/assets-upload-session",
+            Some(json!({"manifest": {"/index.html": {"hash": "abc123", "size": content.len()}}})),
+        )
         .await;
     assert_eq!(b["result"]["buckets"], json!([]));
 
@@ -206,7 +227,8 @@ async fn full_flow() {
 
     // Claim.
     let claim_url = created["claim"]["url"].as_str().expect("claim url");
-    let res = http.post(claim_url).header("accept", "application/json").send().await.expect("claim");
+    let res =
+        http.post(claim_url).header("accept", "application/json").send().await.expect("claim");
     assert_eq!(res.status(), 200);
     let b: Value = res.json().await.expect("json");
     assert_eq!(b["claimed"], true);

@@ -9,9 +9,8 @@ use serde_json::{json, Value};
 /// A platform on 127.0.0.1:0 with a manual clock and tiny PoW.
 pub async fn start(config: PlatformConfig) -> (RunningPlatform, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::starting_now());
-    let running = spawn(config, clock.clone(), "127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("spawn");
+    let running =
+        spawn(config, clock.clone(), "127.0.0.1:0".parse().expect("addr")).await.expect("spawn");
     (running, clock)
 }
 

@@ -26,10 +26,8 @@ async fn receiver() -> (String, mpsc::UnboundedReceiver<(bool, PlatformEvent)>) 
         post(move |headers: HeaderMap, body: Bytes| {
             let tx = tx.clone();
             async move {
-                let sig = headers
-                    .get(SIGNATURE_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
+                let sig =
+                    headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
                 let ok = verify_signature(SECRET, &body, sig);
                 if let Ok(ev) = serde_json::from_slice::<PlatformEvent>(&body) {
                     let _ = tx.send((ok, ev));
@@ -76,11 +74,8 @@ async fn claim_and_expiry_events_are_signed_and_delivered() {
         .expect("kv");
     assert_eq!(res.status(), 200);
 
-    let res = http
-        .post(claimed["claim"]["url"].as_str().expect("url"))
-        .send()
-        .await
-        .expect("claim");
+    let res =
+        http.post(claimed["claim"]["url"].as_str().expect("url")).send().await.expect("claim");
     assert_eq!(res.status(), 200);
     let (sig_ok, ev) = next(&mut rx).await;
     assert!(sig_ok, "bad signature");
@@ -159,11 +154,7 @@ async fn unreachable_receiver_is_not_fatal() {
     let (running, _clock) = common::start(config).await;
     let http = reqwest::Client::new();
     let acct = common::create_account(&http, &running.api_base_url()).await;
-    let res = http
-        .post(acct["claim"]["url"].as_str().expect("url"))
-        .send()
-        .await
-        .expect("claim");
+    let res = http.post(acct["claim"]["url"].as_str().expect("url")).send().await.expect("claim");
     assert_eq!(res.status(), 200);
     assert_eq!(running.platform().event_log().len(), 1);
     running.shutdown().await;

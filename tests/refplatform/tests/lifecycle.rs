@@ -48,12 +48,8 @@ async fn sweep_deletes_unclaimed_and_keeps_claimed() {
     let page = http.get(claim_url).send().await.expect("get claim");
     assert_eq!(page.status(), 200);
     assert!(page.text().await.expect("html").contains("<form"));
-    let res = http
-        .post(claim_url)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .expect("claim");
+    let res =
+        http.post(claim_url).header("accept", "application/json").send().await.expect("claim");
     assert_eq!(res.status(), 200);
     // The claim secret is single-use.
     let again = http.post(claim_url).send().await.expect("claim again");
@@ -119,11 +115,7 @@ async fn expired_account_cannot_be_claimed_and_token_fails_before_sweep() {
         .await
         .expect("send");
     assert_eq!(res.status(), 401);
-    let res = http
-        .post(acct["claim"]["url"].as_str().expect("url"))
-        .send()
-        .await
-        .expect("claim");
+    let res = http.post(acct["claim"]["url"].as_str().expect("url")).send().await.expect("claim");
     assert_eq!(res.status(), 410);
     running.shutdown().await;
 }

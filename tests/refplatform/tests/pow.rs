@@ -71,7 +71,8 @@ async fn correct_solution_accepted_in_both_encodings() {
     let base = running.api_base_url();
     let c = challenge(&http, &base).await;
     let cps = c.solve().expect("solve");
-    let (status, body) = submit(&http, &base, &c.challenge_token, json!(pow::encode_checkpoints(&cps))).await;
+    let (status, body) =
+        submit(&http, &base, &c.challenge_token, json!(pow::encode_checkpoints(&cps))).await;
     assert_eq!(status, 200, "{body}");
     let id = body["result"]["account"]["id"].as_str().expect("id");
     assert_eq!(id.len(), 32);
@@ -79,7 +80,8 @@ async fn correct_solution_accepted_in_both_encodings() {
 
     let c = challenge(&http, &base).await;
     let cps = c.solve().expect("solve");
-    let (status, _) = submit(&http, &base, &c.challenge_token, json!(pow::encode_checkpoints_list(&cps))).await;
+    let (status, _) =
+        submit(&http, &base, &c.challenge_token, json!(pow::encode_checkpoints_list(&cps))).await;
     assert_eq!(status, 200);
     running.shutdown().await;
 }
@@ -92,7 +94,8 @@ async fn wrong_solution_rejected() {
     let c = challenge(&http, &base).await;
     let mut cps = c.solve().expect("solve");
     cps[2][5] ^= 0xff;
-    let (status, body) = submit(&http, &base, &c.challenge_token, json!(pow::encode_checkpoints(&cps))).await;
+    let (status, body) =
+        submit(&http, &base, &c.challenge_token, json!(pow::encode_checkpoints(&cps))).await;
     assert_eq!(status, 403);
     assert_eq!(code(&body), 1024);
     assert_eq!(body["success"], false);

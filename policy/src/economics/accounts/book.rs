@@ -119,11 +119,7 @@ impl AccountBook {
             return false;
         }
         for key in source.keys() {
-            inner
-                .by_source
-                .entry(key)
-                .or_default()
-                .push(account_id.to_string());
+            inner.by_source.entry(key).or_default().push(account_id.to_string());
         }
         inner.by_token.insert(token_hash, account_id.to_string());
         inner.accounts.insert(
@@ -193,12 +189,8 @@ impl AccountBook {
     /// [`AccountBook::take_expired_unclaimed`] to act on each exactly once.
     pub fn expired_unclaimed(&self, now: u64) -> Vec<AccountInfo> {
         let inner = self.inner.read();
-        let mut out: Vec<AccountInfo> = inner
-            .accounts
-            .values()
-            .filter(|a| a.is_expired_unclaimed(now))
-            .cloned()
-            .collect();
+        let mut out: Vec<AccountInfo> =
+            inner.accounts.values().filter(|a| a.is_expired_unclaimed(now)).cloned().collect();
         out.sort_by(|a, b| (a.expires_at, &a.account_id).cmp(&(b.expires_at, &b.account_id)));
         out
     }
@@ -227,10 +219,7 @@ impl AccountBook {
     pub fn live_count_for(&self, key: &SourceKey, now: u64) -> usize {
         let inner = self.inner.read();
         inner.by_source.get(key).map_or(0, |ids| {
-            ids.iter()
-                .filter_map(|id| inner.accounts.get(id))
-                .filter(|a| a.is_live(now))
-                .count()
+            ids.iter().filter_map(|id| inner.accounts.get(id)).filter(|a| a.is_live(now)).count()
         })
     }
 
@@ -283,7 +272,9 @@ impl AccountBook {
             .iter()
             .filter_map(|(hash, id)| inner.accounts.get(id).map(|a| (a.clone(), *hash)))
             .collect();
-        out.sort_by(|a, b| (a.0.created_at, &a.0.account_id).cmp(&(b.0.created_at, &b.0.account_id)));
+        out.sort_by(|a, b| {
+            (a.0.created_at, &a.0.account_id).cmp(&(b.0.created_at, &b.0.account_id))
+        });
         out
     }
 

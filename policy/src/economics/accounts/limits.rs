@@ -3,7 +3,6 @@
 use super::{describe, human_secs, AccountBook, AccountInfo, SourceKey, SourceKeys, SourceKind};
 use std::collections::BTreeMap;
 
-
 /// Compiled per-source account limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountLimits {
@@ -137,9 +136,7 @@ impl AccountLimits {
                     let idx = usize::try_from(recent.len() as u64 - limit).unwrap_or(usize::MAX);
                     let retry = recent
                         .get(idx)
-                        .map_or(self.window_secs, |t| {
-                            (t + self.window_secs).saturating_sub(now)
-                        })
+                        .map_or(self.window_secs, |t| (t + self.window_secs).saturating_sub(now))
                         .max(1);
                     let message = format!(
                         "Too many temporary accounts: {} created {} in the last {} (the limit is {limit}). \
@@ -168,10 +165,7 @@ impl AccountLimits {
 
 /// Keeps the refusal with the longest wait: that is the one the client must honour.
 fn keep_worst(worst: &mut Option<AccountRefusal>, r: AccountRefusal) {
-    if worst
-        .as_ref()
-        .is_none_or(|w| r.retry_after_secs > w.retry_after_secs)
-    {
+    if worst.as_ref().is_none_or(|w| r.retry_after_secs > w.retry_after_secs) {
         *worst = Some(r);
     }
 }

@@ -131,9 +131,8 @@ impl FromStr for SourceKey {
         if s == "global" {
             return Ok(SourceKey::Global);
         }
-        let (kind, value) = s
-            .split_once(':')
-            .ok_or_else(|| format!("source key \"{s}\" is not kind:value"))?;
+        let (kind, value) =
+            s.split_once(':').ok_or_else(|| format!("source key \"{s}\" is not kind:value"))?;
         match kind {
             "ip" => value
                 .parse::<IpAddr>()
@@ -142,9 +141,8 @@ impl FromStr for SourceKey {
             "http_fp" => Ok(SourceKey::HttpFp(value.to_string())),
             "tls_fp" => Ok(SourceKey::TlsFp(value.to_string())),
             _ if kind.starts_with("ipv4/") || kind.starts_with("ipv6/") => {
-                let net: IpNetwork = value
-                    .parse()
-                    .map_err(|e| format!("source key \"{s}\": {e}"))?;
+                let net: IpNetwork =
+                    value.parse().map_err(|e| format!("source key \"{s}\": {e}"))?;
                 let declared = &kind[5..];
                 if declared != net.prefix().to_string()
                     || (kind.starts_with("ipv4") != net.is_ipv4())
@@ -193,11 +191,7 @@ mod net_strings {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNetwork>, D::Error> {
         Vec::<String>::deserialize(d)?
             .iter()
-            .map(|s| {
-                s.parse::<IpNetwork>()
-                    .map(super::normalise)
-                    .map_err(serde::de::Error::custom)
-            })
+            .map(|s| s.parse::<IpNetwork>().map(super::normalise).map_err(serde::de::Error::custom))
             .collect()
     }
 }
@@ -250,11 +244,7 @@ impl SourceKeys {
     pub fn keys(&self) -> Vec<SourceKey> {
         let mut out = Vec::with_capacity(2 + self.prefixes.len() + 2);
         out.push(SourceKey::Ip(self.ip));
-        out.extend(
-            self.prefixes
-                .iter()
-                .map(|n| SourceKey::Prefix(normalise(*n))),
-        );
+        out.extend(self.prefixes.iter().map(|n| SourceKey::Prefix(normalise(*n))));
         if let Some(fp) = &self.http_fp {
             out.push(SourceKey::HttpFp(fp.clone()));
         }

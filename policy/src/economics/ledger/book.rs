@@ -165,9 +165,7 @@ pub struct Ledger {
 
 impl fmt::Debug for Ledger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Ledger")
-            .field("entries", &self.inner.read().entries.len())
-            .finish()
+        f.debug_struct("Ledger").field("entries", &self.inner.read().entries.len()).finish()
     }
 }
 
@@ -227,9 +225,7 @@ impl Ledger {
             account_id: account_id.to_string(),
             source_keys: source.keys(),
             reason: Reason::Claimed,
-            units: charged
-                .saturating_neg()
-                .saturating_sub(to_units(costs.claim_credit)),
+            units: charged.saturating_neg().saturating_sub(to_units(costs.claim_credit)),
             resources,
         };
         inner.push(entry.clone());
@@ -245,23 +241,12 @@ impl Ledger {
     /// below zero.
     pub fn debt(&self, key: &SourceKey, now: u64, window_secs: u64) -> u64 {
         let inner = self.inner.read();
-        as_debt(
-            inner
-                .window_entries(key, now, window_secs)
-                .iter()
-                .map(|e| e.1)
-                .sum(),
-        )
+        as_debt(inner.window_entries(key, now, window_secs).iter().map(|e| e.1).sum())
     }
 
     /// The largest debt over the keys of `source` (input of adaptive proof-of-work).
     pub fn source_debt(&self, source: &SourceKeys, now: u64, window_secs: u64) -> u64 {
-        source
-            .keys()
-            .iter()
-            .map(|k| self.debt(k, now, window_secs))
-            .max()
-            .unwrap_or(0)
+        source.keys().iter().map(|k| self.debt(k, now, window_secs)).max().unwrap_or(0)
     }
 
     /// The budget `source` breaches at `now`, if any: a `Refuse` breach wins over a
@@ -360,11 +345,7 @@ impl Ledger {
         inner
             .by_key
             .get(key)
-            .map(|idx| {
-                idx.iter()
-                    .filter_map(|&i| inner.entries.get(i).cloned())
-                    .collect()
-            })
+            .map(|idx| idx.iter().filter_map(|&i| inner.entries.get(i).cloned()).collect())
             .unwrap_or_default()
     }
 
@@ -383,10 +364,8 @@ impl Ledger {
                 a.1.insert(&e.account_id);
             }
         }
-        let mut out: Vec<(SourceKey, i64, usize)> = agg
-            .into_iter()
-            .map(|(k, (u, accs))| (k.clone(), u, accs.len()))
-            .collect();
+        let mut out: Vec<(SourceKey, i64, usize)> =
+            agg.into_iter().map(|(k, (u, accs))| (k.clone(), u, accs.len())).collect();
         out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         out.truncate(n);
         out
@@ -398,19 +377,12 @@ impl Ledger {
     pub fn totals_per_hour(&self, since: u64, until: u64) -> Vec<(u64, i64, usize)> {
         let inner = self.inner.read();
         let mut hours: BTreeMap<u64, (i64, BTreeSet<&str>)> = BTreeMap::new();
-        for e in inner
-            .entries
-            .iter()
-            .filter(|e| e.at >= since && e.at < until)
-        {
+        for e in inner.entries.iter().filter(|e| e.at >= since && e.at < until) {
             let h = hours.entry(e.at - e.at % 3600).or_default();
             h.0 = h.0.saturating_add(e.units);
             h.1.insert(&e.account_id);
         }
-        hours
-            .into_iter()
-            .map(|(h, (u, a))| (h, u, a.len()))
-            .collect()
+        hours.into_iter().map(|(h, (u, a))| (h, u, a.len())).collect()
     }
 
     /// Net units and distinct accounts since `since` (each entry once).
@@ -456,18 +428,13 @@ impl Ledger {
         {
             let mut inner = ledger.inner.write();
             for (i, line) in r.lines().enumerate() {
-                let line = line.map_err(|e| LedgerLoadError {
-                    line: i + 1,
-                    message: e.to_string(),
-                })?;
+                let line =
+                    line.map_err(|e| LedgerLoadError { line: i + 1, message: e.to_string() })?;
                 if line.trim().is_empty() {
                     continue;
                 }
-                let entry: LedgerEntry =
-                    serde_json::from_str(&line).map_err(|e| LedgerLoadError {
-                        line: i + 1,
-                        message: e.to_string(),
-                    })?;
+                let entry: LedgerEntry = serde_json::from_str(&line)
+                    .map_err(|e| LedgerLoadError { line: i + 1, message: e.to_string() })?;
                 inner.push(entry);
             }
         }

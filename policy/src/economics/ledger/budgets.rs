@@ -68,9 +68,7 @@ impl Costs {
             (mb, self.per_mb_stored),
         ]
         .into_iter()
-        .fold(0u64, |acc, (n, unit)| {
-            acc.saturating_add(n.saturating_mul(unit))
-        })
+        .fold(0u64, |acc, (n, unit)| acc.saturating_add(n.saturating_mul(unit)))
     }
 }
 
@@ -137,12 +135,7 @@ impl Default for Budgets {
     /// every honest user of the same wrangler build.
     fn default() -> Self {
         let day = 86_400;
-        let r = |kind, units, action| BudgetRule {
-            kind,
-            units,
-            window_secs: day,
-            action,
-        };
+        let r = |kind, units, action| BudgetRule { kind, units, window_secs: day, action };
         use BudgetAction::*;
         use SourceKind::*;
         Budgets {

@@ -11,12 +11,7 @@ use std::collections::BTreeMap;
 pub(crate) fn compile_accounts(raw: &RawAccounts) -> Result<AccountLimits, Vec<SectionError>> {
     let mut errors = Vec::new();
     let defaults = AccountLimits::default();
-    let window_secs = positive(
-        &raw.window_secs,
-        "window_secs",
-        defaults.window_secs,
-        &mut errors,
-    );
+    let window_secs = positive(&raw.window_secs, "window_secs", defaults.window_secs, &mut errors);
     let mut table = |raw: &Option<BTreeMap<Spanned<String>, Spanned<i64>>>,
                      default: &BTreeMap<SourceKind, u64>,
                      table: &str| {
@@ -53,11 +48,7 @@ pub(crate) fn compile_accounts(raw: &RawAccounts) -> Result<AccountLimits, Vec<S
     let live = table(&raw.live, &defaults.live, "live");
     let per_day = table(&raw.per_day, &defaults.per_day, "per_day");
     if errors.is_empty() {
-        Ok(AccountLimits {
-            window_secs,
-            live,
-            per_day,
-        })
+        Ok(AccountLimits { window_secs, live, per_day })
     } else {
         Err(errors)
     }

@@ -53,22 +53,13 @@ pub(crate) fn compile_budgets(raw: &RawBudgets) -> Result<Budgets, Vec<SectionEr
         }
     }
     let Some(limits) = &raw.limit else {
-        let rules = Budgets::default()
-            .rules
-            .into_iter()
-            .map(|r| BudgetRule { window_secs, ..r })
-            .collect();
-        return if e.is_empty() {
-            Ok(Budgets { window_secs, rules, global })
-        } else {
-            Err(e)
-        };
+        let rules =
+            Budgets::default().rules.into_iter().map(|r| BudgetRule { window_secs, ..r }).collect();
+        return if e.is_empty() { Ok(Budgets { window_secs, rules, global }) } else { Err(e) };
     };
     let mut rules = Vec::new();
     for l in limits {
-        let kind = super::accounts::source_kind(&l.key)
-            .map_err(|err| e.push(err))
-            .ok();
+        let kind = super::accounts::source_kind(&l.key).map_err(|err| e.push(err)).ok();
         let units = non_negative(&Some(l.units.clone()), "units", 0, &mut e);
         let window = positive(&l.window_secs, "window_secs", window_secs, &mut e);
         let action = match &l.action {
@@ -76,15 +67,7 @@ pub(crate) fn compile_budgets(raw: &RawBudgets) -> Result<Budgets, Vec<SectionEr
             Some(a) => parse_action(a, &mut e),
         };
         if let (Some(kind), Some(action)) = (kind, action) {
-            rules.push((
-                BudgetRule {
-                    kind,
-                    units,
-                    window_secs: window,
-                    action,
-                },
-                &l.units,
-            ));
+            rules.push((BudgetRule { kind, units, window_secs: window, action }, &l.units));
         }
     }
     // A refusal wins over harder proof-of-work, so a `harder_pow` budget at or above a

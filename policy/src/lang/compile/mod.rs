@@ -86,7 +86,13 @@ fn compile(file: &str, src: &str, dir: Option<&Path>) -> Result<Policy, PolicyEr
 
 fn build(cx: &mut Ctx<'_>, raw: RawPolicy) -> Policy {
     if *raw.version.get_ref() != 1 {
-        cx.err(raw.version.span(), format!("unsupported policy version {}; this build understands version = 1", raw.version.get_ref()));
+        cx.err(
+            raw.version.span(),
+            format!(
+                "unsupported policy version {}; this build understands version = 1",
+                raw.version.get_ref()
+            ),
+        );
     }
     let accounts = build_section(cx, "accounts", raw.accounts, accounts::compile_accounts);
     let quotas = build_section(cx, "quotas", raw.quotas, quotas::compile_quotas);
@@ -105,7 +111,10 @@ fn build(cx: &mut Ctx<'_>, raw: RawPolicy) -> Policy {
         let r = r.into_inner();
         let name = r.name.get_ref().clone();
         if let Some(line) = seen.get(&name) {
-            cx.err(r.name.span(), format!("duplicate rule name \"{name}\" (first defined on line {line})"));
+            cx.err(
+                r.name.span(),
+                format!("duplicate rule name \"{name}\" (first defined on line {line})"),
+            );
         } else {
             seen.insert(name.clone(), crate::lang::error::line_col(cx.src, r.name.span().start).0);
         }
@@ -161,7 +170,11 @@ fn section_offset(src: &str, name: &str) -> usize {
         let trimmed = line.trim_start();
         let indent = line.len() - trimmed.len();
         let header = trimmed.trim_start_matches('[').trim_start();
-        let rest = if trimmed.starts_with('[') { header.strip_prefix(name) } else { trimmed.strip_prefix(name) };
+        let rest = if trimmed.starts_with('[') {
+            header.strip_prefix(name)
+        } else {
+            trimmed.strip_prefix(name)
+        };
         let follows = rest.map(str::trim_start).and_then(|r| r.chars().next());
         let opens = if trimmed.starts_with('[') {
             matches!(follows, Some(']' | '.'))

@@ -21,12 +21,7 @@ pub(crate) fn compile_pow(raw: &RawPow) -> Result<PowPolicy, Vec<SectionError>> 
             x
         }
     };
-    let max_factor = positive(
-        &raw.max_factor,
-        "max_factor",
-        u64::from(d.max_factor),
-        &mut e,
-    );
+    let max_factor = positive(&raw.max_factor, "max_factor", u64::from(d.max_factor), &mut e);
     let max_work = positive(&raw.max_work, "max_work", d.max_work, &mut e);
     if let Some(v) = &raw.max_work {
         if max_work > WRANGLER_MAX_WORK {
@@ -36,24 +31,10 @@ pub(crate) fn compile_pow(raw: &RawPow) -> Result<PowPolicy, Vec<SectionError>> 
             ));
         }
     }
-    let spot_checks = positive(
-        &raw.spot_checks,
-        "spot_checks",
-        u64::from(d.spot_checks),
-        &mut e,
-    );
-    let ttl = positive(
-        &raw.challenge_ttl_secs,
-        "challenge_ttl_secs",
-        d.challenge_ttl_secs,
-        &mut e,
-    );
-    let max_challenges = positive(
-        &raw.max_challenges,
-        "max_challenges",
-        d.max_challenges as u64,
-        &mut e,
-    );
+    let spot_checks = positive(&raw.spot_checks, "spot_checks", u64::from(d.spot_checks), &mut e);
+    let ttl = positive(&raw.challenge_ttl_secs, "challenge_ttl_secs", d.challenge_ttl_secs, &mut e);
+    let max_challenges =
+        positive(&raw.max_challenges, "max_challenges", d.max_challenges as u64, &mut e);
     if !e.is_empty() {
         return Err(e);
     }

@@ -12,7 +12,12 @@ use serde_spanned::Spanned;
 use std::num::NonZeroU32;
 use std::ops::Range;
 
-pub(super) fn build_rule(cx: &mut Ctx<'_>, r: RawRule, span: Range<usize>, lists: &[CidrList]) -> Option<Rule> {
+pub(super) fn build_rule(
+    cx: &mut Ctx<'_>,
+    r: RawRule,
+    span: Range<usize>,
+    lists: &[CidrList],
+) -> Option<Rule> {
     let name = r.name.get_ref().clone();
     if name.trim().is_empty() {
         cx.err(r.name.span(), "rule name must not be empty");
@@ -25,7 +30,11 @@ pub(super) fn build_rule(cx: &mut Ctx<'_>, r: RawRule, span: Range<usize>, lists
         other => {
             cx.err(
                 r.action.span(),
-                format!("unknown action \"{other}\", expected one of {}{}", one_of(Action::NAMES), did_you_mean(other, Action::NAMES)),
+                format!(
+                    "unknown action \"{other}\", expected one of {}{}",
+                    one_of(Action::NAMES),
+                    did_you_mean(other, Action::NAMES)
+                ),
             );
             None
         }
@@ -67,10 +76,16 @@ fn build_match(cx: &mut Ctx<'_>, m: RawMatch, lists: &[CidrList]) -> Matcher {
         for (name, span) in items(field) {
             match lists.iter().position(|l| l.name == name) {
                 Some(i) => target.push(i),
-                None if names.is_empty() => cx.err(span, format!("unknown list \"{name}\": no [lists.*] are defined")),
+                None if names.is_empty() => {
+                    cx.err(span, format!("unknown list \"{name}\": no [lists.*] are defined"))
+                }
                 None => cx.err(
                     span,
-                    format!("unknown list \"{name}\", defined lists are {}{}", one_of(names.iter().copied()), did_you_mean(&name, names.iter().copied())),
+                    format!(
+                        "unknown list \"{name}\", defined lists are {}{}",
+                        one_of(names.iter().copied()),
+                        did_you_mean(&name, names.iter().copied())
+                    ),
                 ),
             }
         }
@@ -112,14 +127,21 @@ fn build_limit(cx: &mut Ctx<'_>, l: RawLimit) -> Option<Limit> {
     let burst = match &l.burst {
         None => rate.map(|r| r.count),
         Some(b) if *b.get_ref() == 0 => {
-            cx.err(b.span(), "burst must be at least 1 (a zero burst admits nothing; use action = \"deny\")");
+            cx.err(
+                b.span(),
+                "burst must be at least 1 (a zero burst admits nothing; use action = \"deny\")",
+            );
             None
         }
-        Some(b) => int_in(cx, b, 1, u32::MAX as i64, "burst").and_then(|n| NonZeroU32::new(n as u32)),
+        Some(b) => {
+            int_in(cx, b, 1, u32::MAX as i64, "burst").and_then(|n| NonZeroU32::new(n as u32))
+        }
     };
     let cost = match &l.cost {
         None => NonZeroU32::new(1),
-        Some(c) => int_in(cx, c, 1, u32::MAX as i64, "cost").and_then(|n| NonZeroU32::new(n as u32)),
+        Some(c) => {
+            int_in(cx, c, 1, u32::MAX as i64, "cost").and_then(|n| NonZeroU32::new(n as u32))
+        }
     };
     if let (Some(b), Some(c), Some(cs)) = (burst, cost, &l.cost) {
         if c > b {
@@ -131,7 +153,12 @@ fn build_limit(cx: &mut Ctx<'_>, l: RawLimit) -> Option<Limit> {
         Some(m) => Missing::parse(m.get_ref()).or_else(|| {
             cx.err(
                 m.span(),
-                format!("unknown missing-key handling \"{}\", expected one of {}{}", m.get_ref(), one_of(Missing::NAMES), did_you_mean(m.get_ref(), Missing::NAMES)),
+                format!(
+                    "unknown missing-key handling \"{}\", expected one of {}{}",
+                    m.get_ref(),
+                    one_of(Missing::NAMES),
+                    did_you_mean(m.get_ref(), Missing::NAMES)
+                ),
             );
             None
         }),

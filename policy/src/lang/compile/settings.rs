@@ -12,7 +12,10 @@ use ipnetwork::IpNetwork;
 use serde_spanned::Spanned;
 use std::time::Duration;
 
-pub(super) fn build_client(cx: &mut Ctx<'_>, raw: Option<crate::lang::raw::RawClient>) -> ClientConfig {
+pub(super) fn build_client(
+    cx: &mut Ctx<'_>,
+    raw: Option<crate::lang::raw::RawClient>,
+) -> ClientConfig {
     let mut c = ClientConfig::default();
     let Some(raw) = raw else { return c };
     for s in raw.trusted_proxies.unwrap_or_default() {
@@ -22,7 +25,11 @@ pub(super) fn build_client(cx: &mut Ctx<'_>, raw: Option<crate::lang::raw::RawCl
     }
     if let Some(h) = raw.ip_header {
         if let Some(name) = header_name(cx, &h) {
-            c.ip_header = if name == "x-forwarded-for" { IpHeader::List(name) } else { IpHeader::Single(name) };
+            c.ip_header = if name == "x-forwarded-for" {
+                IpHeader::List(name)
+            } else {
+                IpHeader::Single(name)
+            };
         }
     }
     if let Some(h) = raw.tls_fingerprint_header {
@@ -33,7 +40,8 @@ pub(super) fn build_client(cx: &mut Ctx<'_>, raw: Option<crate::lang::raw::RawCl
 
 fn header_name(cx: &mut Ctx<'_>, h: &SStr) -> Option<String> {
     let v = h.get_ref();
-    let ok = !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let ok =
+        !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok {
         Some(v.to_ascii_lowercase())
     } else {
@@ -60,7 +68,13 @@ pub(crate) fn cidr(s: &str) -> Result<IpNetwork, String> {
     })
 }
 
-pub(super) fn int_in(cx: &mut Ctx<'_>, v: &Spanned<i64>, lo: i64, hi: i64, what: &str) -> Option<i64> {
+pub(super) fn int_in(
+    cx: &mut Ctx<'_>,
+    v: &Spanned<i64>,
+    lo: i64,
+    hi: i64,
+    what: &str,
+) -> Option<i64> {
     let n = *v.get_ref();
     if (lo..=hi).contains(&n) {
         Some(n)
@@ -70,7 +84,10 @@ pub(super) fn int_in(cx: &mut Ctx<'_>, v: &Spanned<i64>, lo: i64, hi: i64, what:
     }
 }
 
-pub(super) fn build_prefixes(cx: &mut Ctx<'_>, raw: Option<crate::lang::raw::RawPrefixes>) -> Prefixes {
+pub(super) fn build_prefixes(
+    cx: &mut Ctx<'_>,
+    raw: Option<crate::lang::raw::RawPrefixes>,
+) -> Prefixes {
     let mut p = Prefixes { v4: 24, v6: 64 };
     let Some(raw) = raw else { return p };
     if let Some(v) = raw.ipv4 {
@@ -87,7 +104,8 @@ pub(super) fn build_prefixes(cx: &mut Ctx<'_>, raw: Option<crate::lang::raw::Raw
 }
 
 pub(super) fn build_tables(cx: &mut Ctx<'_>, raw: Option<crate::lang::raw::RawTables>) -> Tables {
-    let mut t = Tables { max_keys: DEFAULT_MAX_KEYS, sweep: Duration::from_secs(DEFAULT_SWEEP_SECS) };
+    let mut t =
+        Tables { max_keys: DEFAULT_MAX_KEYS, sweep: Duration::from_secs(DEFAULT_SWEEP_SECS) };
     let Some(raw) = raw else { return t };
     if let Some(v) = raw.max_keys {
         if let Some(n) = int_in(cx, &v, 1, 100_000_000, "max_keys") {
@@ -102,8 +120,11 @@ pub(super) fn build_tables(cx: &mut Ctx<'_>, raw: Option<crate::lang::raw::RawTa
     t
 }
 
-pub(super) fn build_routes(cx: &mut Ctx<'_>, raw: Option<std::collections::BTreeMap<SStr, Spanned<Vec<SStr>>>>) -> Routes {
-    let mut classes = Routes::defaults().classes;
+pub(super) fn build_routes(
+    cx: &mut Ctx<'_>,
+    raw: Option<std::collections::BTreeMap<SStr, Spanned<Vec<SStr>>>>,
+) -> Routes {
+    let mut classes = crate::platform::default_routes().classes;
     for (name, pats) in raw.unwrap_or_default() {
         let class = match RouteClass::parse(name.get_ref()) {
             Some(RouteClass::Other) => {
@@ -138,14 +159,20 @@ pub(super) fn unknown_route(name: &str) -> String {
     )
 }
 
-pub(super) fn build_lists(cx: &mut Ctx<'_>, raw: Option<std::collections::BTreeMap<SStr, Spanned<crate::lang::raw::RawList>>>) -> Vec<CidrList> {
+pub(super) fn build_lists(
+    cx: &mut Ctx<'_>,
+    raw: Option<std::collections::BTreeMap<SStr, Spanned<crate::lang::raw::RawList>>>,
+) -> Vec<CidrList> {
     let mut out = Vec::new();
     for (name, list) in raw.unwrap_or_default() {
         let span = list.span();
         let list = list.into_inner();
         let mut nets = Vec::new();
         if list.cidrs.is_none() && list.file.is_none() {
-            cx.err(span, format!("list \"{}\" needs cidrs = [...] or file = \"...\"", name.get_ref()));
+            cx.err(
+                span,
+                format!("list \"{}\" needs cidrs = [...] or file = \"...\"", name.get_ref()),
+            );
         }
         for s in list.cidrs.unwrap_or_default() {
             if let Some(n) = parse_cidr(cx, &s) {
