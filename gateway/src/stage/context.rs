@@ -79,6 +79,10 @@ pub struct RequestCtx {
     pub pow_hashes: u64,
     /// The creating source, for provisioning calls.
     pub source: Option<SourceKeys>,
+    /// The unclaimed-cleanup debt the source's harder proof-of-work is computed from,
+    /// found by the budget check (0 when it owes none); on account creation the body
+    /// stage judges the solution by it.
+    pub pow_debt: u64,
     /// The resource operation of an account call.
     pub op: Option<Classified>,
     /// How the request body is handled.
