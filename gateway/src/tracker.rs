@@ -129,7 +129,7 @@ impl Tracker {
         (self.pow_verifies.load(Ordering::Relaxed), self.pow_hashes.load(Ordering::Relaxed))
     }
 
-    /// Challenges the gateway made harder.
+    /// Every challenge the gateway passed on: to whom, at what difficulty, burned or not.
     pub fn challenges(&self) -> &ChallengeBook {
         &self.challenges
     }

@@ -101,10 +101,11 @@ pub struct PowPolicy {
     pub max_factor: u32,
     /// `k' * g` is at most this (never above [`WRANGLER_MAX_WORK`]).
     pub max_work: u64,
-    /// Extra segments verified per solution.
+    /// Extra segments verified per solution at random, besides the chaining segment
+    /// `cp[k] -> cp[k+1]` that is always verified.
     pub spot_checks: u32,
-    /// Seconds a rewritten challenge is remembered (the platform's own challenge
-    /// lifetime is a few minutes; longer only costs memory).
+    /// Seconds a challenge (and a burned token) is remembered (the platform's own
+    /// challenge lifetime is a few minutes; longer only costs memory).
     pub challenge_ttl_secs: u64,
     /// Bound on remembered challenges, so a flood of challenge requests cannot grow
     /// memory without limit.
@@ -113,8 +114,8 @@ pub struct PowPolicy {
 
 impl Default for PowPolicy {
     /// +1 checkpoint per 10 units (an address at the default `harder_pow` budget of 60
-    /// solves k+6), at most 8x the platform's work, 4 spot checks (a client skipping
-    /// half the extra work is caught 15 times in 16).
+    /// solves k+6), at most 8x the platform's work, 4 spot checks besides the chaining
+    /// segment (a client skipping half the extra work is caught at least 15 times in 16).
     fn default() -> Self {
         PowPolicy {
             extra_checkpoints_per_unit: 0.1,
