@@ -2,11 +2,12 @@
 //! their first redemption, extra work chained to the platform's last checkpoint, and
 //! the arithmetic of why forging costs more than working.
 
-use policy::accounts::SourceKeys;
+use policy::accounts::{SourceKeys, SourceKind};
+use policy::ledger::BudgetAction;
 use policy::platform::{trim_create_body, Redeemer};
 use policy::pow::{
-    forger_work_per_success, pass_probability, solve, verify_and_trim, ChallengeBook, IssuedTo,
-    PowError, PowPolicy,
+    forger_work_per_success, pass_probability, solve, spot_checks_against_tails,
+    tail_forger_work_per_success, verify_and_trim, ChallengeBook, IssuedTo, PowError, PowPolicy,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -145,4 +146,49 @@ fn the_pass_probability_matches_the_verifier() {
     let predicted = pass_probability(9, 1, 4); // 5/9
     let observed = passed / runs as f64;
     assert!((observed - predicted).abs() < 0.05, "observed {observed}, predicted {predicted}");
+}
+
+/// A tail precomputed once and hung after one made-up checkpoint saves every segment
+/// after it, so it needs more checks than the per-segment model. `rules/default.toml`
+/// sizes `spot_checks` so that for a single address in debt (from its `ip` harder_pow
+/// budget up to its refuse budget, platform k = 8, g = 4096) such a forger pays at least
+/// the honest work per success.
+#[test]
+fn default_toml_spot_checks_make_a_reused_tail_cost_more_than_the_work() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/default.toml");
+    let text = std::fs::read_to_string(path).expect("rules/default.toml");
+    let policy = policy::compile_str("default.toml", &text).expect("compiles");
+    let pow = policy.pow();
+    let ip_budget = |action: BudgetAction| {
+        policy
+            .budgets()
+            .rules
+            .iter()
+            .find(|r| r.kind == SourceKind::Ip && r.action == action)
+            .map(|r| r.units)
+            .expect("an ip budget")
+    };
+    let (harder, refuse) = (ip_budget(BudgetAction::HarderPow), ip_budget(BudgetAction::Refuse));
+    let (k, g) = (8u32, 4096u32);
+    let s = u64::from(pow.spot_checks);
+    let mut widest = 0;
+    for debt in harder..refuse {
+        let m = u64::from(pow.difficulty_for(debt, k, g) - k);
+        widest = widest.max(m);
+        let honest = ((u64::from(k) + m) * u64::from(g)) as f64;
+        if let Some(forged) = tail_forger_work_per_success(k.into(), m, s, g.into()) {
+            assert!(
+                forged >= honest,
+                "debt {debt}, m={m}: a reused tail costs {forged} < {honest}"
+            );
+        }
+        assert!(s >= spot_checks_against_tails(k.into(), m), "m={m}");
+    }
+    assert_eq!(widest, 15, "an address owes 6 to 15 extra segments before it is refused");
+    // The library default (4) would let a reused tail pay at the top of that range.
+    let at_four = tail_forger_work_per_success(8, 15, 4, 4096).expect("passes");
+    assert!(at_four < ((8 + 15) * 4096) as f64);
+    assert_eq!(spot_checks_against_tails(8, 15), 9);
+    // Each verify stays bounded: (spot_checks + 1) * g.
+    assert!((s + 1) * u64::from(g) <= 10 * 4096);
 }

@@ -46,3 +46,32 @@ pub fn forger_work_per_success(m: u64, faked: u64, spot_checks: u64, g: u64) -> 
     let p = pass_probability(m - 1, faked, spot_checks);
     (p > 0.0).then(|| (m - faked) as f64 * g as f64 / p)
 }
+
+/// Expected hashes per accepted solution of a forger who hangs a tail precomputed once
+/// onto each challenge: it solves the platform's `k` segments and the chaining segment
+/// (always checked), makes up the next checkpoint as the start of its tail, and sends
+/// the tail's valid segments for the rest. That is one faked segment among the `m - 1`
+/// the spot checks are drawn from, but it saves every segment after it, so the
+/// per-segment model of [`forger_work_per_success`] does not cover it. The platform's
+/// `k` is counted because every try pays it (faking inside the platform's own segments
+/// is for the platform's verification to catch). `None` when it can never pass.
+/// Compare with the honest `(k + m) * g`.
+pub fn tail_forger_work_per_success(k: u64, m: u64, spot_checks: u64, g: u64) -> Option<f64> {
+    if m < 2 {
+        // Only the chaining segment is extra, and it is always checked.
+        return None;
+    }
+    let p = pass_probability(m - 1, 1, spot_checks);
+    (p > 0.0).then(|| (k + 1) as f64 * g as f64 / p)
+}
+
+/// The fewest spot checks for which a tail forger ([`tail_forger_work_per_success`])
+/// pays at least the honest `(k + m) * g` per success: `ceil((m - 1)^2 / (k + m))`, at
+/// most `m - 1` (every extra segment checked).
+pub fn spot_checks_against_tails(k: u64, m: u64) -> u64 {
+    if m < 2 {
+        return 0;
+    }
+    let pool = m - 1;
+    (pool * pool).div_ceil(k + m).min(pool)
+}

@@ -30,7 +30,10 @@ mod book;
 mod forging;
 
 pub use book::{ChallengeBook, ChallengeRecord, IssuedTo, Redeemed};
-pub use forging::{forger_work_per_success, pass_probability};
+pub use forging::{
+    forger_work_per_success, pass_probability, spot_checks_against_tails,
+    tail_forger_work_per_success,
+};
 
 /// wrangler refuses a challenge with `k * g` above this (about 70 s of hashing).
 pub const WRANGLER_MAX_WORK: u64 = 64_000_000;
