@@ -124,7 +124,7 @@ impl Tracker {
     }
 
     /// (verifications, hashes spent) so far: the cost of adaptive proof-of-work to
-    /// the gateway, bounded by `spot_checks * g` per verification.
+    /// the gateway, bounded by `(spot_checks + 1) * g` per verification.
     pub fn pow_cost(&self) -> (u64, u64) {
         (self.pow_verifies.load(Ordering::Relaxed), self.pow_hashes.load(Ordering::Relaxed))
     }

@@ -33,7 +33,8 @@ pub enum Capture {
     /// Nothing.
     #[default]
     None,
-    /// A challenge to make harder for a source with this much debt.
+    /// A challenge answer to remember in the challenge book, made harder when the
+    /// source has debt.
     Challenge {
         /// The debt the difficulty is computed from.
         debt: u64,
