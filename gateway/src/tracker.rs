@@ -124,12 +124,12 @@ impl Tracker {
     }
 
     /// (verifications, hashes spent) so far: the cost of adaptive proof-of-work to
-    /// the gateway, bounded by `spot_checks * g` per verification.
+    /// the gateway, bounded by `(spot_checks + 1) * g` per verification.
     pub fn pow_cost(&self) -> (u64, u64) {
         (self.pow_verifies.load(Ordering::Relaxed), self.pow_hashes.load(Ordering::Relaxed))
     }
 
-    /// Challenges the gateway made harder.
+    /// Every challenge the gateway passed on: to whom, at what difficulty, burned or not.
     pub fn challenges(&self) -> &ChallengeBook {
         &self.challenges
     }

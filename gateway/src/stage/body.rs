@@ -13,6 +13,7 @@ use pingora::http::RequestHeader;
 use super::context::{BodyPlan, Capture, RequestCtx};
 use super::refusal::{Refusal, Why};
 use crate::enforce::Enforcer;
+use policy::pow::IssuedTo;
 
 /// Largest request body held for inspection (asset manifests, PoW solutions).
 pub const MAX_HELD_BODY: usize = 4 * 1024 * 1024;
@@ -53,12 +54,16 @@ pub fn on_chunk(
     match ctx.body_plan {
         BodyPlan::Rewrite => {
             let mut rng = rand::thread_rng();
-            let spot = policy.pow().spot_checks;
+            let redeemer = policy::platform::Redeemer {
+                issued_to: ctx.source.as_ref().map_or_else(unknown_source, IssuedTo::of),
+                debt: ctx.pow_debt,
+            };
             match policy::platform::trim_create_body(
                 &held,
                 tracker.challenges(),
                 enforcer.now(),
-                spot,
+                policy.pow(),
+                redeemer,
                 &mut rng,
             ) {
                 Ok(Some((trimmed, hashes))) => {
@@ -107,6 +112,16 @@ pub fn prepare_upstream(req: &mut RequestHeader, ctx: &RequestCtx) -> pingora::R
         req.remove_header("accept-encoding");
     }
     Ok(())
+}
+
+/// The redeemer of a create whose source keys were not derived (no policy decided
+/// it): matches no fetcher, so the stricter difficulty applies.
+fn unknown_source() -> IssuedTo {
+    IssuedTo::of(&policy::accounts::SourceKeys::new(
+        std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        None,
+        None,
+    ))
 }
 
 fn abort(ctx: &mut RequestCtx, refusal: Refusal) -> pingora::Result<()> {

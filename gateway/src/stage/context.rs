@@ -33,7 +33,8 @@ pub enum Capture {
     /// Nothing.
     #[default]
     None,
-    /// A challenge to make harder for a source with this much debt.
+    /// A challenge answer to remember in the challenge book, made harder when the
+    /// source has debt.
     Challenge {
         /// The debt the difficulty is computed from.
         debt: u64,
@@ -79,6 +80,10 @@ pub struct RequestCtx {
     pub pow_hashes: u64,
     /// The creating source, for provisioning calls.
     pub source: Option<SourceKeys>,
+    /// The unclaimed-cleanup debt the source's harder proof-of-work is computed from,
+    /// found by the budget check (0 when it owes none); on account creation the body
+    /// stage judges the solution by it.
+    pub pow_debt: u64,
     /// The resource operation of an account call.
     pub op: Option<Classified>,
     /// How the request body is handled.

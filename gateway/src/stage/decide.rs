@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use pingora::http::RequestHeader;
 use policy::accounts::{SourceKey, SourceKeys};
-use policy::ledger::BudgetAction;
+use policy::ledger::{BudgetAction, BudgetBreach};
 use policy::quota::ResourceOp;
 use policy::{Engine, Identity, Outcome, Policy, RouteClass};
 
@@ -132,6 +132,10 @@ fn budget(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> {
     }
     let source = ctx.source.get_or_insert_with(|| source_keys(c.id));
     let budgets = c.policy.budgets();
+    if c.id.route == RouteClass::ProvisionChallenge {
+        // Every challenge answer is learnt (who fetched it, what it asked), debt or not.
+        ctx.capture = Capture::Challenge { debt: 0 };
+    }
     let Some(breach) = c.tracker.ledger().over_budget(source, c.now, budgets) else {
         return Ok(());
     };
@@ -139,20 +143,25 @@ fn budget(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> {
         BudgetAction::Refuse => {
             Err(Refusal::retry_after(Why::Budget, breach.message, breach.retry_after_secs))
         }
-        BudgetAction::HarderPow if c.id.route == RouteClass::ProvisionChallenge => {
-            let mut debt = c.tracker.ledger().source_debt(source, c.now, budgets.window_secs);
-            if breach.key == SourceKey::Global {
-                // Over the platform-wide budget everyone pays more, the further over,
-                // the more; a source's own debt adds to it.
-                debt = debt
-                    .saturating_add(breach.debt.saturating_sub(breach.budget))
-                    .saturating_add(1);
+        BudgetAction::HarderPow => {
+            let debt = harder_pow_debt(c, source, &breach);
+            ctx.pow_debt = debt;
+            if c.id.route == RouteClass::ProvisionChallenge {
+                ctx.capture = Capture::Challenge { debt };
             }
-            ctx.capture = Capture::Challenge { debt };
             Ok(())
         }
-        BudgetAction::HarderPow => Ok(()),
     }
+}
+
+/// The debt a `harder_pow` breach makes `source` pay for: its own, and over the
+/// platform-wide budget the excess too (the further over, the more, for everyone).
+fn harder_pow_debt(c: &Checked<'_>, source: &SourceKeys, breach: &BudgetBreach) -> u64 {
+    let mut debt = c.tracker.ledger().source_debt(source, c.now, c.policy.budgets().window_secs);
+    if breach.key == SourceKey::Global {
+        debt = debt.saturating_add(breach.debt.saturating_sub(breach.budget)).saturating_add(1);
+    }
+    debt
 }
 
 /// The source's live and daily account limits, on account creation.

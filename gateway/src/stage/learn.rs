@@ -2,12 +2,14 @@
 //!
 //! A 2xx answer to account creation teaches it the new account (recorded against the
 //! creating source); to a resource call, what the account now holds; a challenge for
-//! an indebted source is rewritten to ask for more checkpoints. Answers that are not
+//! an indebted source is rewritten to ask for more checkpoints, and every challenge
+//! is remembered with who fetched it. Answers that are not
 //! 2xx teach nothing.
 
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use policy::platform::{created_id, parse_challenge, rewrite_challenge};
+use policy::pow::IssuedTo;
 
 use super::context::{Capture, RequestCtx};
 use crate::enforce::Enforcer;
@@ -35,7 +37,7 @@ pub fn on_header(
             tracker.commit(account, op, None);
         }
     }
-    if matches!(ctx.capture, Capture::Challenge { .. }) {
+    if matches!(ctx.capture, Capture::Challenge { debt } if debt > 0) {
         // The rewritten challenge has another length. HTTP/1.1 gets it chunked (a
         // response with neither length nor chunking would end keep-alive).
         resp.remove_header("content-length");
@@ -76,7 +78,10 @@ pub fn on_body(enforcer: &Enforcer, body: &mut Option<Bytes>, end: bool, ctx: &m
     match std::mem::take(&mut ctx.capture) {
         Capture::Challenge { debt } => {
             let policy = loaded.engine.current_policy();
-            let out = harder_challenge(&policy, tracker, &captured, debt, now).unwrap_or(captured);
+            let issued_to = ctx.source.as_ref().map(IssuedTo::of);
+            let out = issued_to
+                .and_then(|to| book_challenge(&policy, tracker, &captured, debt, to, now))
+                .unwrap_or(captured);
             *body = Some(Bytes::from(out));
         }
         Capture::Created => {
@@ -95,33 +100,39 @@ pub fn on_body(enforcer: &Enforcer, body: &mut Option<Bytes>, end: bool, ctx: &m
     }
 }
 
-/// Rewrites a challenge answer to ask for more checkpoints, and remembers it.
-fn harder_challenge(
+/// Remembers a challenge answer in the challenge book (to whom it went, what it asks)
+/// and, for a source in debt, rewrites it to ask for more checkpoints. `None`: pass the
+/// answer on as it came.
+fn book_challenge(
     policy: &policy::Policy,
     tracker: &Tracker,
     answer: &[u8],
     debt: u64,
+    issued_to: IssuedTo,
     now: u64,
 ) -> Option<Vec<u8>> {
     let challenge = parse_challenge(answer).ok()?;
     let k_prime = policy.pow().difficulty_for(debt, challenge.k, challenge.g);
-    if k_prime <= challenge.k {
-        return None;
-    }
-    let rewritten = rewrite_challenge(answer, k_prime).ok()?;
+    let rewritten =
+        if k_prime > challenge.k { rewrite_challenge(answer, k_prime).ok() } else { None };
+    // Remember what the client was actually sent: k' only if the rewrite succeeded.
+    let asked = if rewritten.is_some() { k_prime } else { challenge.k };
     tracker.challenges().remember(
         &challenge.challenge_token,
         challenge.k,
-        k_prime,
+        asked,
         challenge.g,
+        issued_to,
         now,
     );
-    tracing::info!(
-        debt,
-        k = challenge.k,
-        k_prime,
-        g = challenge.g,
-        "proof-of-work made harder for a source in debt"
-    );
-    Some(rewritten)
+    if rewritten.is_some() {
+        tracing::info!(
+            debt,
+            k = challenge.k,
+            k_prime,
+            g = challenge.g,
+            "proof-of-work made harder for a source in debt"
+        );
+    }
+    rewritten
 }

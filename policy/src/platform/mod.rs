@@ -32,6 +32,7 @@ pub use envelope::{codes, error_body};
 pub use events::{PlatformEvent, RemovedCounts, StatusAnswer};
 pub use provisioning::{
     decode_seed, parse_challenge, rewrite_challenge, trim_create_body, CreateBody, CreatedAccount,
+    Redeemer,
 };
 pub use resources::{created_id, parse_asset_manifest};
 pub use routes::{classify_default, default_route_patterns};

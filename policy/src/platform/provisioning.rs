@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use super::{result_of, DEFAULT_ACCOUNT_LIFETIME_SECS};
 use crate::economics::pow::{
-    check_difficulty, decode_checkpoint, verify_and_trim, Challenge, ChallengeBook, PowError,
+    check_difficulty, decode_checkpoint, verify_and_trim, Challenge, ChallengeBook, IssuedTo,
+    PowError, PowPolicy, Redeemed,
 };
 use crate::wire::rfc3339_to_unix;
 
@@ -212,26 +213,56 @@ impl CreatedAccount {
     }
 }
 
-/// The gateway's side of `POST .../provisioning/previews`: if the body's challenge was
-/// made harder, verifies the extra work and returns the body to forward with only the
-/// platform's `k+1` checkpoints, plus the hashes spent. `Ok(None)`: the challenge is not
-/// in the book (not made harder, evicted or expired), forward the body untouched.
+/// Who redeems a challenge: its compact source keys and the unclaimed-cleanup debt
+/// its harder proof-of-work is computed from (0 when it owes none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Redeemer {
+    /// The redeeming source.
+    pub issued_to: IssuedTo,
+    /// Its debt as the budget check found it.
+    pub debt: u64,
+}
+
+/// The gateway's side of `POST .../provisioning/previews`.
+///
+/// The challenge is redeemed in the book (burned, whatever follows). It must be
+/// solved at the stricter of what its fetcher was asked and what the redeemer owes
+/// (the fetcher's `k'` alone when they are the same source: the client cannot know
+/// more than it was told); the extra work is verified and the body to forward keeps
+/// only the platform's `k+1` checkpoints (`Ok(Some((body, hashes)))`). `Ok(None)`:
+/// forward the body untouched, because no extra work is due, or the token is unknown
+/// to the gateway and the redeemer owes nothing (the platform checks its own work).
+/// A burned token, and an unknown one from a redeemer in debt, are refused.
 pub fn trim_create_body<R: rand::Rng + ?Sized>(
     body: &[u8],
     book: &ChallengeBook,
     now: u64,
-    spot_checks: u32,
+    pow: &PowPolicy,
+    redeemer: Redeemer,
     rng: &mut R,
 ) -> Result<Option<(Vec<u8>, u64)>, PowError> {
     let body = CreateBody::parse(body)?;
     let Some(token) = body.challenge_token() else {
         return Ok(None);
     };
-    let Some(rec) = book.take(token, now) else {
-        return Ok(None);
+    let rec = match book.redeem(token, now) {
+        Redeemed::Open(rec) => rec,
+        Redeemed::Burned => return Err(PowError::Burned),
+        Redeemed::Unknown if redeemer.debt > 0 && pow.extra_checkpoints_per_unit > 0.0 => {
+            return Err(PowError::NotIssued)
+        }
+        Redeemed::Unknown => return Ok(None),
     };
+    let required = if rec.issued_to == redeemer.issued_to {
+        rec.k_prime
+    } else {
+        rec.k_prime.max(pow.difficulty_for(redeemer.debt, rec.k, rec.g))
+    };
+    if required <= rec.k {
+        return Ok(None);
+    }
     let (checkpoints, concatenated) = body.checkpoints()?;
     let (trimmed, hashes) =
-        verify_and_trim(&checkpoints, rec.k, rec.k_prime, rec.g, spot_checks, rng)?;
+        verify_and_trim(&checkpoints, rec.k, required, rec.g, pow.spot_checks, rng)?;
     Ok(Some((body.with_checkpoints(&trimmed, concatenated)?, hashes)))
 }

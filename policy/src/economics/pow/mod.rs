@@ -4,25 +4,36 @@
 //! `cp[0] = sha256(seed)`, `cp[j+1] = sha256^g(cp[j])`, sent as the `k+1` checkpoints
 //! `cp[0..=k]` in standard base64. The gateway cannot change what the platform checks,
 //! but it can ask for *more*: it answers the challenge with `k' > k` (same seed and `g`),
-//! remembers `k'` for that challenge token ([`ChallengeBook`]), and when the solution
-//! comes back it spot-checks the extra segments `cp[k..k']` and forwards only the first
-//! `k+1` checkpoints, which is exactly what the platform asked for.
+//! remembers every challenge it passes on, with its `k'` and a compact form of who
+//! fetched it ([`ChallengeBook`]), and when the solution comes back it verifies the
+//! extra segments and forwards only the first `k+1` checkpoints, which is exactly what
+//! the platform asked for.
 //!
-//! Verification is cheap by construction: each segment `cp[j] -> cp[j+1]` costs `g`
-//! hashes to check, so checking `s` random extra segments costs at most `s * g` hashes
-//! however long the chain, while a client that skips a fraction `f` of the extra
-//! segments is caught with probability about `1 - (1 - f)^s`.
+//! Every verified segment starts at the client's own checkpoint before it. The segment
+//! `cp[k] -> cp[k+1]` is always verified: it chains the extra work to `cp[k]`, which the
+//! platform binds to the seed, so a tail of valid segments computed once from some other
+//! start cannot be hung onto every challenge. Of the other `k' - k - 1` segments, `s`
+//! are chosen at random after the solution has arrived and recomputed, so verification
+//! costs at most `(s + 1) * g` hashes however long the chain; [`forging`] shows why
+//! skipping segments and hoping the checks miss them costs more per success than doing
+//! the work.
 //!
-//! The first `k+1` checkpoints (and `cp[0] = sha256(seed)`) are the platform's to
-//! verify, so they are not re-checked here; the extra segments start at `cp[k]`, which
-//! the platform binds to this seed, so they cannot be precomputed for another challenge.
+//! A challenge is redeemed once: the first solution naming it burns it, whether it is
+//! forwarded or refused.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
-use std::collections::{HashMap, VecDeque};
 use std::fmt;
+
+mod book;
+mod forging;
+
+pub use book::{ChallengeBook, ChallengeRecord, IssuedTo, Redeemed};
+pub use forging::{
+    forger_work_per_success, pass_probability, spot_checks_against_tails,
+    tail_forger_work_per_success,
+};
 
 /// wrangler refuses a challenge with `k * g` above this (about 70 s of hashing).
 pub const WRANGLER_MAX_WORK: u64 = 64_000_000;
@@ -65,6 +76,13 @@ pub enum PowError {
         /// Its index.
         index: usize,
     },
+    /// The challenge was already redeemed through the gateway.
+    #[error("proof-of-work rejected: this challenge was already used (each challenge answers one attempt)")]
+    Burned,
+    /// The source owes harder work and the challenge did not come through the gateway
+    /// (or was forgotten), so what it was asked for is unknown.
+    #[error("proof-of-work rejected: this challenge was not issued to your address by the gateway, and your address owes harder proof-of-work")]
+    NotIssued,
     /// A spot-checked segment does not follow from its start.
     #[error("proof-of-work rejected: checkpoint {} does not follow from checkpoint {segment}. Request a new challenge and solve it again.", segment + 1)]
     Mismatch {
@@ -86,10 +104,11 @@ pub struct PowPolicy {
     pub max_factor: u32,
     /// `k' * g` is at most this (never above [`WRANGLER_MAX_WORK`]).
     pub max_work: u64,
-    /// Extra segments verified per solution.
+    /// Extra segments verified per solution at random, besides the chaining segment
+    /// `cp[k] -> cp[k+1]` that is always verified.
     pub spot_checks: u32,
-    /// Seconds a rewritten challenge is remembered (the platform's own challenge
-    /// lifetime is a few minutes; longer only costs memory).
+    /// Seconds a challenge (and a burned token) is remembered (the platform's own
+    /// challenge lifetime is a few minutes; longer only costs memory).
     pub challenge_ttl_secs: u64,
     /// Bound on remembered challenges, so a flood of challenge requests cannot grow
     /// memory without limit.
@@ -98,8 +117,8 @@ pub struct PowPolicy {
 
 impl Default for PowPolicy {
     /// +1 checkpoint per 10 units (an address at the default `harder_pow` budget of 60
-    /// solves k+6), at most 8x the platform's work, 4 spot checks (a client skipping
-    /// half the extra work is caught 15 times in 16).
+    /// solves k+6), at most 8x the platform's work, 4 spot checks besides the chaining
+    /// segment (a client skipping half the extra work is caught at least 15 times in 16).
     fn default() -> Self {
         PowPolicy {
             extra_checkpoints_per_unit: 0.1,
@@ -163,142 +182,6 @@ impl fmt::Debug for Challenge {
     }
 }
 
-/// What the gateway asked of one challenge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChallengeRecord {
-    /// Platform's k.
-    pub k: u32,
-    /// The gateway's k'.
-    pub k_prime: u32,
-    /// Rounds per segment.
-    pub g: u32,
-    /// When it is forgotten, unix seconds.
-    pub expires_at: u64,
-}
-
-struct BookInner {
-    map: HashMap<[u8; 32], (u64, ChallengeRecord)>,
-    /// Insertion order (with a sequence number to skip entries already taken).
-    order: VecDeque<([u8; 32], u64)>,
-    seq: u64,
-    /// Capacity and lifetime: kept with the entries so a policy reload can change
-    /// them in place without dropping the challenges already handed out.
-    max: usize,
-    ttl: u64,
-}
-
-/// Challenges the gateway made harder, keyed by a hash of the challenge token (the
-/// token itself is not kept). Bounded and expiring: the oldest entries are evicted
-/// first when full.
-///
-/// An evicted or unknown challenge is forwarded untouched; its solution then carries
-/// `k'+1` checkpoints the platform will not accept, so eviction fails closed for the
-/// client concerned. Size `max_challenges` above the challenge rate times the TTL.
-pub struct ChallengeBook {
-    inner: Mutex<BookInner>,
-}
-
-impl fmt::Debug for ChallengeBook {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let inner = self.inner.lock();
-        f.debug_struct("ChallengeBook")
-            .field("len", &inner.map.len())
-            .field("max", &inner.max)
-            .field("ttl", &inner.ttl)
-            .finish()
-    }
-}
-
-fn token_key(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
-
-impl ChallengeBook {
-    /// A book holding at most `max` challenges for `ttl_secs` each.
-    pub fn new(max: usize, ttl_secs: u64) -> Self {
-        ChallengeBook {
-            inner: Mutex::new(BookInner {
-                map: HashMap::new(),
-                order: VecDeque::new(),
-                seq: 0,
-                max: max.max(1),
-                ttl: ttl_secs,
-            }),
-        }
-    }
-
-    /// Applies a reloaded policy's `max_challenges` and `challenge_ttl_secs`. Entries
-    /// already in the book keep their expiry; a smaller capacity evicts the oldest at
-    /// the next [`ChallengeBook::remember`].
-    pub fn reconfigure(&self, p: &PowPolicy) {
-        let mut inner = self.inner.lock();
-        inner.max = p.max_challenges.max(1);
-        inner.ttl = p.challenge_ttl_secs;
-    }
-
-    /// (capacity, lifetime in seconds) in force.
-    pub fn settings(&self) -> (usize, u64) {
-        let inner = self.inner.lock();
-        (inner.max, inner.ttl)
-    }
-
-    /// A book sized by the policy.
-    pub fn from_policy(p: &PowPolicy) -> Self {
-        Self::new(p.max_challenges, p.challenge_ttl_secs)
-    }
-
-    /// Remembers that `challenge_token` was answered with `k_prime`.
-    pub fn remember(&self, challenge_token: &str, k: u32, k_prime: u32, g: u32, now: u64) {
-        let key = token_key(challenge_token);
-        let mut inner = self.inner.lock();
-        inner.seq += 1;
-        let seq = inner.seq;
-        let record = ChallengeRecord { k, k_prime, g, expires_at: now.saturating_add(inner.ttl) };
-        inner.map.insert(key, (seq, record));
-        inner.order.push_back((key, seq));
-        // Taken entries leave stale order slots behind; drop them before they outgrow
-        // the map, so the queue stays bounded by `2 * max` too.
-        if inner.order.len() > 2 * inner.max {
-            let BookInner { map, order, .. } = &mut *inner;
-            order.retain(|(k, s)| map.get(k).is_some_and(|(live, _)| live == s));
-        }
-        // Evict expired entries, then the oldest while over capacity.
-        while let Some(&(front, fseq)) = inner.order.front() {
-            let live = inner.map.get(&front).filter(|(s, _)| *s == fseq).map(|(_, r)| r.expires_at);
-            let evict = match live {
-                None => true, // already taken or replaced
-                Some(exp) => exp <= now || inner.map.len() > inner.max,
-            };
-            if !evict {
-                break;
-            }
-            inner.order.pop_front();
-            if live.is_some() {
-                inner.map.remove(&front);
-            }
-        }
-    }
-
-    /// Takes (removes) the record of `challenge_token` if present and not expired. A
-    /// challenge is single-use, so verification work cannot be replayed.
-    pub fn take(&self, challenge_token: &str, now: u64) -> Option<ChallengeRecord> {
-        let key = token_key(challenge_token);
-        let mut inner = self.inner.lock();
-        let (_, rec) = inner.map.remove(&key)?;
-        (rec.expires_at > now).then_some(rec)
-    }
-
-    /// Challenges remembered now.
-    pub fn len(&self) -> usize {
-        self.inner.lock().map.len()
-    }
-
-    /// Whether none are remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Solving and verifying
 // ---------------------------------------------------------------------------------------
@@ -325,13 +208,15 @@ pub fn solve(seed: &[u8], k: u32, g: u32) -> Vec<String> {
     out
 }
 
-/// Verifies the extra segments `cp[k..k']` by spot-check and returns the first `k+1`
-/// checkpoints (what the platform asked for) and the hashes spent.
+/// Verifies the extra segments `cp[k..=k']` and returns the first `k+1` checkpoints
+/// (what the platform asked for) and the hashes spent.
 ///
-/// `min(spot_checks, k' - k)` distinct extra segments are chosen with `rng` and each
-/// is recomputed with `g` hashes, so the work is at most `spot_checks * g`. Every
-/// extra checkpoint must be a well-formed digest. With `spot_checks >= k' - k` every
-/// extra segment is checked and the result is deterministic.
+/// The chaining segment `cp[k] -> cp[k+1]` is always recomputed; then
+/// `min(spot_checks, k' - k - 1)` distinct segments among the rest are chosen with `rng`
+/// (so after the solution is known) and each is recomputed from the client's own
+/// checkpoint before it, with `g` hashes. The work is at most `(spot_checks + 1) * g`.
+/// Every extra checkpoint must be a well-formed digest. With `spot_checks >= k' - k - 1`
+/// every extra segment is checked and the result is deterministic.
 pub fn verify_and_trim<R: rand::Rng + ?Sized>(
     checkpoints: &[String],
     k: u32,
@@ -350,14 +235,18 @@ pub fn verify_and_trim<R: rand::Rng + ?Sized>(
         extra.push(decode_checkpoint(s, i)?);
     }
     let segments = k_prime - k;
-    let n = (spot_checks as usize).min(segments);
     let mut hashes = 0u64;
-    let mut picked: Vec<usize> = rand::seq::index::sample(rng, segments, n).into_vec();
-    picked.sort_unstable();
-    for s in picked {
-        hashes += u64::from(g);
-        if rounds(extra[s], g) != extra[s + 1] {
-            return Err(PowError::Mismatch { segment: k + s });
+    if segments > 0 {
+        let rest = segments - 1;
+        let n = (spot_checks as usize).min(rest);
+        let mut picked: Vec<usize> =
+            rand::seq::index::sample(rng, rest, n).into_iter().map(|s| s + 1).collect();
+        picked.sort_unstable();
+        for s in std::iter::once(0).chain(picked) {
+            hashes += u64::from(g);
+            if rounds(extra[s], g) != extra[s + 1] {
+                return Err(PowError::Mismatch { segment: k + s });
+            }
         }
     }
     Ok((checkpoints[..=k].to_vec(), hashes))
