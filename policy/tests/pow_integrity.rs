@@ -54,7 +54,54 @@ fn a_challenge_is_judged_at_the_stricter_of_its_fetcher_and_its_redeemer() {
     // grew while it solved (the client cannot know more than it was told).
     book.remember("own-harder", k, 14, g, debtor, 0);
     let grown = Redeemer { issued_to: debtor, debt: 100 };
-    assert!(trim_create_body(&body("own-harder", &owed), &book, 1, &p, grown, &mut rng).is_ok());
+    let fresh = solve(&[7; 32], 14, g);
+    assert!(trim_create_body(&body("own-harder", &fresh), &book, 1, &p, grown, &mut rng).is_ok());
+}
+
+#[test]
+fn extra_checkpoints_seen_in_an_earlier_solution_are_refused_until_they_expire() {
+    let p = PowPolicy { spot_checks: 2, ..PowPolicy::default() };
+    let (k, g) = (4u32, 16u32);
+    let book = ChallengeBook::from_policy(&p);
+    let debtor = client("198.51.100.3");
+    let mut rng = StdRng::seed_from_u64(3);
+    let me = Redeemer { issued_to: debtor, debt: 0 };
+    // A made-up checkpoint after the chaining step, then a chain computed once.
+    let reused = solve(b"a chain computed once", 4, g);
+    let forged = |seed: &[u8]| {
+        let mut cps = solve(seed, k + 1, g);
+        cps.extend_from_slice(&reused);
+        cps
+    };
+    // Every segment but the made-up one is valid; spot checks that miss it let the
+    // first use through, and then the chain is spent.
+    let mut passed = 0;
+    let mut reused_refusals = 0;
+    for i in 0..20u8 {
+        let token = format!("harder-{i}");
+        book.remember(&token, k, 10, g, debtor, 0);
+        match trim_create_body(&body(&token, &forged(&[i; 32])), &book, 1, &p, me, &mut rng) {
+            Ok(Some(_)) => passed += 1,
+            Err(PowError::ReusedWork) => reused_refusals += 1,
+            Err(PowError::Mismatch { .. }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(passed <= 1, "the chain passed {passed} times");
+    assert!(
+        reused_refusals >= 5,
+        "spot checks miss the made-up segment half the time: {reused_refusals}"
+    );
+    // Honest chains never collide; a spent digest is forgotten after a challenge
+    // lifetime, when no challenge it could have answered is still open.
+    book.remember("honest", k, 10, g, debtor, 0);
+    let honest = solve(&[99; 32], 10, g);
+    assert!(trim_create_body(&body("honest", &honest), &book, 1, &p, me, &mut rng).is_ok());
+    let later = 1 + p.challenge_ttl_secs;
+    book.remember("after-expiry", k, 10, g, debtor, later);
+    let again =
+        trim_create_body(&body("after-expiry", &honest), &book, later + 1, &p, me, &mut rng);
+    assert!(matches!(again, Ok(Some(_))), "{again:?}");
 }
 
 #[test]

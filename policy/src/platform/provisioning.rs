@@ -264,5 +264,14 @@ pub fn trim_create_body<R: rand::Rng + ?Sized>(
     let (checkpoints, concatenated) = body.checkpoints()?;
     let (trimmed, hashes) =
         verify_and_trim(&checkpoints, rec.k, required, rec.g, pow.spot_checks, rng)?;
+    let extra: Vec<[u8; 32]> = checkpoints
+        .iter()
+        .enumerate()
+        .skip(rec.k as usize + 1)
+        .map(|(i, c)| decode_checkpoint(c, i))
+        .collect::<Result<_, _>>()?;
+    if !book.first_use(&extra, now) {
+        return Err(PowError::ReusedWork);
+    }
     Ok(Some((body.with_checkpoints(&trimmed, concatenated)?, hashes)))
 }

@@ -270,3 +270,36 @@ async fn an_indebted_source_cannot_use_a_token_the_gateway_did_not_issue() {
     let (status, v) = s.create(CLEAN, &body).await;
     assert_eq!(status, 200, "a source with no debt is forwarded as before: {v}");
 }
+
+/// The attack: the platform's k segments and the chaining step done honestly, then one
+/// made-up checkpoint and behind it a chain of valid segments computed once, hung on
+/// every challenge. One spot check of the nine segments after the chaining step misses
+/// the made-up one 8 times in 9, so without more a forger gets most of its attempts
+/// through; the gateway refuses any extra checkpoint it has seen in an earlier
+/// solution, so the chain works at most once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_chain_behind_one_fake_checkpoint_works_at_most_once() {
+    let s = stack(policy(1)).await;
+    s.run_up_debt(DEBTOR).await;
+    // cp[k+2..=k'] for k' = 14: nine checkpoints, the first of them made up.
+    let reused = solve(b"made up once, reused on every challenge", 8, G);
+    assert_eq!(reused.len(), 9);
+    let before = s.accounts();
+    let mut refused_as_reused = 0;
+    for attempt in 0..8 {
+        let ch = s.challenge(DEBTOR).await;
+        assert_eq!(ch.k, 14);
+        let mut forged = solve(&ch.seed_bytes().unwrap(), K + 1, G);
+        forged.extend_from_slice(&reused);
+        assert_eq!(forged.len(), 15);
+        let (status, v) = s.create(DEBTOR, &Stack::create_body(&ch.challenge_token, &forged)).await;
+        if status == 403 && message(&v).contains("reuses work from an earlier one") {
+            refused_as_reused += 1;
+        } else if status != 403 {
+            assert_eq!(status, 200, "attempt {attempt}: {v}");
+        }
+    }
+    let gained = s.accounts() - before;
+    assert!(gained <= 1, "the reused chain got {gained} accounts");
+    assert!(refused_as_reused >= 6, "only {refused_as_reused} attempts refused as reused work");
+}

@@ -89,6 +89,20 @@ struct BookInner {
 /// `max_challenges` above the challenge rate times the TTL.
 pub struct ChallengeBook {
     inner: Mutex<BookInner>,
+    seen: Mutex<SeenDigests>,
+}
+
+/// Most extra-checkpoint digests remembered for [`ChallengeBook::first_use`]: about
+/// 24 MiB at most, far above what the create rate limits let through in a challenge
+/// lifetime.
+pub const MAX_SEEN_DIGESTS: usize = 1 << 20;
+
+/// Digests of the extra checkpoints of verified solutions (the first 8 bytes of each,
+/// with an expiry), oldest first.
+#[derive(Default)]
+struct SeenDigests {
+    expiry: HashMap<u64, u64>,
+    order: VecDeque<(u64, u64)>,
 }
 
 impl fmt::Debug for ChallengeBook {
@@ -117,7 +131,39 @@ impl ChallengeBook {
                 max: max.max(1),
                 ttl: ttl_secs,
             }),
+            seen: Mutex::new(SeenDigests::default()),
         }
+    }
+
+    /// Whether none of `digests` (the extra checkpoints of a verified solution) was
+    /// part of a solution seen within a challenge lifetime; if none was, remembers them
+    /// all. Spot checks verify a few segments, so a forger who makes up one checkpoint
+    /// and hangs a chain computed once behind it passes whenever the checks miss that
+    /// one segment; refusing any digest seen before makes the chain single-use, so
+    /// each attempt costs its own chain and forging saves only the segments faked.
+    pub fn first_use(&self, digests: &[[u8; 32]], now: u64) -> bool {
+        let ttl = self.inner.lock().ttl;
+        let mut seen = self.seen.lock();
+        while let Some(&(d, exp)) = seen.order.front() {
+            if exp > now && seen.order.len() <= MAX_SEEN_DIGESTS {
+                break;
+            }
+            seen.order.pop_front();
+            if seen.expiry.get(&d) == Some(&exp) {
+                seen.expiry.remove(&d);
+            }
+        }
+        let short =
+            |d: &[u8; 32]| u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
+        if digests.iter().any(|d| seen.expiry.get(&short(d)).is_some_and(|&exp| exp > now)) {
+            return false;
+        }
+        let exp = now.saturating_add(ttl.max(1));
+        for d in digests {
+            seen.expiry.insert(short(d), exp);
+            seen.order.push_back((short(d), exp));
+        }
+        true
     }
 
     /// Applies a reloaded policy's `max_challenges` and `challenge_ttl_secs`. Entries

@@ -83,6 +83,11 @@ pub enum PowError {
     /// (or was forgotten), so what it was asked for is unknown.
     #[error("proof-of-work rejected: this challenge was not issued to your address by the gateway, and your address owes harder proof-of-work")]
     NotIssued,
+    /// Extra checkpoints of this solution were already part of an earlier one: a chain
+    /// computed once and reused (honest chains start from a fresh seed and never
+    /// repeat a digest).
+    #[error("proof-of-work rejected: this solution reuses work from an earlier one. Request a new challenge and solve it again.")]
+    ReusedWork,
     /// A spot-checked segment does not follow from its start.
     #[error("proof-of-work rejected: checkpoint {} does not follow from checkpoint {segment}. Request a new challenge and solve it again.", segment + 1)]
     Mismatch {
