@@ -12,6 +12,7 @@ use pingora::http::RequestHeader;
 
 use super::context::{BodyPlan, Capture, RequestCtx};
 use super::refusal::{Refusal, Why};
+use super::reserve::QuotaHold;
 use crate::enforce::Enforcer;
 
 /// Largest request body held for inspection (asset manifests, PoW solutions).
@@ -25,6 +26,9 @@ pub fn on_chunk(
     end_of_stream: bool,
     ctx: &mut RequestCtx,
 ) -> pingora::Result<()> {
+    if let Err(refusal) = super::limits::on_chunk(enforcer, body.as_ref(), end_of_stream, ctx) {
+        return abort(ctx, refusal);
+    }
     if ctx.body_plan == BodyPlan::Stream {
         return Ok(());
     }
@@ -77,16 +81,25 @@ pub fn on_chunk(
             }
         }
         BodyPlan::Hold => {
-            if let (Some(op), Some(account)) = (ctx.op.as_mut(), ctx.account.as_deref()) {
-                match policy::platform::parse_asset_manifest(&held) {
-                    Ok(manifest) => op.attach_manifest(manifest),
+            if let (Some(op), Some(account)) = (ctx.op.as_mut(), ctx.account.clone()) {
+                let read = policy::platform::parse_asset_manifest(&held)
+                    .and_then(|m| policy::platform::manifest_sizes(&held).map(|s| (m, s)));
+                match read {
+                    Ok((manifest, sizes)) => {
+                        op.attach_manifest(manifest);
+                        ctx.limits.declared = Some(std::sync::Arc::new(sizes));
+                    }
                     Err(e) => {
                         let message = format!("The asset manifest could not be read: {}", e.0);
                         return abort(ctx, Refusal::new(Why::Quota, message));
                     }
                 }
-                if let Err(refusal) = tracker.check_quota(&policy, account, op) {
-                    return abort(ctx, Refusal::new(Why::Quota, refusal.message));
+                match tracker.reserve_quota(&policy, &account, op) {
+                    Ok(r) => {
+                        let hold = QuotaHold::new(loaded.tracker.clone(), &account, op.clone(), r);
+                        ctx.hold = Some(hold);
+                    }
+                    Err(refusal) => return abort(ctx, Refusal::new(Why::Quota, refusal.message)),
                 }
             }
             *body = Some(Bytes::from(held));
