@@ -1,7 +1,8 @@
 //! Body: request bodies a check must see whole.
 //!
-//! Asset manifests are held until complete, checked against the account's quotas and
-//! forwarded unchanged. Account creation bodies are held so the gateway can verify the
+//! Asset manifests are held until complete, checked and reserved against the account's
+//! quotas, and forwarded unchanged. Every chunk first passes [`super::limits::on_chunk`]
+//! (body size, held-bytes budget, asset files' real sizes). Account creation bodies are held so the gateway can verify the
 //! extra proof-of-work checkpoints it asked an indebted source for and remove them, so
 //! the platform sees the solution to the challenge it issued. A refusal found here is
 //! recorded in [`RequestCtx::refusal`] and the returned error aborts the upstream

@@ -101,8 +101,7 @@ pub fn start_asset_scan(
             "An asset upload must be multipart/form-data with a boundary; send the files as parts.",
         )
     })?;
-    let base64 = c.id.request().path.contains("base64=true")
-        || c.req.uri.query().is_some_and(|q| q.split('&').any(|p| p == "base64=true"));
+    let base64 = c.req.uri.query().is_some_and(|q| q.split('&').any(|p| p == "base64=true"));
     ctx.limits.scan =
         Some(AssetScan { scanner: AssetUploadScanner::new(&boundary, base64), declared });
     Ok(())

@@ -6,13 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
-use e2e::{free_port, GatewayProcess};
-use refplatform::pow::{encode_checkpoints, Challenge};
-use refplatform::{ManualClock, PlatformConfig};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+#[path = "quota_integrity/stack.rs"]
+mod stack;
+use stack::{raw, stack, stack_with, Stack};
 
 const BASE: &str = "/client/v4";
 const IP: &str = "198.51.100.90";
@@ -29,194 +29,6 @@ max_worker_scripts = 3
 max_asset_files = 3
 max_body_bytes = 16777216
 "#;
-
-struct Stack {
-    platform: refplatform::RunningPlatform,
-    gateway: GatewayProcess,
-    admin: String,
-    client: reqwest::Client,
-}
-
-struct Account {
-    id: String,
-    token: String,
-}
-
-async fn stack_with(policy: &str, server_extra: &str) -> Stack {
-    let admin_port = free_port();
-    let admin = format!("http://127.0.0.1:{admin_port}");
-    let clock = Arc::new(ManualClock::starting_now());
-    let config = PlatformConfig { pow_k: 2, pow_g: 64, ..PlatformConfig::default() };
-    let platform = refplatform::spawn(config, clock, "127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let body = format!(
-        "{server_extra}\n[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n",
-        platform.addr()
-    );
-    let policy = policy.to_string();
-    let gateway = GatewayProcess::start_with(&body, move |dir| {
-        std::fs::write(dir.join("policy.toml"), policy).unwrap()
-    });
-    assert!(e2e::wait_listening(
-        format!("127.0.0.1:{admin_port}").parse().unwrap(),
-        Duration::from_secs(10)
-    ));
-    Stack { platform, gateway, admin, client: reqwest::Client::new() }
-}
-
-async fn stack() -> Stack {
-    stack_with(POLICY, "").await
-}
-
-impl Stack {
-    fn url(&self, path: &str) -> String {
-        format!("{}{BASE}{path}", self.gateway.url())
-    }
-
-    async fn create(&self) -> Account {
-        let v: Value = self
-            .client
-            .post(self.url("/provisioning/previews/challenge"))
-            .header("x-forwarded-for", IP)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let challenge: Challenge = serde_json::from_value(v["result"].clone()).unwrap();
-        let checkpoints = challenge.solve().unwrap();
-        let v: Value = self
-            .client
-            .post(self.url("/provisioning/previews"))
-            .header("x-forwarded-for", IP)
-            .json(&json!({
-                "termsOfService": "https://example.test/terms", "privacyPolicy": "https://example.test/privacy",
-                "acceptTermsOfService": "yes", "challengeToken": challenge.challenge_token,
-                "solution": {"checkpoints": encode_checkpoints(&checkpoints)}
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        Account {
-            id: v["result"]["account"]["id"].as_str().expect("account id").into(),
-            token: v["result"]["account"]["apiToken"].as_str().expect("token").into(),
-        }
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        a: &Account,
-        path: &str,
-        body: Value,
-    ) -> (u16, Value) {
-        let resp = self
-            .client
-            .request(method, self.url(&format!("/accounts/{}{path}", a.id)))
-            .bearer_auth(&a.token)
-            .header("x-forwarded-for", IP)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn put_script(&self, a: &Account, name: &str) -> u16 {
-        let form = reqwest::multipart::Form::new()
-            .part(
-                "metadata",
-                reqwest::multipart::Part::text(
-                    json!({"main_module": "index.js", "compatibility_date": "2025-01-01"})
-                        .to_string(),
-                ),
-            )
-            .part(
-                "index.js",
-                reqwest::multipart::Part::text("export default {}")
-                    .file_name("index.js")
-                    .mime_str("application/javascript+module")
-                    .unwrap(),
-            );
-        self.client
-            .put(self.url(&format!("/accounts/{}/workers/scripts/{name}", a.id)))
-            .bearer_auth(&a.token)
-            .header("x-forwarded-for", IP)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    }
-
-    /// Opens an asset-upload session for `files` (hash, declared size); its JWT.
-    async fn session(&self, a: &Account, files: &[(&str, u64)]) -> (u16, Value) {
-        let manifest: serde_json::Map<String, Value> = files
-            .iter()
-            .map(|(h, size)| (format!("/{h}.bin"), json!({"hash": h, "size": size})))
-            .collect();
-        self.call(
-            reqwest::Method::POST,
-            a,
-            "/workers/scripts/site/assets-upload-session",
-            json!({ "manifest": manifest }),
-        )
-        .await
-    }
-
-    /// Uploads files (hash, bytes) base64-encoded, as wrangler does, with `jwt`.
-    async fn upload(&self, a: &Account, jwt: &str, files: &[(&str, Vec<u8>)]) -> (u16, Value) {
-        let mut form = reqwest::multipart::Form::new();
-        for (hash, bytes) in files {
-            let text = base64::engine::general_purpose::STANDARD.encode(bytes);
-            form = form.part(
-                hash.to_string(),
-                reqwest::multipart::Part::text(text)
-                    .file_name(hash.to_string())
-                    .mime_str("application/null")
-                    .unwrap(),
-            );
-        }
-        let resp = self
-            .client
-            .post(self.url(&format!("/accounts/{}/workers/assets/upload?base64=true", a.id)))
-            .bearer_auth(jwt)
-            .header("x-forwarded-for", IP)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn admin_get(&self, path: &str) -> Value {
-        self.client.get(format!("{}{path}", self.admin)).send().await.unwrap().json().await.unwrap()
-    }
-
-    fn platform_counts(&self, a: &Account) -> refplatform::ResourceCounts {
-        self.platform.platform().account(&a.id).expect("platform account").counts
-    }
-}
-
-/// Sends `request` on a new connection and reads the answer until the gateway closes
-/// it (every request here says `Connection: close`), for at most 10 s.
-async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> String {
-    let mut conn = TcpStream::connect(addr).await.unwrap();
-    let _ = conn.write_all(request).await;
-    let mut out = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut out)).await;
-    if read.is_err() {
-        eprintln!("no complete answer within 10 s");
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_creates_cannot_overshoot_a_quota() {
@@ -371,17 +183,17 @@ async fn chunked_and_repeated_content_length_bodies_are_limited() {
     assert_eq!(s.platform_counts(&a).queues, 0, "none was forwarded");
 }
 
-/// Held bytes as the admin listener reports them, once they reach `at_least`
-/// (bounded: the gateway reads a sent body within milliseconds).
-async fn held_reaches(s: &Stack, at_least: u64) -> u64 {
+/// Held bytes as the admin listener reports them, once `done` holds for them
+/// (bounded: the gateway reads a sent body, or ends a request, within milliseconds).
+async fn held_until(s: &Stack, done: impl Fn(u64) -> bool) -> u64 {
     for _ in 0..500 {
         let held = s.admin_get("/stats").await["held_body_bytes"]["held"].as_u64().unwrap_or(0);
-        if held >= at_least {
+        if done(held) {
             return held;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("the gateway never reported {at_least} held bytes:\n{}", s.gateway.log_text());
+    panic!("the held bytes never reached the expected count:\n{}", s.gateway.log_text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -399,7 +211,7 @@ async fn held_bodies_are_bounded_across_requests() {
     let mut first = TcpStream::connect(s.gateway.addr).await.unwrap();
     first.write_all(head.as_bytes()).await.unwrap();
     first.write_all(&body.as_bytes()[..70_000]).await.unwrap();
-    held_reaches(&s, 70_000).await;
+    held_until(&s, |held| held >= 70_000).await;
     // A second would hold 70,000 more: over the gateway-wide 100,000.
     let mut second = head.clone().into_bytes();
     second.extend_from_slice(&body.as_bytes()[..70_000]);
@@ -422,8 +234,7 @@ async fn held_bodies_are_bounded_across_requests() {
     third.extend_from_slice(body.as_bytes());
     let answer = raw(s.gateway.addr, &third).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    let stats = s.admin_get("/stats").await;
-    assert_eq!(stats["held_body_bytes"]["held"], 0, "{stats}");
+    assert_eq!(held_until(&s, |held| held == 0).await, 0, "every request gave its bytes back");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
