@@ -67,6 +67,7 @@ fn classifies_deploy_api_calls() {
             "workers/scripts/w",
             ResourceOp::Delete { kind: ResourceKind::WorkerScript, id: "w".into() },
         ),
+        ("POST", "workers/assets/upload?base64=true", ResourceOp::AssetFiles),
         ("GET", "workers/scripts/w/settings", ResourceOp::Other),
         ("POST", "workers/scripts/w/versions", ResourceOp::Other),
         ("PUT", "storage/kv/namespaces/ns1/values/k", ResourceOp::Other),

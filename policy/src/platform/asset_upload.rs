@@ -96,11 +96,13 @@ impl AssetUploadScanner {
         }
     }
 
-    fn count(&mut self, bytes: &[u8]) {
-        self.raw = self.raw.saturating_add(bytes.len() as u64);
+    /// Counts the first `n` pending bytes as the open part's.
+    fn count(&mut self, n: usize) {
+        let bytes = &self.pending[..n];
+        self.raw = self.raw.saturating_add(n as u64);
         if self.base64 {
-            let n = bytes.iter().filter(|b| !b.is_ascii_whitespace() && **b != b'=').count();
-            self.significant = self.significant.saturating_add(n as u64);
+            let sig = bytes.iter().filter(|b| !b.is_ascii_whitespace() && **b != b'=').count();
+            self.significant = self.significant.saturating_add(sig as u64);
         }
     }
 
@@ -117,8 +119,7 @@ impl AssetUploadScanner {
                 State::Preamble | State::Body => match find(&self.pending, &self.delimiter) {
                     Some(i) => {
                         if self.state == State::Body {
-                            let body = self.pending[..i].to_vec();
-                            self.count(&body);
+                            self.count(i);
                             let name = std::mem::take(&mut self.name);
                             done.push(ScannedFile { name, bytes: self.size() });
                         }
@@ -128,8 +129,7 @@ impl AssetUploadScanner {
                     None => {
                         let safe = self.pending.len().saturating_sub(self.delimiter.len() - 1);
                         if self.state == State::Body {
-                            let body = self.pending[..safe].to_vec();
-                            self.count(&body);
+                            self.count(safe);
                         }
                         self.pending.drain(..safe);
                         return Ok(done);
