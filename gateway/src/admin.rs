@@ -5,7 +5,8 @@
 //!   HMAC-SHA256 of the body under the shared secret (`X-Platform-Signature:
 //!   sha256=<hex>`); unsigned or mis-signed events are refused with 401.
 //! - `GET /metrics`: Prometheus text (rule counters, table sizes, ledger totals).
-//! - `GET /stats`: the same as JSON.
+//! - `GET /stats`: the same as JSON (plus the held request-body bytes).
+//! - `GET /accounts/usage?id=ACCOUNT`: what the gateway counted the account as holding.
 //! - `GET /ledger/top?n=10&since_secs=3600`, `GET /ledger/hourly?since_secs=86400`,
 //!   `GET /ledger/entries?since_secs=…`: the cleanup-cost ledger.
 //!
@@ -121,6 +122,7 @@ fn router(state: AdminState) -> Router {
         .route("/ledger/top", get(ledger_top))
         .route("/ledger/hourly", get(ledger_hourly))
         .route("/ledger/entries", get(ledger_entries))
+        .route("/accounts/usage", get(account_usage))
         .with_state(state)
 }
 
@@ -306,6 +308,18 @@ async fn ledger_entries(State(state): State<AdminState>, Query(q): Query<Window>
     Json(entries).into_response()
 }
 
+/// `?id=ACCOUNT`.
+#[derive(Deserialize)]
+struct AccountQuery {
+    id: String,
+}
+
+/// What the gateway counted an account as holding (what its quotas and its cleanup
+/// cost are computed from), to compare with the platform's own count.
+async fn account_usage(State(state): State<AdminState>, Query(q): Query<AccountQuery>) -> Response {
+    Json(state.tracker.usage_of(&q.id)).into_response()
+}
+
 async fn stats(State(state): State<AdminState>) -> Response {
     let s = state.engine.stats();
     let (units, accounts) = state.tracker.ledger().total(0);
@@ -319,6 +333,8 @@ async fn stats(State(state): State<AdminState>) -> Response {
         })).collect::<Vec<_>>(),
         "accounts_tracked": state.tracker.book().len(),
         "pow": { "verifies": state.tracker.pow_cost().0, "hashes": state.tracker.pow_cost().1 },
+        "held_body_bytes": { "held": state.tracker.held().held(), "limit": state.tracker.held().limit() },
+        "upload_sessions": state.tracker.uploads().len(),
         "ledger": { "units": units, "accounts": accounts, "entries": state.tracker.ledger().len() },
     }))
     .into_response()

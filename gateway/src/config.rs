@@ -94,6 +94,8 @@ struct RawServer {
     #[serde(default)]
     grace_period_secs: Option<u64>,
     #[serde(default)]
+    max_held_body_bytes: Option<Spanned<u64>>,
+    #[serde(default)]
     tls: Vec<RawTls>,
 }
 
@@ -160,6 +162,10 @@ pub struct UpstreamConfig {
     pub pool_idle_timeout: Duration,
 }
 
+/// The smallest `server.max_held_body_bytes`: below it even small manifests and
+/// account-creation bodies could not be held.
+pub const MIN_HELD_BODY_BYTES: u64 = 64 * 1024;
+
 /// The compiled gateway configuration: valid by construction.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -169,6 +175,9 @@ pub struct GatewayConfig {
     pub threads: usize,
     /// How long SIGTERM/SIGINT waits for in-flight requests.
     pub grace_period: Duration,
+    /// Request-body bytes all requests together may hold in memory
+    /// ([`crate::held`]); past it a request that needs its body held gets 503.
+    pub max_held_body_bytes: u64,
     /// The deploy API.
     pub upstream: UpstreamConfig,
     /// Policy file, if any (absolute or relative to the config file).
@@ -327,6 +336,18 @@ impl GatewayConfig {
             Some(t) => *t.get_ref(),
             None => 1,
         };
+        let max_held_body_bytes = match &server.max_held_body_bytes {
+            Some(v) if *v.get_ref() < MIN_HELD_BODY_BYTES => {
+                return Err(err_at(
+                    v.span().start,
+                    format!(
+                        "server.max_held_body_bytes must be at least {MIN_HELD_BODY_BYTES} (64 KiB)"
+                    ),
+                ))
+            }
+            Some(v) => *v.get_ref(),
+            None => crate::held::DEFAULT_MAX_HELD_BODY_BYTES,
+        };
 
         let upstream = compile_upstream(&upstream, &err_at)?;
         let (policy_file, watch_policy) = match raw.policy {
@@ -384,6 +405,7 @@ impl GatewayConfig {
             listen,
             threads,
             grace_period: server.grace_period_secs.map_or(DEFAULT_GRACE, Duration::from_secs),
+            max_held_body_bytes,
             upstream,
             policy_file,
             watch_policy,

@@ -102,6 +102,7 @@ pub fn demo_config(options: &DemoOptions, platform: SocketAddr) -> GatewayConfig
         listen: vec![options.listen],
         threads: 1,
         grace_period: DEFAULT_GRACE,
+        max_held_body_bytes: crate::held::DEFAULT_MAX_HELD_BODY_BYTES,
         upstream: UpstreamConfig {
             addr: platform,
             tls: false,

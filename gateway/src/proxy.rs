@@ -142,7 +142,7 @@ impl ProxyHttp for DeployGateway {
             upstream_response.insert_header(name, value)?;
         }
         let http2 = session.as_downstream().is_http2();
-        learn::on_header(&self.enforcer, upstream_response, http2, ctx)
+        learn::on_header(upstream_response, http2, ctx)
     }
 
     fn response_body_filter(

@@ -26,7 +26,13 @@ pub async fn write_refusal(session: &mut Session, refusal: &Refusal) -> Result<(
 /// aborted; the connection is not reused. Returns the status written (0: none).
 pub async fn write_body_refusal(session: &mut Session, refusal: &Refusal) -> u16 {
     session.set_keepalive(None);
-    match write_refusal(session, refusal).await {
+    // Not drained: the rest of a body refused half-way may never come (a client that
+    // holds it back), and the connection closes anyway.
+    let body = envelope::error_body(refusal.code(), &refusal.message);
+    let written =
+        write_answer(session, refusal.status(), Some(&refusal.message), &refusal.headers, body)
+            .await;
+    match written {
         Ok(()) => refusal.status(),
         Err(_) => 0,
     }
@@ -92,6 +98,21 @@ pub async fn write_json(
     extra_headers: &[(&'static str, String)],
     body: Bytes,
 ) -> Result<()> {
+    if !drain_small_body(session).await {
+        session.set_keepalive(None);
+    }
+    write_answer(session, status, reason, extra_headers, body).await
+}
+
+/// Writes a JSON answer with a Content-Length as it is, without reading the request
+/// body first.
+async fn write_answer(
+    session: &mut Session,
+    status: u16,
+    reason: Option<&str>,
+    extra_headers: &[(&'static str, String)],
+    body: Bytes,
+) -> Result<()> {
     let mut header = ResponseHeader::build(status, Some(4 + extra_headers.len()))?;
     if let Some(reason) = reason {
         header.set_reason_phrase(Some(&reason_phrase(reason)))?;
@@ -100,9 +121,6 @@ pub async fn write_json(
     header.insert_header("content-length", body.len().to_string())?;
     for (name, value) in extra_headers {
         header.insert_header(*name, value.as_str())?;
-    }
-    if !drain_small_body(session).await {
-        session.set_keepalive(None);
     }
     session.write_response_header(Box::new(header), false).await?;
     session.write_response_body(Some(body), true).await?;

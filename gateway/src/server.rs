@@ -46,6 +46,9 @@ pub fn check_listeners(config: &GatewayConfig) -> Result<(), StartError> {
 /// Runs the gateway until SIGTERM/SIGINT, then drains within the grace period.
 pub fn run(config: &GatewayConfig, enforcer: Arc<Enforcer>) -> Result<(), StartError> {
     check_listeners(config)?;
+    if let Some(tracker) = enforcer.tracker() {
+        tracker.held().set_limit(config.max_held_body_bytes);
+    }
     let conf = ServerConf {
         threads: config.threads,
         // The gateway drains in-flight requests itself (see `shutdown`).

@@ -15,6 +15,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
@@ -22,8 +23,11 @@ use policy::accounts::{AccountBook, AccountInfo, Event, SourceKeys, TokenHash, T
 use policy::ledger::{Ledger, LedgerEntry};
 use policy::platform::CreatedAccount;
 use policy::pow::ChallengeBook;
-use policy::quota::{AccountUsage, Classified, QuotaRefusal, ResourceCounts};
+use policy::quota::{AccountUsage, Classified, QuotaRefusal, Reservation, ResourceCounts};
 use policy::Policy;
+
+use crate::held::HeldBudget;
+use crate::uploads::UploadSessions;
 
 pub use policy::platform::{PlatformEvent, RemovedCounts};
 
@@ -49,6 +53,8 @@ pub struct Tracker {
     ledger_file: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
     pow_verifies: AtomicU64,
     pow_hashes: AtomicU64,
+    uploads: UploadSessions,
+    held: Arc<HeldBudget>,
 }
 
 impl Tracker {
@@ -94,6 +100,8 @@ impl Tracker {
             ledger_file: sink,
             pow_verifies: AtomicU64::new(0),
             pow_hashes: AtomicU64::new(0),
+            uploads: UploadSessions::default(),
+            held: Arc::new(HeldBudget::default()),
         })
     }
 
@@ -102,9 +110,34 @@ impl Tracker {
         self.tokens.hash(token)
     }
 
-    /// The account a token belongs to, if it was created through this gateway.
+    /// The account a token belongs to, if it was created through this gateway: an
+    /// account's API token, or the upload token of one of its asset-upload sessions.
     pub fn account_for(&self, token: &TokenHash) -> Option<AccountInfo> {
-        self.book.by_token(token)
+        self.book.by_token(token).or_else(|| {
+            let session = self.uploads.get(token)?;
+            self.book.get(&session.account_id)
+        })
+    }
+
+    /// Asset-upload sessions learnt from the platform's answers.
+    pub fn uploads(&self) -> &UploadSessions {
+        &self.uploads
+    }
+
+    /// Remembers an asset-upload session's token (hashed here, then dropped).
+    pub fn record_upload_session(
+        &self,
+        jwt: &str,
+        account: &str,
+        declared: Arc<std::collections::BTreeMap<String, u64>>,
+        now: u64,
+    ) {
+        self.uploads.record(self.tokens.hash(jwt), account, declared, now);
+    }
+
+    /// The gateway-wide budget of held request-body bytes.
+    pub fn held(&self) -> &Arc<HeldBudget> {
+        &self.held
     }
 
     /// Account book (read-only use: queries).
@@ -166,6 +199,52 @@ impl Tracker {
         }
     }
 
+    /// Checks and reserves an operation in one step, under the account's usage entry,
+    /// so concurrent calls cannot all pass at `limit - 1`.
+    pub fn reserve_quota(
+        &self,
+        policy: &Policy,
+        account: &str,
+        op: &Classified,
+    ) -> Result<Reservation, QuotaRefusal> {
+        self.usage.entry(account.to_string()).or_default().reserve(policy.quotas(), &op.op)
+    }
+
+    /// Adds one uploaded asset file, of its real size, to an upload's reservation.
+    pub fn reserve_asset_file(
+        &self,
+        policy: &Policy,
+        account: &str,
+        reservation: &mut Reservation,
+        hash: &str,
+        bytes: u64,
+    ) -> Result<(), QuotaRefusal> {
+        self.usage.entry(account.to_string()).or_default().reserve_asset_file(
+            policy.quotas(),
+            reservation,
+            hash,
+            bytes,
+        )
+    }
+
+    /// Gives back a reservation the platform did not answer 2xx.
+    pub fn release(&self, account: &str, reservation: Reservation) {
+        if let Some(mut usage) = self.usage.get_mut(account) {
+            usage.release(reservation);
+        }
+    }
+
+    /// Settles a reservation the platform answered 2xx.
+    pub fn settle(
+        &self,
+        account: &str,
+        reservation: Reservation,
+        op: &Classified,
+        created_id: Option<&str>,
+    ) {
+        self.usage.entry(account.to_string()).or_default().settle(reservation, &op.op, created_id);
+    }
+
     /// Counts an operation the platform answered 2xx.
     pub fn commit(&self, account: &str, op: &Classified, created_id: Option<&str>) {
         self.usage.entry(account.to_string()).or_default().commit(&op.op, created_id);
@@ -223,6 +302,7 @@ impl Tracker {
         };
         if kind != Event::Claimed {
             self.usage.remove(&event.account_id);
+            self.uploads.forget_account(&event.account_id);
         }
         if let Some(entry) = &entry {
             self.persist(entry);
@@ -266,6 +346,7 @@ impl Tracker {
                 out.push(entry);
             }
             self.usage.remove(&info.account_id);
+            self.uploads.forget_account(&info.account_id);
         }
         out
     }
@@ -283,6 +364,7 @@ impl Tracker {
             .chain([budgets.window_secs, policy.account_limits().window_secs])
             .max()
             .unwrap_or(86_400);
+        self.uploads.forget_expired(now);
         let cut = now.saturating_sub(longest.saturating_add(86_400));
         let accounts = self.book.prune(cut);
         if accounts > 0 {

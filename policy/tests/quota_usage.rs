@@ -4,7 +4,9 @@ mod common;
 
 use common::{errors_of, policy_with};
 use policy::platform::{classify_default as classify, created_id, parse_asset_manifest};
-use policy::quota::{AccountUsage, AssetManifest, QuotaSpec, ResourceKind, ResourceOp};
+use policy::quota::{
+    AccountUsage, AssetManifest, QuotaSpec, Reservation, ResourceKind, ResourceOp,
+};
 
 const ACC: &str = "0123456789abcdef0123456789abcdef";
 
@@ -65,6 +67,7 @@ fn classifies_deploy_api_calls() {
             "workers/scripts/w",
             ResourceOp::Delete { kind: ResourceKind::WorkerScript, id: "w".into() },
         ),
+        ("POST", "workers/assets/upload?base64=true", ResourceOp::AssetFiles),
         ("GET", "workers/scripts/w/settings", ResourceOp::Other),
         ("POST", "workers/scripts/w/versions", ResourceOp::Other),
         ("PUT", "storage/kv/namespaces/ns1/values/k", ResourceOp::Other),
@@ -158,14 +161,19 @@ fn asset_uploads_are_bounded_in_files_and_size() {
     // An unread manifest fails closed.
     let unread = classify("POST", &path("workers/scripts/site/assets-upload-session")).op;
     assert!(u.check(&spec, &unread).is_err());
-    // Commit records the files; a new session for the script replaces them; deleting the
-    // script drops them.
+    // A session counts no file: files count when they are uploaded, by content hash
+    // over the whole account, as the platform counts them; deleting the script keeps
+    // them (the platform keeps them too).
     u.commit(&ok, None);
-    assert_eq!(u.counts().asset_files, 1000);
-    u.commit(&session(&manifest(3, 2_000_000)), None);
+    assert_eq!(u.counts().asset_files, 0);
+    let mut upload = Reservation::default();
+    for i in 0..3 {
+        u.reserve_asset_file(&spec, &mut upload, &format!("h{i}"), 2_000_000).expect("room");
+    }
+    u.settle(upload, &ResourceOp::AssetFiles, None);
     assert_eq!((u.counts().asset_files, u.counts().stored_bytes), (3, 6_000_000));
     u.commit(&classify("DELETE", &path("workers/scripts/site")).op, None);
-    assert_eq!(u.counts().asset_files, 0);
+    assert_eq!(u.counts().asset_files, 3);
 }
 
 #[test]

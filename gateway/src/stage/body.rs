@@ -1,7 +1,8 @@
 //! Body: request bodies a check must see whole.
 //!
-//! Asset manifests are held until complete, checked against the account's quotas and
-//! forwarded unchanged. Account creation bodies are held so the gateway can verify the
+//! Asset manifests are held until complete, checked and reserved against the account's
+//! quotas, and forwarded unchanged. Every chunk first passes [`super::limits::on_chunk`]
+//! (body size, held-bytes budget, asset files' real sizes). Account creation bodies are held so the gateway can verify the
 //! extra proof-of-work checkpoints it asked an indebted source for and remove them, so
 //! the platform sees the solution to the challenge it issued. A refusal found here is
 //! recorded in [`RequestCtx::refusal`] and the returned error aborts the upstream
@@ -12,6 +13,7 @@ use pingora::http::RequestHeader;
 
 use super::context::{BodyPlan, Capture, RequestCtx};
 use super::refusal::{Refusal, Why};
+use super::reserve::QuotaHold;
 use crate::enforce::Enforcer;
 use policy::pow::IssuedTo;
 
@@ -26,6 +28,9 @@ pub fn on_chunk(
     end_of_stream: bool,
     ctx: &mut RequestCtx,
 ) -> pingora::Result<()> {
+    if let Err(refusal) = super::limits::on_chunk(enforcer, body.as_ref(), end_of_stream, ctx) {
+        return abort(ctx, refusal);
+    }
     if ctx.body_plan == BodyPlan::Stream {
         return Ok(());
     }
@@ -82,16 +87,25 @@ pub fn on_chunk(
             }
         }
         BodyPlan::Hold => {
-            if let (Some(op), Some(account)) = (ctx.op.as_mut(), ctx.account.as_deref()) {
-                match policy::platform::parse_asset_manifest(&held) {
-                    Ok(manifest) => op.attach_manifest(manifest),
+            if let (Some(op), Some(account)) = (ctx.op.as_mut(), ctx.account.clone()) {
+                let read = policy::platform::parse_asset_manifest(&held)
+                    .and_then(|m| policy::platform::manifest_sizes(&held).map(|s| (m, s)));
+                match read {
+                    Ok((manifest, sizes)) => {
+                        op.attach_manifest(manifest);
+                        ctx.limits.declared = Some(std::sync::Arc::new(sizes));
+                    }
                     Err(e) => {
                         let message = format!("The asset manifest could not be read: {}", e.0);
                         return abort(ctx, Refusal::new(Why::Quota, message));
                     }
                 }
-                if let Err(refusal) = tracker.check_quota(&policy, account, op) {
-                    return abort(ctx, Refusal::new(Why::Quota, refusal.message));
+                match tracker.reserve_quota(&policy, &account, op) {
+                    Ok(r) => {
+                        let hold = QuotaHold::new(loaded.tracker.clone(), &account, op.clone(), r);
+                        ctx.hold = Some(hold);
+                    }
+                    Err(refusal) => return abort(ctx, Refusal::new(Why::Quota, refusal.message)),
                 }
             }
             *body = Some(Bytes::from(held));

@@ -43,6 +43,8 @@ pub enum Capture {
     Created,
     /// The id of a resource the platform names.
     CreatedId(ResourceKind),
+    /// The upload token of an asset-upload session.
+    UploadSession,
 }
 
 /// The client keys of the request, for the access log (no secrets: the account key is
@@ -96,4 +98,8 @@ pub struct RequestCtx {
     pub resp_status: u16,
     /// Answer body captured so far.
     pub resp_body: Vec<u8>,
+    /// The quota this call holds until it is answered (given back on drop).
+    pub hold: Option<super::reserve::QuotaHold>,
+    /// Body size, held bytes and asset-file measurements.
+    pub limits: super::limits::BodyLimits,
 }

@@ -7,6 +7,7 @@
 //! wins, and a refused request charges nothing after it.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use pingora::http::RequestHeader;
 use policy::accounts::{SourceKey, SourceKeys};
@@ -17,6 +18,7 @@ use policy::{Engine, Identity, Outcome, Policy, RouteClass};
 use super::context::{BodyPlan, Capture, RequestCtx};
 use super::identify::RequestParts;
 use super::refusal::{Refusal, Why};
+use super::reserve::QuotaHold;
 use crate::enforce::Enforcer;
 use crate::tracker::Tracker;
 
@@ -33,7 +35,7 @@ pub struct Checked<'a> {
     /// The rate-limit engine.
     pub engine: &'a Engine,
     /// Accounts, quotas, ledger.
-    pub tracker: &'a Tracker,
+    pub tracker: &'a Arc<Tracker>,
     /// Unix seconds now.
     pub now: u64,
 }
@@ -43,6 +45,7 @@ pub type Check = fn(&Checked<'_>, &mut RequestCtx) -> Result<(), Refusal>;
 
 /// The checks, in the order they run.
 pub const CHECKS: &[(&str, Check)] = &[
+    ("framing", super::limits::framing),
     ("limits", rate_limits),
     ("budget", budget),
     ("account-limits", account_limits),
@@ -194,24 +197,22 @@ fn resources(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> {
     if op.op == ResourceOp::Other {
         return Ok(());
     }
-    let declared = c
-        .req
-        .headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if let Some(len) = declared {
-        c.policy.quotas().check_body_size(len).map_err(|r| Refusal::new(Why::Quota, r.message))?;
-    }
     if op.needs_body() {
+        // The manifest is read, checked and reserved once the body is whole (body.rs).
         ctx.body_plan = BodyPlan::Hold;
     } else {
-        c.tracker
-            .check_quota(c.policy, &info.account_id, &op)
+        let reservation = c
+            .tracker
+            .reserve_quota(c.policy, &info.account_id, &op)
             .map_err(|r| Refusal::new(Why::Quota, r.message))?;
+        ctx.hold =
+            Some(QuotaHold::new(c.tracker.clone(), &info.account_id, op.clone(), reservation));
     }
-    if let ResourceOp::Create { kind, name: None } = op.op {
-        ctx.capture = Capture::CreatedId(kind);
+    match op.op {
+        ResourceOp::Create { kind, name: None } => ctx.capture = Capture::CreatedId(kind),
+        ResourceOp::AssetUpload { .. } => ctx.capture = Capture::UploadSession,
+        ResourceOp::AssetFiles => super::limits::start_asset_scan(c, info, ctx)?,
+        _ => {}
     }
     ctx.op = Some(op);
     Ok(())

@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
-use policy::platform::{created_id, parse_challenge, rewrite_challenge};
+use policy::platform::{created_id, parse_challenge, rewrite_challenge, session_jwt};
 use policy::pow::IssuedTo;
 
 use super::context::{Capture, RequestCtx};
@@ -22,7 +22,6 @@ const MAX_CAPTURED_BODY: usize = 1024 * 1024;
 /// prepares a challenge answer for rewriting. `http2`: the client speaks HTTP/2, whose
 /// frames carry the end of a body without a length or chunked coding.
 pub fn on_header(
-    enforcer: &Enforcer,
     resp: &mut ResponseHeader,
     http2: bool,
     ctx: &mut RequestCtx,
@@ -30,11 +29,17 @@ pub fn on_header(
     ctx.resp_status = resp.status.as_u16();
     if !resp.status.is_success() {
         ctx.capture = Capture::None;
+        ctx.hold = None; // gives the reservation back
         return Ok(());
     }
-    if let (Some(tracker), Some(op), Some(account)) = (enforcer.tracker(), &ctx.op, &ctx.account) {
-        if !matches!(ctx.capture, Capture::CreatedId(_)) {
-            tracker.commit(account, op, None);
+    // Counted from the status: a create whose answer is too large to read (or never
+    // arrives whole) still counts; only its id, for a later delete, needs the body.
+    if let Some(hold) = ctx.hold.as_mut() {
+        hold.answered_2xx();
+    }
+    if !matches!(ctx.capture, Capture::CreatedId(_)) {
+        if let Some(hold) = ctx.hold.take() {
+            hold.settle(None);
         }
     }
     if matches!(ctx.capture, Capture::Challenge { debt } if debt > 0) {
@@ -92,8 +97,14 @@ pub fn on_body(enforcer: &Enforcer, body: &mut Option<Bytes>, end: bool, ctx: &m
             }
         }
         Capture::CreatedId(kind) => {
-            if let (Some(op), Some(account)) = (&ctx.op, &ctx.account) {
-                tracker.commit(account, op, created_id(kind, &captured).as_deref());
+            if let Some(hold) = ctx.hold.take() {
+                hold.settle(created_id(kind, &captured).as_deref());
+            }
+        }
+        Capture::UploadSession => {
+            if let (Some(jwt), Some(account)) = (session_jwt(&captured), &ctx.account) {
+                let declared = ctx.limits.declared.take().unwrap_or_default();
+                tracker.record_upload_session(&jwt, account, declared, now);
             }
         }
         Capture::None => {}

@@ -7,6 +7,8 @@
 //! | every check before forwarding | [`decide`] | `request_filter` |
 //! | one refusal type, status and code | [`refusal`] | wherever a check refuses |
 //! | bodies a check must see whole | [`body`] | `request_body_filter`, `upstream_request_filter` |
+//! | body framing and size, held bytes, asset files' real sizes | [`limits`] | `request_filter`, `request_body_filter` |
+//! | the quota a call holds until answered | [`reserve`] | from `decide` to `learn` (or the end of the request) |
 //! | what the answers teach | [`learn`] | `response_filter`, `response_body_filter` |
 //!
 //! [`crate::proxy`] only dispatches to these; [`crate::respond`] writes what they
@@ -17,4 +19,6 @@ pub mod context;
 pub mod decide;
 pub mod identify;
 pub mod learn;
+pub mod limits;
 pub mod refusal;
+pub mod reserve;

@@ -24,6 +24,8 @@ pub enum Why {
     ProofOfWork,
     /// The request cannot be judged (no client address, malformed framing).
     BadRequest,
+    /// The gateway has no room to hold this request's body now.
+    Busy,
 }
 
 impl Why {
@@ -37,6 +39,7 @@ impl Why {
             Why::Quota => (403, codes::QUOTA),
             Why::ProofOfWork => (403, codes::POW),
             Why::BadRequest => (400, codes::BAD_REQUEST),
+            Why::Busy => (503, codes::BUSY),
         }
     }
 
@@ -50,6 +53,7 @@ impl Why {
             Why::Quota => "quota",
             Why::ProofOfWork => "proof_of_work",
             Why::BadRequest => "bad_request",
+            Why::Busy => "busy",
         }
     }
 }

@@ -9,13 +9,16 @@
 //! costs nothing upstream, gives wrangler a message that says what to do, and the
 //! counts feed the cleanup-cost ledger (what the account held when it expired).
 //!
-//! Known limit: `check` and `commit` are separate steps, so two concurrent creates of
-//! the same kind can both pass `check` at `limit - 1`. For the platform's own limits
-//! (D1, Queues, Hyperdrive, assets) the platform still refuses the extra one; for the
-//! gateway's own caps the overshoot is bounded by the client's concurrency.
+//! Concurrent calls: [`AccountUsage::reserve`] checks and reserves in one step (the
+//! caller holds the account's usage entry), so two concurrent creates at `limit - 1`
+//! cannot both pass; the reservation is settled on 2xx ([`AccountUsage::settle`]) or
+//! given back ([`AccountUsage::release`]). See [`reserve`].
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+
+pub mod reserve;
+pub use reserve::Reservation;
 
 /// 1 MiB.
 const MIB: u64 = 1024 * 1024;
@@ -107,6 +110,10 @@ pub enum ResourceOp {
         /// What the manifest declares.
         manifest: Option<AssetManifest>,
     },
+    /// Uploads static-asset files (`workers/assets/upload`, authorized by an upload
+    /// session's token): the files' real sizes and count are checked while the body
+    /// streams ([`AccountUsage::reserve_asset_file`]).
+    AssetFiles,
     /// Anything else: no quota applies (beyond the body size).
     Other,
 }
@@ -155,7 +162,7 @@ pub struct QuotaSpec {
     pub max_queues: u64,
     /// Hyperdrive configurations per account.
     pub max_hyperdrive_configs: u64,
-    /// Static-asset files per upload session.
+    /// Static-asset files per account: per upload session, and over all its uploads.
     pub max_asset_files: u64,
     /// Bytes per static-asset file.
     pub max_asset_file_bytes: u64,
@@ -266,7 +273,7 @@ pub struct ResourceCounts {
     pub hyperdrive_configs: u64,
     /// Static-asset files, over all scripts.
     pub asset_files: u64,
-    /// Bytes stored as declared in asset manifests (the part of storage the gateway sees).
+    /// Bytes of the static-asset files uploaded (the part of storage the gateway sees).
     pub stored_bytes: u64,
 }
 
@@ -275,10 +282,16 @@ pub struct ResourceCounts {
 pub struct AccountUsage {
     /// Ids (names for scripts) per kind.
     resources: BTreeMap<ResourceKind, BTreeSet<String>>,
-    /// Latest committed asset manifest per script (a new session replaces the old set).
-    assets: BTreeMap<String, AssetManifest>,
+    /// Static-asset files uploaded, by content hash -> bytes, over all sessions (as the
+    /// platform counts them: one account-wide set).
+    asset_files: BTreeMap<String, u64>,
     /// Creates whose answer carried no readable id, numbered so they still count.
     anonymous: u64,
+    /// Creates checked and forwarded whose answer has not come yet, per kind.
+    reserved: BTreeMap<ResourceKind, u64>,
+    /// Asset files of uploads in flight, by content hash (counted once however many
+    /// uploads carry them).
+    reserved_files: BTreeMap<String, u64>,
 }
 
 impl AccountUsage {
@@ -357,7 +370,7 @@ impl AccountUsage {
                 }
                 Ok(())
             }
-            ResourceOp::Delete { .. } | ResourceOp::Other => Ok(()),
+            ResourceOp::Delete { .. } | ResourceOp::AssetFiles | ResourceOp::Other => Ok(()),
         }
     }
 
@@ -382,14 +395,8 @@ impl AccountUsage {
                 if let Some(set) = self.resources.get_mut(kind) {
                     set.remove(id);
                 }
-                if *kind == ResourceKind::WorkerScript {
-                    self.assets.remove(id);
-                }
             }
-            ResourceOp::AssetUpload { script, manifest: Some(m) } => {
-                self.assets.insert(script.clone(), *m);
-            }
-            ResourceOp::AssetUpload { manifest: None, .. } | ResourceOp::Other => {}
+            ResourceOp::AssetUpload { .. } | ResourceOp::AssetFiles | ResourceOp::Other => {}
         }
     }
 
@@ -401,11 +408,8 @@ impl AccountUsage {
             d1_databases: self.count(ResourceKind::D1Database),
             queues: self.count(ResourceKind::Queue),
             hyperdrive_configs: self.count(ResourceKind::HyperdriveConfig),
-            asset_files: self.assets.values().map(|m| m.files).sum(),
-            stored_bytes: self
-                .assets
-                .values()
-                .fold(0u64, |acc, m| acc.saturating_add(m.total_bytes)),
+            asset_files: self.asset_files.len() as u64,
+            stored_bytes: self.asset_files.values().fold(0u64, |acc, b| acc.saturating_add(*b)),
         }
     }
 }

@@ -19,6 +19,8 @@ pub mod codes {
     pub const UPSTREAM_TIMEOUT: u32 = 981;
     /// The request could not be understood.
     pub const BAD_REQUEST: u32 = 982;
+    /// The gateway has no room to hold the request's body right now.
+    pub const BUSY: u32 = 983;
 }
 
 /// Builds `{"success":false,"errors":[{"code":..,"message":..}],"messages":[],"result":null}`:

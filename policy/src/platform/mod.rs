@@ -14,7 +14,8 @@
 //! | the account API `{base}/accounts/{id}/...` (the prefix follows `[routes]`) | [`default_route_patterns`] | [`crate::Policy::classify_resource`] |
 //! | resource paths under it: `workers/scripts/{name}` (PUT/DELETE, `.../assets-upload-session` POST), `storage/kv/namespaces`, `d1/database`, `queues`, `hyperdrive/configs` (POST creates, DELETE `.../{id}`) | | [`crate::Policy::classify_resource`] |
 //! | creation answers naming the new id: KV `id`, D1 `uuid`, Queues `queue_id`, Hyperdrive `id` | | [`created_id`] |
-//! | asset-upload manifest `{"manifest": {"/path": {"hash", "size"}}}` | | [`parse_asset_manifest`] |
+//! | asset-upload manifest `{"manifest": {"/path": {"hash", "size"}}}` | | [`parse_asset_manifest`], [`manifest_sizes`] |
+//! | its answer `result: {jwt, buckets}`: the JWT authorizes `POST {base}/accounts/{id}/workers/assets/upload[?base64=true]` (multipart, one part per file named by its hash) | | [`session_jwt`], [`AssetUploadScanner`] |
 //! | events `{type: claimed\|expired\|deleted, account_id, at?, removed?}` | gateway's `POST /events` | [`PlatformEvent`] |
 //! | status API `GET {url}/{account_id}` -> `result: {status, removed?\|resources?}`, 404 = deleted | | [`StatusAnswer`] |
 //! | v4 envelopes `{success, errors: [{code, message}], messages, result}` | every answer | [`error_body`], [`codes`] |
@@ -22,19 +23,21 @@
 //! Values arriving from the platform are parsed without panicking: anything that does
 //! not have the expected shape is `None` or an error, never a guess.
 
+mod asset_upload;
 mod envelope;
 mod events;
 mod provisioning;
 mod resources;
 mod routes;
 
+pub use asset_upload::{multipart_boundary, AssetUploadScanner, ScannedFile, UploadError};
 pub use envelope::{codes, error_body};
 pub use events::{PlatformEvent, RemovedCounts, StatusAnswer};
 pub use provisioning::{
     decode_seed, parse_challenge, rewrite_challenge, trim_create_body, CreateBody, CreatedAccount,
     Redeemer,
 };
-pub use resources::{created_id, parse_asset_manifest};
+pub use resources::{created_id, manifest_sizes, parse_asset_manifest, session_jwt};
 pub use routes::{classify_default, default_route_patterns};
 pub(crate) use routes::{classify_resource, default_routes};
 

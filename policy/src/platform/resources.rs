@@ -45,3 +45,35 @@ pub fn parse_asset_manifest(body: &[u8]) -> Result<AssetManifest, ManifestError>
     }
     Ok(out)
 }
+
+/// The declared size of every file of an asset-upload manifest, by content hash (the
+/// largest, should a hash appear twice): what the uploads of that session may carry.
+pub fn manifest_sizes(
+    body: &[u8],
+) -> Result<std::collections::BTreeMap<String, u64>, ManifestError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| ManifestError(format!("invalid JSON: {e}")))?;
+    let manifest = value
+        .get("manifest")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| ManifestError("no \"manifest\" object".into()))?;
+    let mut out = std::collections::BTreeMap::new();
+    for (path, entry) in manifest {
+        let size = entry.get("size").and_then(|s| s.as_u64());
+        let hash = entry.get("hash").and_then(|h| h.as_str());
+        let (Some(size), Some(hash)) = (size, hash) else {
+            return Err(ManifestError(format!("entry \"{path}\" needs a \"hash\" and a \"size\"")));
+        };
+        let slot = out.entry(hash.to_string()).or_insert(0u64);
+        *slot = (*slot).max(size);
+    }
+    Ok(out)
+}
+
+/// The upload token of an asset-upload session's 2xx answer (`result.jwt`), which
+/// authorizes that session's file uploads.
+pub fn session_jwt(answer: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(answer).ok()?;
+    let result = value.get("result").unwrap_or(&value);
+    result.get("jwt")?.as_str().filter(|s| !s.is_empty()).map(str::to_string)
+}

@@ -64,6 +64,7 @@ pub(crate) fn classify_resource(routes: &Routes, method: &str, path: &str) -> Cl
         ("POST", ["workers", "scripts", name, "assets-upload-session"]) => {
             ResourceOp::AssetUpload { script: (*name).to_string(), manifest: None }
         }
+        ("POST", ["workers", "assets", "upload"]) => ResourceOp::AssetFiles,
         ("POST", ["storage", "kv", "namespaces"]) => create(KvNamespace),
         ("DELETE", ["storage", "kv", "namespaces", id]) => delete(KvNamespace, id),
         ("POST", ["d1", "database"]) => create(D1Database),

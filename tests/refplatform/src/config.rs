@@ -30,6 +30,44 @@ pub struct PlatformConfig {
     pub events: Option<EventsConfig>,
     /// Largest request body accepted (asset uploads may be several MiB).
     pub max_body_bytes: usize,
+    /// What a temporary account may hold.
+    pub limits: PlatformLimits,
+}
+
+/// The limits the platform enforces on a temporary account: the published ones (D1,
+/// Hyperdrive, Queues, static assets), and for Workers scripts and KV namespaces, which
+/// the published material leaves open, the caps of the gateway's shipped policy, so
+/// the two agree. Over a limit a create is refused with 403 and [`crate::envelope::CODE_LIMIT`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformLimits {
+    /// Worker scripts.
+    pub worker_scripts: usize,
+    /// KV namespaces.
+    pub kv_namespaces: usize,
+    /// D1 databases (published: one).
+    pub d1_databases: usize,
+    /// Queues (published: 10).
+    pub queues: usize,
+    /// Hyperdrive configurations (published: 2).
+    pub hyperdrive_configs: usize,
+    /// Distinct static-asset files over the account (published: 1,000).
+    pub asset_files: usize,
+    /// Bytes per static-asset file (published: 5 MiB).
+    pub asset_file_bytes: u64,
+}
+
+impl Default for PlatformLimits {
+    fn default() -> Self {
+        PlatformLimits {
+            worker_scripts: 5,
+            kv_namespaces: 10,
+            d1_databases: 1,
+            queues: 10,
+            hyperdrive_configs: 2,
+            asset_files: 1000,
+            asset_file_bytes: 5 * 1024 * 1024,
+        }
+    }
 }
 
 impl Default for PlatformConfig {
@@ -44,6 +82,7 @@ impl Default for PlatformConfig {
             sweep_interval: Duration::from_secs(10),
             events: None,
             max_body_bytes: 64 * 1024 * 1024,
+            limits: PlatformLimits::default(),
         }
     }
 }

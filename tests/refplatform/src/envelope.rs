@@ -22,6 +22,17 @@ pub const CODE_BAD_REQUEST: u32 = 10001;
 pub const CODE_NO_ROUTE: u32 = 7003;
 /// v4 code for "resource already exists".
 pub const CODE_CONFLICT: u32 = 10014;
+/// A limit of temporary accounts refused the request.
+pub const CODE_LIMIT: u32 = 10037;
+
+/// A create refused by one of the account's limits (`what` and `limit` name it).
+pub fn limit_reached(what: &str, limit: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        CODE_LIMIT,
+        format!("A temporary account may have at most {limit} {what}; claim the account to lift the limit."),
+    )
+}
 
 /// A successful envelope around `result`.
 pub fn ok<T: Serialize>(result: T) -> Response {

@@ -41,7 +41,7 @@ mod workers;
 
 pub use accounts::{AccountSnapshot, AccountStatus, ResourceCounts};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::PlatformConfig;
+pub use config::{PlatformConfig, PlatformLimits};
 pub use events::{EventType, EventsConfig, PlatformEvent, SIGNATURE_HEADER};
 pub use platform::{ClaimError, Platform, ProvisionedAccount, RequestRecord};
 pub use provisioning::CODE_TERMS_NOT_ACCEPTED;

@@ -2,9 +2,10 @@
 //! KV namespaces, D1 databases, Queues, Hyperdrive configs and static-asset
 //! uploads.
 //!
-//! The platform does not enforce the published quotas (the gateway in
-//! front does); it only records what exists so counts and bytes can be
-//! checked and cleaned up.
+//! The platform enforces the limits of temporary accounts
+//! ([`crate::PlatformLimits`]: the published ones, body size by the router's
+//! body limit) as the real one does, so a gateway in front that miscounts is
+//! caught by comparing its counts with the platform's.
 //!
 //! The four resource kinds behave alike (a per-account map by id, a unique
 //! name, a JSON view, a not-found message), so one set of generic handlers
@@ -27,7 +28,8 @@ use time::OffsetDateTime;
 
 use crate::accounts::{Account, D1Database, HyperdriveConfig, KvNamespace, Queue};
 use crate::call::{AccountItem, AccountRoot};
-use crate::envelope::{ok, ok_list, ApiError, ApiResult, CODE_AUTH, CODE_CONFLICT};
+use crate::config::PlatformLimits;
+use crate::envelope::{limit_reached, ok, ok_list, ApiError, ApiResult, CODE_AUTH, CODE_CONFLICT};
 use crate::multipart::read_all;
 use crate::platform::{
     bearer_token, digest, random_hex, random_secret, random_uuid, rfc3339, AssetSession,
@@ -69,6 +71,8 @@ pub(crate) trait Resource: Sized + 'static {
 
     /// The account's resources of this kind, by id.
     fn store(acct: &mut Account) -> &mut BTreeMap<String, Self>;
+    /// How many of this kind an account may have, and their name in a refusal.
+    fn limit(limits: &PlatformLimits) -> (usize, &'static str);
     /// The id it is stored (and addressed) under.
     fn id(&self) -> &str;
     /// The name that must be unique within the account.
@@ -100,12 +104,16 @@ pub(crate) fn routes<R: Resource>(acct: &str) -> Router<Arc<Platform>> {
 /// `POST {PATH}` with `{NAME_FIELD: ...}`: the body is read only once the
 /// caller is authorized, and a taken name is a conflict.
 async fn create<R: Resource>(call: AccountRoot, body: Option<Json<Value>>) -> ApiResult {
+    let (limit, what) = R::limit(&call.platform.config.limits);
     call.with_account(|acct, now| {
         let body = json_body(body)?;
         let name = required_str(&body, R::NAME_FIELD)?;
         let store = R::store(acct);
         if store.values().any(|r| r.name() == name) {
             return Err(conflict(R::CONFLICT));
+        }
+        if store.len() >= limit {
+            return Err(limit_reached(what, limit));
         }
         let r = R::build(name, &body, now);
         let out = r.to_json();
@@ -145,6 +153,9 @@ impl Resource for KvNamespace {
     fn store(acct: &mut Account) -> &mut BTreeMap<String, Self> {
         &mut acct.kv
     }
+    fn limit(limits: &PlatformLimits) -> (usize, &'static str) {
+        (limits.kv_namespaces, "KV namespaces")
+    }
     fn id(&self) -> &str {
         &self.id
     }
@@ -172,6 +183,9 @@ impl Resource for D1Database {
 
     fn store(acct: &mut Account) -> &mut BTreeMap<String, Self> {
         &mut acct.d1
+    }
+    fn limit(limits: &PlatformLimits) -> (usize, &'static str) {
+        (limits.d1_databases, "D1 databases")
     }
     fn id(&self) -> &str {
         &self.uuid
@@ -203,6 +217,9 @@ impl Resource for Queue {
 
     fn store(acct: &mut Account) -> &mut BTreeMap<String, Self> {
         &mut acct.queues
+    }
+    fn limit(limits: &PlatformLimits) -> (usize, &'static str) {
+        (limits.queues, "Queues")
     }
     fn id(&self) -> &str {
         &self.id
@@ -237,6 +254,9 @@ impl Resource for HyperdriveConfig {
 
     fn store(acct: &mut Account) -> &mut BTreeMap<String, Self> {
         &mut acct.hyperdrive
+    }
+    fn limit(limits: &PlatformLimits) -> (usize, &'static str) {
+        (limits.hyperdrive_configs, "Hyperdrive configurations")
     }
     fn id(&self) -> &str {
         &self.id
@@ -291,12 +311,22 @@ pub(crate) async fn assets_session(call: AccountItem, body: Option<Json<Value>>)
         serde_json::from_value(body.get("manifest").cloned().unwrap_or_else(|| json!({})))
             .map_err(|e| ApiError::bad_request(format!("bad manifest: {e}")))?;
     let exp = (p.now() + time::Duration::hours(1)).unix_timestamp();
+    let limits = &p.config.limits;
+    if let Some(e) = manifest.values().find(|e| e.size > limits.asset_file_bytes) {
+        return Err(limit_reached(
+            "bytes per static-asset file",
+            format!("{} (a file of {} was declared)", limits.asset_file_bytes, e.size),
+        ));
+    }
     let (pending, upload_jwt, completion) = call.with_account(|acct, _| {
         let mut pending: HashMap<String, u64> = HashMap::new();
         for e in manifest.values() {
             if !acct.asset_files.contains_key(&e.hash) {
                 pending.insert(e.hash.clone(), e.size);
             }
+        }
+        if acct.asset_files.len() + pending.len() > limits.asset_files {
+            return Err(limit_reached("static-asset files", limits.asset_files));
         }
         Ok((pending, session_jwt(exp), session_jwt(exp)))
     })?;
@@ -371,14 +401,29 @@ pub(crate) async fn assets_upload(
     if !usable {
         return Err(ApiError::unauthenticated());
     }
-    let session = st.asset_sessions.get_mut(&key).ok_or_else(ApiError::unauthenticated)?;
-    for (hash, _) in &files {
-        if !session.pending.contains_key(hash) {
+    let session = st.asset_sessions.get(&key).ok_or_else(ApiError::unauthenticated)?;
+    let limits = &p.config.limits;
+    for (hash, size) in &files {
+        let Some(declared) = session.pending.get(hash) else {
             return Err(ApiError::bad_request(format!(
                 "file {hash} is not part of this upload session"
             )));
+        };
+        if *size > limits.asset_file_bytes || size > declared {
+            return Err(limit_reached(
+                "bytes per static-asset file, and no more than its manifest declared",
+                limits.asset_file_bytes,
+            ));
         }
     }
+    let held = st.accounts.get(account).map(|a| a.asset_files.clone()).unwrap_or_default();
+    let new_files = files.iter().filter(|(h, _)| !held.contains_key(h)).count();
+    if held.len() + new_files > limits.asset_files {
+        return Err(limit_reached("static-asset files", limits.asset_files));
+    }
+    let Some(session) = st.asset_sessions.get_mut(&key) else {
+        return Err(ApiError::unauthenticated());
+    };
     for (hash, _) in &files {
         session.pending.remove(hash);
     }

@@ -222,7 +222,11 @@ pub(crate) async fn get_script(call: ScriptCall) -> ApiResult {
 pub(crate) async fn put_script(call: ScriptCall, mp: Multipart) -> ApiResult {
     let (metadata, bytes) = read_upload(&call, mp).await?;
     let name = call.item();
+    let limit = call.platform.config.limits.worker_scripts;
     call.with_account(|acct, now| {
+        if !acct.scripts.contains_key(name) && acct.scripts.len() >= limit {
+            return Err(crate::envelope::limit_reached("Worker scripts", limit));
+        }
         let s = acct.scripts.entry(name.to_string()).or_insert_with(|| Script {
             name: name.to_string(),
             tag: random_hex(16),
