@@ -5,13 +5,17 @@
 //! access log. Nothing in it is a secret: the bearer token is never stored, only the
 //! account it maps to.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use policy::accounts::SourceKeys;
+use policy::platform::AssetUploadScanner;
 use policy::quota::{Classified, ResourceKind};
 use policy::RouteClass;
 
 use super::refusal::Refusal;
+use crate::held::HeldBytes;
 use crate::inflight::InFlightGuard;
 
 /// How the request body is handled.
@@ -101,5 +105,27 @@ pub struct RequestCtx {
     /// The quota this call holds until it is answered (given back on drop).
     pub hold: Option<super::reserve::QuotaHold>,
     /// Body size, held bytes and asset-file measurements.
-    pub limits: super::limits::BodyLimits,
+    pub limits: BodyLimits,
+}
+
+/// What the body stage tracks for the limits of one request.
+#[derive(Default)]
+pub struct BodyLimits {
+    /// `max_body_bytes` of the policy in force when the request was decided.
+    pub max_body: Option<u64>,
+    /// Body bytes seen so far.
+    pub seen: u64,
+    /// This request's share of the held-bytes budget.
+    pub held: Option<HeldBytes>,
+    /// The measurement of an asset upload's files.
+    pub scan: Option<AssetScan>,
+    /// Declared size per content hash of an asset-upload session's manifest, kept for
+    /// the session its answer opens.
+    pub declared: Option<Arc<BTreeMap<String, u64>>>,
+}
+
+/// An asset upload being measured.
+pub struct AssetScan {
+    pub(super) scanner: AssetUploadScanner,
+    pub(super) declared: Arc<BTreeMap<String, u64>>,
 }

@@ -7,41 +7,19 @@
 //! wins, and a refused request charges nothing after it.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use pingora::http::RequestHeader;
 use policy::accounts::{SourceKey, SourceKeys};
 use policy::ledger::{BudgetAction, BudgetBreach};
 use policy::quota::ResourceOp;
-use policy::{Engine, Identity, Outcome, Policy, RouteClass};
+use policy::{Identity, Outcome, RouteClass};
 
+pub use super::check::{Check, Checked};
 use super::context::{BodyPlan, Capture, RequestCtx};
 use super::identify::RequestParts;
 use super::refusal::{Refusal, Why};
 use super::reserve::QuotaHold;
 use crate::enforce::Enforcer;
-use crate::tracker::Tracker;
-
-/// What every check reads.
-pub struct Checked<'a> {
-    /// The request's header (for its framing headers).
-    pub req: &'a RequestHeader,
-    /// The temporary account behind the bearer token, when the gateway made it.
-    pub account: Option<&'a policy::accounts::AccountInfo>,
-    /// Who sent it, derived once.
-    pub id: &'a Identity<'a>,
-    /// The policy in force.
-    pub policy: &'a Policy,
-    /// The rate-limit engine.
-    pub engine: &'a Engine,
-    /// Accounts, quotas, ledger.
-    pub tracker: &'a Arc<Tracker>,
-    /// Unix seconds now.
-    pub now: u64,
-}
-
-/// One check: `Ok` lets the request on, `Err` refuses it.
-pub type Check = fn(&Checked<'_>, &mut RequestCtx) -> Result<(), Refusal>;
 
 /// The checks, in the order they run.
 pub const CHECKS: &[(&str, Check)] = &[

@@ -11,45 +11,19 @@
 //!   per-file limit, the size their session's manifest declared and the account's file
 //!   quota.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use bytes::Bytes;
 use policy::accounts::AccountInfo;
 use policy::platform::{multipart_boundary, AssetUploadScanner};
 use policy::quota::reserve::file_too_large;
 
-use super::context::{BodyPlan, RequestCtx};
-use super::decide::Checked;
+use super::check::Checked;
+use super::context::{AssetScan, BodyPlan, RequestCtx};
 use super::identify::bearer_token;
 use super::refusal::{Refusal, Why};
 use crate::enforce::Enforcer;
-use crate::held::HeldBytes;
 
 /// Seconds a client refused for want of room to hold its body is asked to wait.
 pub const HELD_RETRY_AFTER_SECS: u64 = 5;
-
-/// What the body stage tracks for the limits of one request.
-#[derive(Default)]
-pub struct BodyLimits {
-    /// `max_body_bytes` of the policy in force when the request was decided.
-    pub max_body: Option<u64>,
-    /// Body bytes seen so far.
-    pub seen: u64,
-    /// This request's share of the held-bytes budget.
-    pub held: Option<HeldBytes>,
-    /// The measurement of an asset upload's files.
-    pub scan: Option<AssetScan>,
-    /// Declared size per content hash of an asset-upload session's manifest, kept for
-    /// the session its answer opens.
-    pub declared: Option<Arc<BTreeMap<String, u64>>>,
-}
-
-/// An asset upload being measured.
-pub struct AssetScan {
-    scanner: AssetUploadScanner,
-    declared: Arc<BTreeMap<String, u64>>,
-}
 
 fn bad_request(message: &str) -> Refusal {
     Refusal::new(Why::BadRequest, message)

@@ -15,6 +15,7 @@
 //! decide.
 
 pub mod body;
+pub mod check;
 pub mod context;
 pub mod decide;
 pub mod identify;
