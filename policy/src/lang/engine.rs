@@ -377,9 +377,10 @@ fn evaluate<C: Clock + Clone>(
                         ));
                         continue;
                     };
-                    let (check, over) = loaded.tables[ri][li].probe(&key, l.cost);
+                    let (check, over) = loaded.tables[ri][li].probe(&key, ip, l.cost);
                     if trace.is_some() {
-                        let note = if over { " (table full: overflow bucket)" } else { "" };
+                        let note =
+                            if over { " (table full: overflow bucket of the network)" } else { "" };
                         let text = match check {
                             Check::Pass { remaining, .. } => {
                                 format!("pass, {remaining} left after this request{note}")
@@ -427,9 +428,9 @@ fn evaluate<C: Clock + Clone>(
         let rule = &p.rules[ri];
         let l = &rule.limits[li];
         let check = if charge {
-            loaded.tables[ri][li].charge(&key, l.cost).0
+            loaded.tables[ri][li].charge(&key, ip, l.cost).0
         } else {
-            loaded.tables[ri][li].probe(&key, l.cost).0
+            loaded.tables[ri][li].probe(&key, ip, l.cost).0
         };
         match check {
             Check::Refuse { wait } if rule.action == Action::Limit => {
