@@ -81,7 +81,7 @@ pub fn run(args: &ExplainArgs) -> Result<String, String> {
     let mut out = engine.explain_identified(&id).to_string();
     if let (None, Some(key)) = (&parts.account, &parts.account_key) {
         // What the access log names the caller by; no limit counts by it.
-        out.push_str(&format!("token: {key}\n(a token of no account the gateway knows: limits on `account` count this request by their `missing` setting, by default the client address)\n"));
+        out.push_str(&format!("\ntoken: {key}\n(a token of no account the gateway knows: limits on `account` count this request by their `missing` setting, by default the client address)"));
     }
     if args.token.is_some() && args.accounts_file.is_none() {
         out.push_str("\n(the token was hashed with a one-off key: pass --accounts-file to see the running gateway's key)");

@@ -328,6 +328,10 @@ fn evaluate<C: Clock + Clone>(
         shadow: Vec::new(),
         quota: None,
     };
+    if let Some(why) = id.path_problem {
+        d.refuse_non_canonical(why);
+        return d;
+    }
     // (rule index, limit index, key) of every limit to charge in phase two.
     let mut pending: Vec<(usize, usize, String)> = Vec::new();
     for (ri, rule) in p.rules.iter().enumerate() {
