@@ -162,6 +162,25 @@ async fn a_token_spray_does_not_throttle_a_new_honest_account() {
     assert!(refused >= 2900, "the spray was mostly let through: {refused} of 3000 refused");
     let keys = table_keys(&admin, "deploy-read-per-account/account").await;
     assert!(keys <= 64, "the table holds {keys} keys, more than max_keys");
+
+    // Keys that do fill a table: 253 addresses of one /24 (127.0.0.0/24), one `other`
+    // call each, against other-per-ip's 64 slots. The newcomers past the cap share
+    // their network's overflow bucket; a newcomer from another network is not
+    // throttled by them.
+    let mut sprayed = 0;
+    for host in 2..=254u8 {
+        let client = client_from(&format!("127.0.0.{host}"));
+        let status = client.get(format!("{}{BASE}/user", gw.url())).send().await.expect("other");
+        if status.status() == 429 {
+            sprayed += 1;
+        }
+    }
+    assert!(sprayed > 100, "the /24's newcomers past the cap share one bucket: {sprayed} refused");
+    let newcomer = client_from("127.2.0.1");
+    let status = newcomer.get(format!("{}{BASE}/user", gw.url())).send().await.expect("other");
+    assert_ne!(status.status(), 429, "a newcomer from another network after the spray");
+    let keys = table_keys(&admin, "other-per-ip/ip").await;
+    assert!(keys <= 64 + 64 / 8 + 2, "other-per-ip holds {keys} keys");
     platform.shutdown().await;
 }
 
