@@ -227,4 +227,23 @@ mod tests {
         assert!(matches!(reloader.reload("test"), ReloadOutcome::Rejected(_)));
         assert_eq!(tracker.challenges().settings(), (20, 120), "a rejected file changes nothing");
     }
+
+    #[test]
+    fn loopback_trust_survives_a_reload_and_is_never_in_the_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("policy.toml");
+        std::fs::write(&path, "version = 1\n[client]\ntrusted_proxies = []\n").expect("write");
+        let loopback: std::net::IpAddr = "127.0.0.5".parse().expect("ip");
+        let plain = PolicySource { path: path.clone(), trust_loopback: false };
+        assert!(!plain.compile().expect("policy").client().is_trusted(loopback));
+        let source = PolicySource { path: path.clone(), trust_loopback: true };
+        let compiled = source.compile().expect("policy");
+        assert!(compiled.client().is_trusted(loopback));
+        assert!(compiled.client().is_trusted("::1".parse().expect("ip")));
+        assert!(!compiled.client().is_trusted("10.0.0.1".parse().expect("ip")));
+        let engine = Arc::new(Engine::new(compiled));
+        let reloader = Reloader::for_source(engine.clone(), None, source);
+        assert!(matches!(reloader.reload("test"), ReloadOutcome::Loaded { .. }));
+        assert!(engine.current_policy().client().is_trusted(loopback), "kept across a reload");
+    }
 }

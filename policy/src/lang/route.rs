@@ -128,8 +128,9 @@ impl RoutePattern {
         matches.then_some(prefix.len())
     }
 
-    /// Does `METHOD` with these path segments (query string removed) match? Literal segments compare without
-    /// regard to ASCII case, as a case-insensitive upstream would route them.
+    /// Does `METHOD` with these path segments (query string removed) match? Literal
+    /// segments compare without regard to ASCII case, as a case-insensitive upstream
+    /// would route them.
     fn matches_segs<'s>(&self, method: &str, mut parts: impl Iterator<Item = &'s str>) -> bool {
         if let Some(m) = &self.method {
             if !m.eq_ignore_ascii_case(method) {
@@ -210,7 +211,7 @@ impl Routes {
         let problem = if class == RouteClass::Other && raw == RouteClass::Other {
             None
         } else if class != raw {
-            Some("part of its route is percent-encoded")
+            canonical::problem(path).or(Some("part of its route is percent-encoded"))
         } else {
             canonical::problem(path)
         };
