@@ -1,5 +1,6 @@
 //! A key spray against a full table, in-process on a fake clock: 200,000 keys from one
-//! IPv4 /24 must not throttle a newcomer from another network.
+//! IPv4 /24 must not throttle a newcomer from another network; and `match.account`,
+//! which gives requests without a known account a budget apart.
 
 mod common;
 
@@ -85,4 +86,38 @@ limits = [{ key = "account", rate = "1/hour", burst = 1 }]
     let (keys, _) = table_keys(&e, "per-account/account");
     assert_eq!(keys, 80 + 80 / 8 + 1 + 1, "own keys, network buckets, the shared bucket");
     assert_eq!(admitted, 80 + 11 + 1);
+}
+
+#[test]
+fn a_match_on_account_tells_known_accounts_from_the_rest() {
+    let (e, _clock) = engine(
+        r#"
+version = 1
+[[rule]]
+name = "no-known-account"
+match = { account = "unknown" }
+action = "limit"
+limits = [{ key = "prefix", rate = "1/hour", burst = 1 }]
+[[rule]]
+name = "known-accounts"
+match = { account = "known" }
+action = "limit"
+limits = [{ key = "account", rate = "1/hour", burst = 2 }]
+"#,
+    );
+    let anonymous = Request { account: None, ..read("198.51.100.1", "") };
+    assert!(e.decide(&anonymous).is_allowed());
+    let d = e.decide(&Request { peer: ip("198.51.100.2"), ..anonymous });
+    assert_eq!(
+        d.rule.as_deref(),
+        Some("no-known-account"),
+        "one bucket per /24 without an account"
+    );
+    for _ in 0..2 {
+        assert!(
+            e.decide(&read("198.51.100.3", "acct-1")).is_allowed(),
+            "a known account has its own"
+        );
+    }
+    assert_eq!(e.decide(&read("198.51.100.3", "acct-1")).rule.as_deref(), Some("known-accounts"));
 }

@@ -275,6 +275,7 @@ fn rule_matches(
         && (m.methods.is_empty() || m.methods.iter().any(|x| x.eq_ignore_ascii_case(req.method)))
         && (m.headers.is_empty() || m.headers.iter().any(has))
         && !m.no_headers.iter().any(has)
+        && (m.accounts.is_empty() || m.accounts.contains(&req.account.is_some()))
 }
 
 fn secs_up(d: Duration) -> u64 {

@@ -151,6 +151,9 @@ pub(crate) struct Matcher {
     pub methods: Vec<String>,
     pub headers: Vec<String>,
     pub no_headers: Vec<String>,
+    /// `account`: `true` for a temporary account the gateway knows, `false` for none
+    /// (no token, or a token of no account it knows).
+    pub accounts: Vec<bool>,
 }
 
 /// One limit of a rule.
