@@ -136,6 +136,8 @@ struct RawPolicy {
     file: String,
     #[serde(default)]
     watch: Option<bool>,
+    #[serde(default)]
+    trust_loopback: Option<bool>,
 }
 
 /// Where and how the gateway forwards.
@@ -184,6 +186,9 @@ pub struct GatewayConfig {
     pub policy_file: Option<PathBuf>,
     /// Reload the policy when the file changes (SIGHUP always reloads).
     pub watch_policy: bool,
+    /// `[policy] trust_loopback`: believe forwarding headers from loopback peers too,
+    /// for clients simulated on one machine (see `policy::Policy::trust_loopback`).
+    pub trust_loopback: bool,
     /// TLS listeners (`[[server.tls]]`), each computing a JA4 per connection.
     pub tls: Vec<TlsListener>,
     /// The admin listener (platform events, metrics, ledger), if configured.
@@ -350,9 +355,13 @@ impl GatewayConfig {
         };
 
         let upstream = compile_upstream(&upstream, &err_at)?;
-        let (policy_file, watch_policy) = match raw.policy {
-            Some(p) => (Some(PathBuf::from(p.file)), p.watch.unwrap_or(true)),
-            None => (None, false),
+        let (policy_file, watch_policy, trust_loopback) = match raw.policy {
+            Some(p) => (
+                Some(PathBuf::from(p.file)),
+                p.watch.unwrap_or(true),
+                p.trust_loopback.unwrap_or(false),
+            ),
+            None => (None, false, false),
         };
         let admin = match raw.admin {
             Some(a) if policy_file.is_none() => {
@@ -409,6 +418,7 @@ impl GatewayConfig {
             upstream,
             policy_file,
             watch_policy,
+            trust_loopback,
             tls,
         })
     }

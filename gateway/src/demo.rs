@@ -116,6 +116,9 @@ pub fn demo_config(options: &DemoOptions, platform: SocketAddr) -> GatewayConfig
         },
         policy_file: options.policy.clone(),
         watch_policy: true,
+        // Everything runs on one machine: a client simulated with X-Forwarded-For
+        // from loopback (CLOUDFLARE_API_HEADERS) is counted as the address it names.
+        trust_loopback: true,
         admin: None,
         tls: Vec::new(),
     }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use policy::Engine;
 
 use crate::clock::{SharedClock, SystemClock};
+use crate::reload::PolicySource;
 use crate::tracker::Tracker;
 
 /// The loaded policy and the state it keeps.
@@ -41,7 +42,18 @@ impl Enforcer {
         journal_file: Option<std::path::PathBuf>,
         clock: SharedClock,
     ) -> Result<Self, String> {
-        let compiled = policy::compile_file(path).map_err(|e| format!("invalid policy:\n{e}"))?;
+        let source = PolicySource { path: path.to_path_buf(), trust_loopback: false };
+        Self::from_source(&source, ledger_file, journal_file, clock)
+    }
+
+    /// [`Enforcer::from_policy_file`] for a [`PolicySource`] (its loopback trust too).
+    pub fn from_source(
+        source: &PolicySource,
+        ledger_file: Option<std::path::PathBuf>,
+        journal_file: Option<std::path::PathBuf>,
+        clock: SharedClock,
+    ) -> Result<Self, String> {
+        let compiled = source.compile().map_err(|e| format!("invalid policy:\n{e}"))?;
         let tracker = Tracker::new(&compiled, ledger_file, journal_file)
             .map_err(|e| format!("cannot open the ledger or the account journal: {e}"))?;
         Ok(Self::with_policy(compiled, tracker, clock))

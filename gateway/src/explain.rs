@@ -79,6 +79,10 @@ pub fn run(args: &ExplainArgs) -> Result<String, String> {
         engine.decide_identified(&id);
     }
     let mut out = engine.explain_identified(&id).to_string();
+    if let (None, Some(key)) = (&parts.account, &parts.account_key) {
+        // What the access log names the caller by; no limit counts by it.
+        out.push_str(&format!("\ntoken: {key}\n(a token of no account the gateway knows: limits on `account` count this request by their `missing` setting, by default the client address)"));
+    }
     if args.token.is_some() && args.accounts_file.is_none() {
         out.push_str("\n(the token was hashed with a one-off key: pass --accounts-file to see the running gateway's key)");
     }

@@ -106,16 +106,21 @@ fn init_logging() {
 /// Builds the enforcer for a policy file and starts its reloader.
 fn enforcer_for(
     policy: Option<PathBuf>,
+    trust_loopback: bool,
     watch: bool,
     ledger_file: Option<PathBuf>,
     journal_file: Option<PathBuf>,
 ) -> Result<Arc<Enforcer>, String> {
     let Some(path) = policy else { return Ok(Arc::new(Enforcer::passthrough())) };
+    let source = gateway::reload::PolicySource { path, trust_loopback };
     let enforcer =
-        Enforcer::from_policy_file(&path, ledger_file, journal_file, SystemClock::shared())?;
+        Enforcer::from_source(&source, ledger_file, journal_file, SystemClock::shared())?;
     if let Some(engine) = enforcer.engine() {
-        let reloader =
-            gateway::reload::Reloader::new(engine.clone(), enforcer.tracker().cloned(), path);
+        let reloader = gateway::reload::Reloader::for_source(
+            engine.clone(),
+            enforcer.tracker().cloned(),
+            source,
+        );
         reloader.start(watch).map_err(|e| format!("cannot start the policy reloader: {e}"))?;
     }
     Ok(Arc::new(enforcer))
@@ -139,6 +144,7 @@ fn main() -> ExitCode {
             let journal_file = config.admin.as_ref().and_then(|a| a.accounts_file.clone());
             let enforcer = match enforcer_for(
                 config.policy_file.clone(),
+                config.trust_loopback,
                 config.watch_policy,
                 ledger_file,
                 journal_file,
@@ -192,7 +198,8 @@ fn main() -> ExitCode {
                     default.exists().then_some(default)
                 })
             };
-            let enforcer = match enforcer_for(policy.clone(), true, None, None) {
+            // Loopback is trusted as a proxy, as in `demo::demo_config`.
+            let enforcer = match enforcer_for(policy.clone(), true, true, None, None) {
                 Ok(e) => e,
                 Err(e) => return fail(e, 2),
             };

@@ -34,12 +34,35 @@ pub enum ReloadOutcome {
     Rejected(String),
 }
 
+/// Where the policy comes from: its file, and whether loopback peers are trusted as
+/// proxies on top of what the file says (`[policy] trust_loopback`, and `gateway demo`).
+#[derive(Debug, Clone)]
+pub struct PolicySource {
+    /// The policy file.
+    pub path: PathBuf,
+    /// Believe forwarding headers from 127.0.0.0/8 and ::1 too.
+    pub trust_loopback: bool,
+}
+
+impl PolicySource {
+    /// Compiles the file, then applies `trust_loopback`; every start and reload goes
+    /// through here, so a reload never drops the demo's trust.
+    pub fn compile(&self) -> Result<policy::Policy, policy::PolicyErrors> {
+        let mut compiled = policy::compile_file(&self.path)?;
+        if self.trust_loopback {
+            compiled.trust_loopback();
+        }
+        Ok(compiled)
+    }
+}
+
 /// Reloads one engine from one file.
 pub struct Reloader {
     engine: Arc<Engine>,
     /// Its challenge book takes the reloaded `[pow]` capacity and lifetime.
     tracker: Option<Arc<Tracker>>,
     path: PathBuf,
+    trust_loopback: bool,
     /// Serialises reloads from the signal thread and the watcher thread.
     lock: Mutex<()>,
 }
@@ -47,13 +70,24 @@ pub struct Reloader {
 impl Reloader {
     /// A reloader for `engine` (and the tracker's challenge book), reading `path`.
     pub fn new(engine: Arc<Engine>, tracker: Option<Arc<Tracker>>, path: PathBuf) -> Arc<Self> {
-        Arc::new(Reloader { engine, tracker, path, lock: Mutex::new(()) })
+        Self::for_source(engine, tracker, PolicySource { path, trust_loopback: false })
+    }
+
+    /// A reloader that compiles `source` (its file and its loopback trust).
+    pub fn for_source(
+        engine: Arc<Engine>,
+        tracker: Option<Arc<Tracker>>,
+        source: PolicySource,
+    ) -> Arc<Self> {
+        let PolicySource { path, trust_loopback } = source;
+        Arc::new(Reloader { engine, tracker, path, trust_loopback, lock: Mutex::new(()) })
     }
 
     /// Compiles the file and swaps it in when valid.
     pub fn reload(&self, trigger: &str) -> ReloadOutcome {
         let _guard = self.lock.lock();
-        match policy::compile_file(&self.path) {
+        let source = PolicySource { path: self.path.clone(), trust_loopback: self.trust_loopback };
+        match source.compile() {
             Ok(compiled) => {
                 if let Some(tracker) = &self.tracker {
                     tracker.challenges().reconfigure(compiled.pow());
@@ -192,5 +226,24 @@ mod tests {
         std::fs::write(&path, "version = 1\n[pow]\nmax_challenges = -1\n").expect("write");
         assert!(matches!(reloader.reload("test"), ReloadOutcome::Rejected(_)));
         assert_eq!(tracker.challenges().settings(), (20, 120), "a rejected file changes nothing");
+    }
+
+    #[test]
+    fn loopback_trust_survives_a_reload_and_is_never_in_the_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("policy.toml");
+        std::fs::write(&path, "version = 1\n[client]\ntrusted_proxies = []\n").expect("write");
+        let loopback: std::net::IpAddr = "127.0.0.5".parse().expect("ip");
+        let plain = PolicySource { path: path.clone(), trust_loopback: false };
+        assert!(!plain.compile().expect("policy").client().is_trusted(loopback));
+        let source = PolicySource { path: path.clone(), trust_loopback: true };
+        let compiled = source.compile().expect("policy");
+        assert!(compiled.client().is_trusted(loopback));
+        assert!(compiled.client().is_trusted("::1".parse().expect("ip")));
+        assert!(!compiled.client().is_trusted("10.0.0.1".parse().expect("ip")));
+        let engine = Arc::new(Engine::new(compiled));
+        let reloader = Reloader::for_source(engine.clone(), None, source);
+        assert!(matches!(reloader.reload("test"), ReloadOutcome::Loaded { .. }));
+        assert!(engine.current_policy().client().is_trusted(loopback), "kept across a reload");
     }
 }

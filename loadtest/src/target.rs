@@ -193,7 +193,9 @@ pub async fn spawn(
     let policy = policy.map(|p| std::fs::canonicalize(&p).unwrap_or(p));
     if let Some(abs) = &policy {
         let escaped = abs.display().to_string().replace('\\', "\\\\").replace('"', "\\\"");
-        cfg.push_str(&format!("\n[policy]\nfile = \"{escaped}\"\n"));
+        // Agents announce their simulated addresses in X-Forwarded-For from loopback;
+        // the shipped policies trust no proxy, so the gateway is told to trust loopback.
+        cfg.push_str(&format!("\n[policy]\nfile = \"{escaped}\"\ntrust_loopback = true\n"));
     }
     std::fs::write(&cfg_path, cfg).map_err(|e| format!("cannot write gateway config: {e}"))?;
 

@@ -41,6 +41,27 @@ fn classification_with_default_routes_accepts_the_path_with_and_without_the_api_
 }
 
 #[test]
+fn resources_are_classified_as_a_normalising_upstream_would_serve_them() {
+    let p = compile_str("p.toml", "version = 1\n").expect("valid");
+    let script = |name: &str| ResourceOp::Create {
+        kind: ResourceKind::WorkerScript,
+        name: Some(name.into()),
+    };
+    for path in [
+        "/client/v4/accounts/acc/workers%2Fscripts%2FMy-Worker",
+        "/client/v4/accounts/acc/Workers/SCRIPTS/My-Worker",
+        "/client/v4/accounts/acc/workers/scripts/My-Worker;x=1",
+    ] {
+        assert_eq!(p.classify_resource("PUT", path).op, script("My-Worker"), "{path}");
+    }
+    assert_eq!(
+        p.classify("PUT", "/client/v4/%61ccounts/acc/workers/scripts/w"),
+        RouteClass::DeployWrite
+    );
+    assert_eq!(p.classify("POST", "/client/v4/PROVISIONING/previews"), RouteClass::ProvisionCreate);
+}
+
+#[test]
 fn classification_follows_a_routes_override_of_the_account_api_prefix() {
     let src = r#"version = 1
 [routes]

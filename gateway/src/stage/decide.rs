@@ -98,7 +98,11 @@ fn rate_limits(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> {
             Ok(())
         }
         Outcome::Refuse { status } => {
-            let why = if status == 403 { Why::Denied } else { Why::RateLimited };
+            let why = match status {
+                403 => Why::Denied,
+                400 => Why::BadRequest,
+                _ => Why::RateLimited,
+            };
             tracing::debug!(client = %decision.client_ip, rule = ?decision.rule, status, "refused");
             Err(Refusal { why, message: decision.message, headers })
         }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::clock::ManualClock;
+use crate::tracker::Tracker;
 
 const TRUSTED_CF: &str = r#"
 version = 1

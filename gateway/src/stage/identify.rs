@@ -37,8 +37,9 @@ pub struct RequestParts<'s> {
     pub own_tls_fp: Option<Arc<str>>,
     /// The temporary account the bearer token belongs to, when the gateway made it.
     pub account: Option<AccountInfo>,
-    /// What limits keyed on `account` count by: the account id when known, else a
-    /// keyed hash of the token (see [`account_key`]).
+    /// The account id when known, else a keyed hash of the token (see
+    /// [`account_key`]): what the access log names the caller by. Limits keyed on
+    /// `account` see only a known account (see [`RequestParts::request`]).
     pub account_key: Option<String>,
 }
 
@@ -71,7 +72,11 @@ impl<'s> RequestParts<'s> {
         }
     }
 
-    /// The request as the policy engine reads it.
+    /// The request as the policy engine reads it. Its `account` is the id of an account
+    /// the gateway knows, never an unknown token: a token nobody issued is free to
+    /// make up, so counting by it would give every made-up token a fresh budget and
+    /// a table slot. Without a known account the `account` key part is absent and the
+    /// limit's `missing` setting counts the request (by default by client address).
     pub fn request(&self) -> Request<'_> {
         Request {
             method: self.method,
@@ -80,7 +85,7 @@ impl<'s> RequestParts<'s> {
             http_version: self.version,
             headers: &self.headers,
             tls_fp: self.own_tls_fp.as_deref(),
-            account: self.account_key.as_deref(),
+            account: self.account.as_ref().map(|a| a.account_id.as_str()),
         }
     }
 

@@ -34,6 +34,15 @@ impl Default for ClientConfig {
 }
 
 impl ClientConfig {
+    /// Adds 127.0.0.0/8 and ::1 to the trusted proxies (see `Policy::trust_loopback`).
+    pub(crate) fn trust_loopback(&mut self) {
+        for net in ["127.0.0.0/8", "::1/128"].iter().filter_map(|n| n.parse::<IpNetwork>().ok()) {
+            if !self.trusted.contains(&net) {
+                self.trusted.push(net);
+            }
+        }
+    }
+
     /// Is this address one of our proxies?
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();

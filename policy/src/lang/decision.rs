@@ -71,6 +71,15 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// Refuses with 400 a protected path spelt in a non-canonical form (`why` says
+    /// how). The path is not repeated: claim paths carry secrets.
+    pub(crate) fn refuse_non_canonical(&mut self, why: &str) {
+        self.outcome = Outcome::Refuse { status: 400 };
+        self.message = format!(
+            "The request path is not in canonical form: {why}, which servers resolve differently, so the gateway cannot tell which endpoint it names. Send the plain path (no `.` or `..` segments, no `;` parameters, no percent-escapes in the route), as wrangler does."
+        );
+    }
+
     /// Is the request to be forwarded?
     pub fn is_allowed(&self) -> bool {
         self.outcome == Outcome::Allow

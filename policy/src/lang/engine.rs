@@ -275,6 +275,7 @@ fn rule_matches(
         && (m.methods.is_empty() || m.methods.iter().any(|x| x.eq_ignore_ascii_case(req.method)))
         && (m.headers.is_empty() || m.headers.iter().any(has))
         && !m.no_headers.iter().any(has)
+        && (m.accounts.is_empty() || m.accounts.contains(&req.account.is_some()))
 }
 
 fn secs_up(d: Duration) -> u64 {
@@ -328,6 +329,10 @@ fn evaluate<C: Clock + Clone>(
         shadow: Vec::new(),
         quota: None,
     };
+    if let Some(why) = id.path_problem {
+        d.refuse_non_canonical(why);
+        return d;
+    }
     // (rule index, limit index, key) of every limit to charge in phase two.
     let mut pending: Vec<(usize, usize, String)> = Vec::new();
     for (ri, rule) in p.rules.iter().enumerate() {
@@ -377,9 +382,10 @@ fn evaluate<C: Clock + Clone>(
                         ));
                         continue;
                     };
-                    let (check, over) = loaded.tables[ri][li].probe(&key, l.cost);
+                    let (check, over) = loaded.tables[ri][li].probe(&key, ip, l.cost);
                     if trace.is_some() {
-                        let note = if over { " (table full: overflow bucket)" } else { "" };
+                        let note =
+                            if over { " (table full: overflow bucket of the network)" } else { "" };
                         let text = match check {
                             Check::Pass { remaining, .. } => {
                                 format!("pass, {remaining} left after this request{note}")
@@ -427,9 +433,9 @@ fn evaluate<C: Clock + Clone>(
         let rule = &p.rules[ri];
         let l = &rule.limits[li];
         let check = if charge {
-            loaded.tables[ri][li].charge(&key, l.cost).0
+            loaded.tables[ri][li].charge(&key, ip, l.cost).0
         } else {
-            loaded.tables[ri][li].probe(&key, l.cost).0
+            loaded.tables[ri][li].probe(&key, ip, l.cost).0
         };
         match check {
             Check::Refuse { wait } if rule.action == Action::Limit => {

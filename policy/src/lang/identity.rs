@@ -27,8 +27,13 @@ pub struct Identity<'a> {
     pub client_ip: IpAddr,
     /// The peer is one of the policy's trusted proxies.
     pub via_trusted_proxy: bool,
-    /// The request's route class under the policy's `[routes]`.
+    /// The request's route class under the policy's `[routes]`, of its normalised
+    /// path (what a normalising upstream would serve).
     pub route: RouteClass,
+    /// Why the path's spelling is refused (400), when it names a protected route in a
+    /// form servers resolve differently (dot segments, `;` parameters, a route spelt
+    /// with percent-escapes).
+    pub path_problem: Option<&'static str>,
     /// The TLS fingerprint: a trusted proxy's header, else the gateway's own JA4.
     pub tls_fp: Option<&'a str>,
     ip_header: &'a str,
@@ -41,11 +46,13 @@ impl<'a> Identity<'a> {
     pub fn derive(policy: &'a Policy, req: Request<'a>) -> Self {
         let client = &policy.client;
         let peer = req.peer.to_canonical();
+        let (route, path_problem) = policy.routes.classify_checked(req.method, req.path);
         Identity {
             peer,
             client_ip: client.client_ip(peer, req.headers),
             via_trusted_proxy: client.is_trusted(peer),
-            route: policy.routes.classify(req.method, req.path),
+            route,
+            path_problem,
             tls_fp: client.tls_fp(peer, req.headers, req.tls_fp),
             ip_header: client.ip_header_name(),
             tls_fp_header: client.tls_fp_header.as_deref(),

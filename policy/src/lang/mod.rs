@@ -7,6 +7,7 @@
 //! `[quotas]`, `[costs]`, `[budgets]`, `[pow]`) go the same way; their model types
 //! belong to [`crate::economics`], the one thing this half takes from the other.
 
+pub(crate) mod canonical;
 pub(crate) mod client;
 pub(crate) mod compile;
 pub(crate) mod decision;

@@ -46,6 +46,14 @@ impl Policy {
         &self.client
     }
 
+    /// Also believes loopback peers (127.0.0.0/8, ::1) as proxies, whatever
+    /// `[client] trusted_proxies` says: for a gateway whose clients are simulated on
+    /// one machine (`gateway demo`, the load tester), never for one reached from a
+    /// network, where it would let any local process speak for any client.
+    pub fn trust_loopback(&mut self) {
+        self.client.trust_loopback();
+    }
+
     /// Which route class a request falls in.
     pub fn classify(&self, method: &str, path: &str) -> RouteClass {
         self.routes.classify(method, path)
@@ -143,6 +151,9 @@ pub(crate) struct Matcher {
     pub methods: Vec<String>,
     pub headers: Vec<String>,
     pub no_headers: Vec<String>,
+    /// `account`: `true` for a temporary account the gateway knows, `false` for none
+    /// (no token, or a token of no account it knows).
+    pub accounts: Vec<bool>,
 }
 
 /// One limit of a rule.

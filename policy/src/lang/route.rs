@@ -4,6 +4,7 @@
 //! an endpoint; the patterns that map paths to classes have built-in defaults taken from
 //! the wire protocol and can be overridden per class in `[routes]`.
 
+use crate::lang::canonical;
 use std::fmt;
 
 /// What a request is, for the purpose of limiting it.
@@ -120,21 +121,22 @@ impl RoutePattern {
         let (Seg::Rest, prefix) = self.segs.split_last()? else { return None };
         let matches = prefix.len() <= segs.len()
             && prefix.iter().zip(segs).all(|(p, s)| match p {
-                Seg::Lit(l) => l == s,
+                Seg::Lit(l) => l.eq_ignore_ascii_case(s),
                 Seg::One => true,
                 Seg::Rest => false,
             });
         matches.then_some(prefix.len())
     }
 
-    /// Does `METHOD path` (query string already removed) match?
-    pub(crate) fn matches(&self, method: &str, path: &str) -> bool {
+    /// Does `METHOD` with these path segments (query string removed) match? Literal
+    /// segments compare without regard to ASCII case, as a case-insensitive upstream
+    /// would route them.
+    fn matches_segs<'s>(&self, method: &str, mut parts: impl Iterator<Item = &'s str>) -> bool {
         if let Some(m) = &self.method {
             if !m.eq_ignore_ascii_case(method) {
                 return false;
             }
         }
-        let mut parts = path.split('/').filter(|s| !s.is_empty());
         for seg in &self.segs {
             match seg {
                 Seg::Rest => return true,
@@ -144,7 +146,7 @@ impl RoutePattern {
                     }
                 }
                 Seg::Lit(l) => {
-                    if parts.next() != Some(l.as_str()) {
+                    if !parts.next().is_some_and(|p| l.eq_ignore_ascii_case(p)) {
                         return false;
                     }
                 }
@@ -184,12 +186,46 @@ impl Routes {
             .filter_map(|p| p.rest_prefix_len(segs))
             .max()
     }
-    /// Classifies a request; the query string is ignored.
+    /// Classifies a request by its normalised path (see [`canonical`]); the query
+    /// string is ignored.
     pub(crate) fn classify(&self, method: &str, path: &str) -> RouteClass {
+        self.classify_checked(method, path).0
+    }
+
+    /// The class of the normalised path, and why the request is refused when a path
+    /// of a protected class (anything but `other`) is spelt in a form servers read
+    /// differently: dot segments, `;` parameters, or a route spelt with
+    /// percent-escapes so that the raw path would fall in another class.
+    pub(crate) fn classify_checked(
+        &self,
+        method: &str,
+        path: &str,
+    ) -> (RouteClass, Option<&'static str>) {
         let path = path.split(['?', '#']).next().unwrap_or("");
+        let raw = self.class_of(method, path.split('/').filter(|s| !s.is_empty()));
+        if !canonical::needs_normalising(path) {
+            return (raw, None);
+        }
+        let segs = canonical::segments(path);
+        let class = self.class_of(method, segs.iter().map(String::as_str));
+        let problem = if class == RouteClass::Other && raw == RouteClass::Other {
+            None
+        } else if class != raw {
+            canonical::problem(path).or(Some("part of its route is percent-encoded"))
+        } else {
+            canonical::problem(path)
+        };
+        (class, problem)
+    }
+
+    fn class_of<'s>(
+        &self,
+        method: &str,
+        segs: impl Iterator<Item = &'s str> + Clone,
+    ) -> RouteClass {
         self.classes
             .iter()
-            .find(|(_, pats)| pats.iter().any(|p| p.matches(method, path)))
+            .find(|(_, pats)| pats.iter().any(|p| p.matches_segs(method, segs.clone())))
             .map_or(RouteClass::Other, |(c, _)| *c)
     }
 }

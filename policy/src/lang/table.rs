@@ -6,11 +6,16 @@
 //! side-effect free, and (2) enforce a hard cap on tracked keys.
 //!
 //! Cap behaviour (fail-safe): when the table holds `max_keys` keys, a sweep of
-//! fresh-equivalent keys is tried (at most once a second); if it is still full, every
-//! *new* key shares one overflow bucket with the same rate. Keys already tracked keep
-//! their own buckets. Under a key-spraying attack the newcomers are therefore throttled
-//! together instead of growing memory or being let through; `overflowed` counts them.
-//! The cap is soft by at most the number of concurrent threads.
+//! fresh-equivalent keys is tried (at most once a second); if it is still full, a
+//! *new* key is counted in the overflow bucket of its client's network (IPv4 /24,
+//! IPv6 /48), with the same rate. Keys already tracked keep their own buckets. Under a
+//! key-spraying attack the sprayer's newcomers are throttled together in its own
+//! network's bucket, instead of growing memory, being let through, or using up the
+//! one bucket every other newcomer would share: a spray from one network only hurts
+//! that network. The network buckets may take the table an eighth over `max_keys`;
+//! past that (a spray from very many networks at once) new keys share one last
+//! overflow bucket. `overflowed` counts requests charged to any overflow bucket. The
+//! cap is soft by at most the number of concurrent threads.
 
 use dashmap::DashMap;
 use governor::clock::{Clock, Reference};
@@ -18,13 +23,31 @@ use governor::middleware::StateInformationMiddleware;
 use governor::nanos::Nanos;
 use governor::state::StateStore;
 use governor::{Quota, RateLimiter};
+use std::borrow::Cow;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The key all new keys share when the table is full.
+/// The key all new keys share when the table and its network overflow buckets are full.
 pub(crate) const OVERFLOW_KEY: &str = "\u{1}overflow";
+
+/// The overflow bucket of a client's network: its IPv4 /24 or IPv6 /48, the blocks an
+/// attacker cheaply holds whole (fixed, not `[prefixes]`, so a policy with IPv6 /64
+/// prefixes does not hand one attacker 65,536 overflow buckets per /48).
+fn overflow_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(a) => {
+            let [x, y, z, _] = a.octets();
+            format!("{OVERFLOW_KEY}|{x}.{y}.{z}.0/24")
+        }
+        IpAddr::V6(a) => {
+            let s = a.segments();
+            format!("{OVERFLOW_KEY}|{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
+}
 
 /// Our state store: a shared map of theoretical-arrival times (0 = fresh).
 #[derive(Clone)]
@@ -130,16 +153,22 @@ impl<C: Clock + Clone> Table<C> {
         self.clock.now().duration_since(self.start).as_u64()
     }
 
-    /// The key to count under: the key itself, or the overflow bucket when full.
-    fn effective<'k>(&self, key: &'k str) -> (&'k str, bool) {
-        if self.map.len() < self.max_keys.load(Ordering::Relaxed) || self.map.contains_key(key) {
-            return (key, false);
+    /// The key to count under: the key itself, or, when the table is full, the
+    /// overflow bucket of `client`'s network (the shared one past the buckets' room).
+    fn effective<'k>(&self, key: &'k str, client: IpAddr) -> (Cow<'k, str>, bool) {
+        let max = self.max_keys.load(Ordering::Relaxed);
+        if self.map.len() < max || self.map.contains_key(key) {
+            return (Cow::Borrowed(key), false);
         }
         self.sweep_if_due(Duration::from_secs(1));
-        if self.map.len() < self.max_keys.load(Ordering::Relaxed) {
-            (key, false)
+        if self.map.len() < max {
+            return (Cow::Borrowed(key), false);
+        }
+        let net = overflow_key(client);
+        if self.map.len() < max.saturating_add(max / 8 + 1) || self.map.contains_key(net.as_str()) {
+            (Cow::Owned(net), true)
         } else {
-            (OVERFLOW_KEY, true)
+            (Cow::Borrowed(OVERFLOW_KEY), true)
         }
     }
 
@@ -161,18 +190,20 @@ impl<C: Clock + Clone> Table<C> {
     }
 
     /// Checks without charging; `overflow` tells whether the key was diverted.
-    pub(crate) fn probe(&self, key: &str, cost: NonZeroU32) -> (Check, bool) {
-        let (k, over) = self.effective(key);
-        (self.run(&self.probe, k, cost), over)
+    /// `client` is the request's client address, whose network's overflow bucket
+    /// counts the key when the table is full.
+    pub(crate) fn probe(&self, key: &str, client: IpAddr, cost: NonZeroU32) -> (Check, bool) {
+        let (k, over) = self.effective(key, client);
+        (self.run(&self.probe, &k, cost), over)
     }
 
     /// Checks and charges.
-    pub(crate) fn charge(&self, key: &str, cost: NonZeroU32) -> (Check, bool) {
-        let (k, over) = self.effective(key);
+    pub(crate) fn charge(&self, key: &str, client: IpAddr, cost: NonZeroU32) -> (Check, bool) {
+        let (k, over) = self.effective(key, client);
         if over {
             self.overflowed.fetch_add(1, Ordering::Relaxed);
         }
-        (self.run(&self.charge, k, cost), over)
+        (self.run(&self.charge, &k, cost), over)
     }
 
     fn run(&self, l: &Limiter<C>, key: &str, cost: NonZeroU32) -> Check {

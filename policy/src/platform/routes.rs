@@ -4,7 +4,6 @@
 use super::API_BASE;
 use crate::economics::quota::{Classified, ResourceKind, ResourceOp};
 use crate::lang::route::{RouteClass, Routes};
-use crate::wire::percent_decode;
 
 /// The built-in `METHOD /path` patterns of a route class, which `[routes]` may replace.
 pub fn default_route_patterns(class: RouteClass) -> &'static [&'static str] {
@@ -37,7 +36,9 @@ pub(crate) fn default_routes() -> Routes {
 pub(crate) fn classify_resource(routes: &Routes, method: &str, path: &str) -> Classified {
     let other = Classified { account_id: None, op: ResourceOp::Other };
     let path = path.split(['?', '#']).next().unwrap_or("");
-    let segs: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
+    // The normalised path, as for the route class: a normalising upstream serves
+    // `workers%2Fscripts%2Fname` as a script upload, so it is counted as one.
+    let segs = crate::lang::canonical::segments(path);
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let base: Vec<&str> = API_BASE.split('/').filter(|s| !s.is_empty()).collect();
     let classes = [RouteClass::DeployWrite, RouteClass::DeployRead];
@@ -56,23 +57,28 @@ pub(crate) fn classify_resource(routes: &Routes, method: &str, path: &str) -> Cl
     use ResourceKind::*;
     let create = |kind| ResourceOp::Create { kind, name: None };
     let delete = |kind, id: &str| ResourceOp::Delete { kind, id: id.to_string() };
-    let op = match (m.as_str(), rest) {
-        ("PUT", ["workers", "scripts", name]) => {
-            ResourceOp::Create { kind: WorkerScript, name: Some((*name).to_string()) }
+    // Literal words compare without regard to case (a case-insensitive upstream);
+    // names and ids are taken as written.
+    let lower: Vec<String> = rest.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let words: Vec<&str> = lower.iter().map(String::as_str).collect();
+    let named = |i: usize| rest.get(i).copied().unwrap_or_default();
+    let op = match (m.as_str(), words.as_slice()) {
+        ("PUT", ["workers", "scripts", _]) => {
+            ResourceOp::Create { kind: WorkerScript, name: Some(named(2).to_string()) }
         }
-        ("DELETE", ["workers", "scripts", name]) => delete(WorkerScript, name),
-        ("POST", ["workers", "scripts", name, "assets-upload-session"]) => {
-            ResourceOp::AssetUpload { script: (*name).to_string(), manifest: None }
+        ("DELETE", ["workers", "scripts", _]) => delete(WorkerScript, named(2)),
+        ("POST", ["workers", "scripts", _, "assets-upload-session"]) => {
+            ResourceOp::AssetUpload { script: named(2).to_string(), manifest: None }
         }
         ("POST", ["workers", "assets", "upload"]) => ResourceOp::AssetFiles,
         ("POST", ["storage", "kv", "namespaces"]) => create(KvNamespace),
-        ("DELETE", ["storage", "kv", "namespaces", id]) => delete(KvNamespace, id),
+        ("DELETE", ["storage", "kv", "namespaces", _]) => delete(KvNamespace, named(3)),
         ("POST", ["d1", "database"]) => create(D1Database),
-        ("DELETE", ["d1", "database", id]) => delete(D1Database, id),
+        ("DELETE", ["d1", "database", _]) => delete(D1Database, named(2)),
         ("POST", ["queues"]) => create(Queue),
-        ("DELETE", ["queues", id]) => delete(Queue, id),
+        ("DELETE", ["queues", _]) => delete(Queue, named(1)),
         ("POST", ["hyperdrive", "configs"]) => create(HyperdriveConfig),
-        ("DELETE", ["hyperdrive", "configs", id]) => delete(HyperdriveConfig, id),
+        ("DELETE", ["hyperdrive", "configs", _]) => delete(HyperdriveConfig, named(2)),
         _ => ResourceOp::Other,
     };
     Classified { account_id: Some((*account).to_string()), op }

@@ -409,3 +409,40 @@ fn check_quotas_example(p: &Policy) {
     assert!(usage.check(p.quotas(), &upload(501, 1)).is_err());
     assert!(usage.check(p.quotas(), &upload(1, 2 * 1024 * 1024 + 1)).is_err());
 }
+
+#[test]
+fn default_and_strict_limit_every_route_class() {
+    let calls: [(&str, &str, policy::RouteClass); 6] = [
+        ("POST", CHALLENGE, policy::RouteClass::ProvisionChallenge),
+        ("POST", CREATE, policy::RouteClass::ProvisionCreate),
+        ("GET", "/claim/some-secret", policy::RouteClass::Claim),
+        ("PUT", "/client/v4/accounts/a/workers/scripts/s", policy::RouteClass::DeployWrite),
+        ("GET", "/client/v4/accounts/a/workers/scripts", policy::RouteClass::DeployRead),
+        ("GET", "/client/v4/user", policy::RouteClass::Other),
+    ];
+    for file in ["default.toml", "strict.toml"] {
+        let p = compile_file(&rules_dir().join(file)).unwrap_or_else(|e| panic!("{e}"));
+        let e = Engine::new(p);
+        for (method, path, class) in calls {
+            let req = Request {
+                method,
+                path,
+                peer: "198.51.100.7".parse().expect("ip"),
+                http_version: "HTTP/1.1",
+                headers: &[],
+                tls_fp: None,
+                account: None,
+            };
+            let x = e.explain(&req);
+            assert_eq!(x.route, Some(class), "{file}: {method} {path}");
+            assert!(
+                x.rules.iter().any(|r| r.action == policy::Action::Limit && !r.limits.is_empty()),
+                "{file}: no limit applies to route {class}"
+            );
+        }
+        assert!(
+            !e.policy().client().is_trusted("127.0.0.1".parse().expect("ip")),
+            "{file} trusts loopback"
+        );
+    }
+}

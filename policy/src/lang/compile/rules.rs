@@ -108,6 +108,19 @@ fn build_match(cx: &mut Ctx<'_>, m: RawMatch, lists: &[CidrList]) -> Matcher {
             target.push(h.to_ascii_lowercase());
         }
     }
+    for (value, span) in items(m.account) {
+        match value.as_str() {
+            "known" => out.accounts.push(true),
+            "unknown" => out.accounts.push(false),
+            _ => cx.err(
+                span,
+                format!(
+                    "bad account condition \"{value}\": use \"known\" (a temporary account the gateway made) or \"unknown\" (no token, or a token of no account it knows){}",
+                    did_you_mean(&value, ["known", "unknown"])
+                ),
+            ),
+        }
+    }
     out
 }
 

@@ -99,6 +99,7 @@ pub(crate) struct RawMatch {
     pub method: Option<Spanned<OneOrMany>>,
     pub header: Option<Spanned<OneOrMany>>,
     pub no_header: Option<Spanned<OneOrMany>>,
+    pub account: Option<Spanned<OneOrMany>>,
 }
 
 /// One entry of `limits = [...]`.
