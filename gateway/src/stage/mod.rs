@@ -5,6 +5,7 @@
 //! | what the stages share | [`context`] | every phase (`CTX`) |
 //! | who sent it | [`identify`] | `request_filter`, first |
 //! | every check before forwarding | [`decide`] | `request_filter` |
+//! | the shared creation ceiling, last check | [`fair_share`] | `request_filter` |
 //! | one refusal type, status and code | [`refusal`] | wherever a check refuses |
 //! | bodies a check must see whole | [`body`] | `request_body_filter`, `upstream_request_filter` |
 //! | what the answers teach | [`learn`] | `response_filter`, `response_body_filter` |
@@ -15,6 +16,7 @@
 pub mod body;
 pub mod context;
 pub mod decide;
+pub mod fair_share;
 pub mod identify;
 pub mod learn;
 pub mod refusal;

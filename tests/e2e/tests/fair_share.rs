@@ -1,0 +1,167 @@
+//! Wide rotation through the real gateway binary: a client rotating through the /24s
+//! of one IPv4 /16 is held by the /16's account limit, and a botnet spread over 100
+//! /16s saturating the global creation ceiling does not lock honest newcomers out.
+//! Client addresses come from `X-Forwarded-For` behind the trusted loopback proxy.
+
+use std::sync::Arc;
+
+use e2e::GatewayProcess;
+use refplatform::pow::{encode_checkpoints, Challenge};
+use refplatform::{ManualClock, PlatformConfig};
+use serde_json::{json, Value};
+
+const BASE: &str = "/client/v4";
+
+/// Platform + gateway running `policy`.
+struct Stack {
+    _platform: refplatform::RunningPlatform,
+    gateway: GatewayProcess,
+    client: reqwest::Client,
+}
+
+async fn stack(policy: &str) -> Stack {
+    let clock = Arc::new(ManualClock::starting_now());
+    let config = PlatformConfig { pow_k: 4, pow_g: 256, ..PlatformConfig::default() };
+    let platform =
+        refplatform::spawn(config, clock, "127.0.0.1:0".parse().expect("addr")).await.expect("up");
+    let body = format!(
+        "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n",
+        platform.addr()
+    );
+    let policy = policy.to_string();
+    let gateway = GatewayProcess::start_with(&body, move |dir| {
+        std::fs::write(dir.join("policy.toml"), policy).expect("policy written")
+    });
+    Stack { _platform: platform, gateway, client: reqwest::Client::new() }
+}
+
+impl Stack {
+    fn url(&self, path: &str) -> String {
+        format!("{}{BASE}{path}", self.gateway.url())
+    }
+
+    /// One account creation by the real protocol (challenge, solve, create) from
+    /// `xff`; the status of the create call and its error message, if any.
+    async fn create(&self, xff: &str) -> (u16, String) {
+        let resp = self
+            .client
+            .post(self.url("/provisioning/previews/challenge"))
+            .header("x-forwarded-for", xff)
+            .header("user-agent", "undici")
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("challenge sent");
+        assert_eq!(resp.status(), 200, "challenge for {xff}");
+        let v: Value = resp.json().await.expect("challenge json");
+        let challenge: Challenge =
+            serde_json::from_value(v["result"].clone()).expect("challenge shape");
+        let checkpoints = challenge.solve().expect("solvable");
+        let resp = self
+            .client
+            .post(self.url("/provisioning/previews"))
+            .header("x-forwarded-for", xff)
+            .header("user-agent", "undici")
+            .json(&json!({
+                "termsOfService": "https://example.test/terms", "privacyPolicy": "https://example.test/privacy",
+                "acceptTermsOfService": "yes", "challengeToken": challenge.challenge_token,
+                "solution": {"checkpoints": encode_checkpoints(&checkpoints)}
+            }))
+            .send()
+            .await
+            .expect("create sent");
+        let status = resp.status().as_u16();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        (status, v["errors"][0]["message"].as_str().unwrap_or_default().to_string())
+    }
+}
+
+/// Account limits per /24 and per /16, no rate limits: what holds a rotator inside one
+/// /16 is the /16's own limit.
+const ROTATOR_POLICY: &str = r#"
+version = 1
+[client]
+trusted_proxies = ["127.0.0.0/8"]
+[accounts.live]
+ip = 3
+"ipv4/24" = 10
+"ipv4/16" = 12
+[accounts.per_day]
+ip = 20
+"ipv4/24" = 60
+"ipv4/16" = 12
+[budgets]
+limit = []
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_16_rotator_gets_at_most_its_16_limit() {
+    let s = stack(ROTATOR_POLICY).await;
+    let mut created = 0;
+    let mut last = String::new();
+    // A fresh /24 (and address) of 10.77.0.0/16 for every account.
+    for i in 0..40u32 {
+        let (status, message) = s.create(&format!("10.77.{i}.{}", i + 1)).await;
+        match status {
+            200 => created += 1,
+            429 => last = message,
+            other => panic!("unexpected status {other}: {message}"),
+        }
+    }
+    assert_eq!(created, 12, "the rotator got {created} accounts from one /16");
+    assert!(last.contains("10.77.0.0/16"), "the refusal names the network: {last}");
+    // Another /16 is untouched.
+    assert_eq!(s.create("10.78.0.1").await.0, 200);
+}
+
+/// A small fair-share ceiling (200 accounts an hour, twice the botnet's networks, as
+/// 2000/hour is twenty times the ~100 /16s of the swarm this reproduces) so the test
+/// saturates it quickly; no per-network limits, so only the ceiling stands between the
+/// botnet and everyone.
+const CEILING_POLICY: &str = r#"
+version = 1
+[client]
+trusted_proxies = ["127.0.0.0/8"]
+[accounts.live]
+ip = 3
+[accounts.per_day]
+ip = 20
+[budgets]
+limit = []
+[fair_share]
+ceiling = "200/hour"
+share_above = 0.5
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_botnet_cannot_lock_honest_newcomers_out() {
+    let s = stack(CEILING_POLICY).await;
+    let mut bot = 0;
+    let mut refusal = String::new();
+    // 100 /16s, four rounds each, a fresh address every time: 400 attempts, twice
+    // the ceiling.
+    for round in 0..4u32 {
+        for net in 0..100u32 {
+            let (status, message) = s.create(&format!("20.{net}.{round}.1")).await;
+            match status {
+                200 => bot += 1,
+                429 => refusal = message,
+                other => panic!("unexpected status {other}: {message}"),
+            }
+        }
+    }
+    assert!(bot <= 200, "the botnet got {bot} accounts past a ceiling of 200");
+    assert!(bot <= 190, "the botnet took {bot} of 200, leaving no room for newcomers");
+    assert!(refusal.contains("Retry in"), "the refusal says when: {refusal}");
+    // Ten well-behaved agents from untouched /16s, one account each, during the swarm.
+    let mut honest = 0;
+    for agent in 0..10u32 {
+        let (status, message) = s.create(&format!("100.{agent}.5.9")).await;
+        assert_eq!(status, 200, "honest agent {agent} refused: {message}");
+        honest += 1;
+    }
+    assert_eq!(honest, 10);
+    // The swarm keeps going and is still held.
+    let (status, _) = s.create("20.1.9.1").await;
+    assert_eq!(status, 429, "a botnet /16 past its share stays refused");
+}
