@@ -165,3 +165,60 @@ async fn a_botnet_cannot_lock_honest_newcomers_out() {
     let (status, _) = s.create("20.1.9.1").await;
     assert_eq!(status, 429, "a botnet /16 past its share stays refused");
 }
+
+/// `rules/default.toml` on a fake clock: through its rules and its `[fair_share]`
+/// ceiling, a /16 rotator is held by `create-per-network`'s /16 limit, and a botnet
+/// over 100 /16s hammering for an hour leaves honest newcomers from untouched /16s
+/// every account they ask for.
+#[test]
+fn the_shipped_default_shares_its_ceiling_among_networks() {
+    use policy::clock::FakeRelativeClock;
+    use policy::{Engine, FairVerdict, Identity, Request};
+    let path = e2e::repo_root().join("rules/default.toml");
+    let p = policy::compile_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    let clock = FakeRelativeClock::default();
+    let e = Engine::with_clock(p, clock.clone());
+    let create = |addr: &str| -> bool {
+        let policy = e.current_policy();
+        let peer = addr.parse().expect("address");
+        let headers = [("user-agent", "undici")];
+        let r = Request {
+            method: "POST",
+            path: "/client/v4/provisioning/previews",
+            peer,
+            http_version: "HTTP/1.1",
+            headers: &headers,
+            tls_fp: None,
+            account: None,
+        };
+        let id = Identity::derive(&policy, r);
+        e.decide_identified(&id).is_allowed()
+            && !matches!(e.fair_share(&id, false), FairVerdict::Refuse { .. })
+    };
+    // One /16, a fresh /24 and address every time, 200 tries in a minute.
+    let rotator =
+        (0..200u32).filter(|i| create(&format!("198.18.{}.{}", i % 256, i / 256 + 1))).count();
+    assert!(rotator <= 30 + 1, "the /16 rotator got {rotator}");
+    // A botnet over 100 /16s (a fresh address per try) for an hour; newcomers arrive
+    // from untouched /16s, two a minute, one account each.
+    let (mut bot, mut honest, mut asked) = (0, 0, 0);
+    for minute in 0..60u32 {
+        for round in 0..5u32 {
+            for net in 0..100u32 {
+                let a = format!("{}.{}.{}.{}", 20 + net / 100, net % 100, minute, round + 1);
+                bot += u32::from(create(&a));
+            }
+        }
+        for agent in 0..2u32 {
+            asked += 1;
+            honest += u32::from(create(&format!(
+                "{}.{}.1.1",
+                150 + minute / 30,
+                (minute % 30) * 2 + agent
+            )));
+        }
+        clock.advance(std::time::Duration::from_secs(60));
+    }
+    assert!(honest * 100 >= asked * 99, "honest newcomers got {honest} of {asked}");
+    assert!(bot + honest <= 2000, "the ceiling held: {bot} + {honest}");
+}
