@@ -77,6 +77,8 @@ pub struct FairShareStats {
     pub ceiling: u32,
     /// Requests counted in the shared overflow entry because the table was full.
     pub overflowed: u64,
+    /// Requests refused since the section was loaded.
+    pub refused: u64,
 }
 
 /// Admissions of one counter in the current and the previous fixed window.
@@ -114,6 +116,7 @@ struct State {
     global: Counts,
     nets: HashMap<NetKey, Counts>,
     overflowed: u64,
+    refused: u64,
 }
 
 /// The live fair-share ceiling: its spec and its counters (kept across reloads while
@@ -128,8 +131,13 @@ pub(crate) struct FairShare<C: Clock> {
 impl<C: Clock> FairShare<C> {
     pub(crate) fn new(spec: FairShareSpec, clock: C) -> Self {
         let start = clock.now();
-        let state =
-            State { window: 0, global: Counts::default(), nets: HashMap::new(), overflowed: 0 };
+        let state = State {
+            window: 0,
+            global: Counts::default(),
+            nets: HashMap::new(),
+            overflowed: 0,
+            refused: 0,
+        };
         FairShare { spec, clock, start, state: Mutex::new(state) }
     }
 
@@ -204,6 +212,7 @@ impl<C: Clock> FairShare<C> {
             }
             return FairVerdict::Admit;
         }
+        st.refused += 1;
         // The counts decay as the window slides; by the end of the next window
         // everything counted now is gone, and usually far sooner.
         let left_in_window = w - now % w;
@@ -239,6 +248,7 @@ impl<C: Clock> FairShare<C> {
             admitted_in_window: g.estimate(frac),
             ceiling: self.spec.ceiling.count.get(),
             overflowed: st.overflowed,
+            refused: st.refused,
         }
     }
 }

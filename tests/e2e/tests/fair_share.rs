@@ -17,6 +17,7 @@ struct Stack {
     _platform: refplatform::RunningPlatform,
     gateway: GatewayProcess,
     client: reqwest::Client,
+    admin: String,
 }
 
 async fn stack(policy: &str) -> Stack {
@@ -24,15 +25,22 @@ async fn stack(policy: &str) -> Stack {
     let config = PlatformConfig { pow_k: 4, pow_g: 256, ..PlatformConfig::default() };
     let platform =
         refplatform::spawn(config, clock, "127.0.0.1:0".parse().expect("addr")).await.expect("up");
+    let admin_port = e2e::free_port();
     let body = format!(
-        "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n",
+        "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n",
         platform.addr()
     );
     let policy = policy.to_string();
     let gateway = GatewayProcess::start_with(&body, move |dir| {
         std::fs::write(dir.join("policy.toml"), policy).expect("policy written")
     });
-    Stack { _platform: platform, gateway, client: reqwest::Client::new() }
+    let admin_addr = format!("127.0.0.1:{admin_port}");
+    assert!(e2e::wait_listening(
+        admin_addr.parse().expect("addr"),
+        std::time::Duration::from_secs(10)
+    ));
+    let admin = format!("http://{admin_addr}");
+    Stack { _platform: platform, gateway, client: reqwest::Client::new(), admin }
 }
 
 impl Stack {
@@ -164,6 +172,23 @@ async fn a_botnet_cannot_lock_honest_newcomers_out() {
     // The swarm keeps going and is still held.
     let (status, _) = s.create("20.1.9.1").await;
     assert_eq!(status, 429, "a botnet /16 past its share stays refused");
+    // What an operator watches.
+    let metrics = s
+        .client
+        .get(format!("{}/metrics", s.admin))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let refused = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("gateway_fair_share_refused_total "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no fair-share counter in:\n{metrics}"));
+    assert_eq!(refused, 400 - bot + 1, "{metrics}");
+    assert!(metrics.contains("gateway_fair_share_networks 110"), "{metrics}");
 }
 
 /// `rules/default.toml` on a fake clock: through its rules and its `[fair_share]`
