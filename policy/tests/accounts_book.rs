@@ -102,6 +102,13 @@ fn source_keys_cover_ip_prefixes_and_fingerprints() {
     let mapped = SourceKeys::new("::ffff:192.0.2.77".parse().expect("ip"), None, None);
     assert_eq!(mapped, v4);
     assert!("ipv6/48:2001:db8::/64".parse::<SourceKey>().is_err());
+    // A record written before the /16 was tracked reads back with it.
+    let old = r#"{"ip":"192.0.2.77","prefixes":["192.0.2.0/24"],"http_fp":null,"tls_fp":null}"#;
+    let read: SourceKeys = serde_json::from_str(old).expect("old record");
+    assert_eq!(read, v4);
+    let again: SourceKeys =
+        serde_json::from_str(&serde_json::to_string(&v4).expect("json")).expect("round trip");
+    assert_eq!(again, v4);
 }
 
 #[test]

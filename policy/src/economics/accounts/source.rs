@@ -196,35 +196,46 @@ fn normalise(net: IpNetwork) -> IpNetwork {
 /// Serializes networks as their `a.b.c.d/n` strings.
 mod net_strings {
     use ipnetwork::IpNetwork;
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::Serializer;
 
     pub fn serialize<S: Serializer>(nets: &[IpNetwork], s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(nets.iter().map(|n| n.to_string()))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNetwork>, D::Error> {
-        Vec::<String>::deserialize(d)?
-            .iter()
-            .map(|s| s.parse::<IpNetwork>().map(super::normalise).map_err(serde::de::Error::custom))
-            .collect()
     }
 }
 
 /// Everything an account is attributed to: the creating address, its networks, and the
 /// client's fingerprints when known.
+///
+/// Read back (from the accounts journal), the networks are derived from the address
+/// again, so a record written before a network size was tracked counts under it too.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "StoredSourceKeys")]
 pub struct SourceKeys {
     /// The creating client's address.
     pub ip: IpAddr,
     /// Its networks: the IPv4 /24 and /16, or the IPv6 /64, /56, /48 and /32 (host bits
-    /// cleared). Records written before the /16 and /32 were tracked lack them; the
-    /// accounts and ledger books count what a record names.
-    #[serde(with = "net_strings")]
+    /// cleared).
+    #[serde(serialize_with = "net_strings::serialize")]
     pub prefixes: Vec<IpNetwork>,
     /// HTTP fingerprint, when computed.
     pub http_fp: Option<String>,
     /// TLS fingerprint, when the gateway or a trusted proxy supplied one.
     pub tls_fp: Option<String>,
+}
+
+/// [`SourceKeys`] as stored; the networks written are ignored in favour of the ones
+/// derived from the address now.
+#[derive(Deserialize)]
+struct StoredSourceKeys {
+    ip: IpAddr,
+    http_fp: Option<String>,
+    tls_fp: Option<String>,
+}
+
+impl From<StoredSourceKeys> for SourceKeys {
+    fn from(s: StoredSourceKeys) -> Self {
+        SourceKeys::new(s.ip, s.http_fp, s.tls_fp)
+    }
 }
 
 impl SourceKeys {
