@@ -7,14 +7,15 @@ use std::sync::Arc;
 
 use e2e::GatewayProcess;
 use refplatform::pow::{encode_checkpoints, Challenge};
-use refplatform::{ManualClock, PlatformConfig};
+use refplatform::{EventsConfig, ManualClock, PlatformConfig};
 use serde_json::{json, Value};
 
 const BASE: &str = "/client/v4";
+const SECRET: &str = "test-events-secret-0123456789";
 
 /// Platform + gateway running `policy`.
 struct Stack {
-    _platform: refplatform::RunningPlatform,
+    platform: refplatform::RunningPlatform,
     gateway: GatewayProcess,
     client: reqwest::Client,
     admin: String,
@@ -22,12 +23,17 @@ struct Stack {
 
 async fn stack(policy: &str) -> Stack {
     let clock = Arc::new(ManualClock::starting_now());
-    let config = PlatformConfig { pow_k: 4, pow_g: 256, ..PlatformConfig::default() };
+    let admin_port = e2e::free_port();
+    let events = EventsConfig {
+        url: format!("http://127.0.0.1:{admin_port}/events"),
+        secret: SECRET.into(),
+    };
+    let config =
+        PlatformConfig { pow_k: 4, pow_g: 256, events: Some(events), ..PlatformConfig::default() };
     let platform =
         refplatform::spawn(config, clock, "127.0.0.1:0".parse().expect("addr")).await.expect("up");
-    let admin_port = e2e::free_port();
     let body = format!(
-        "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n",
+        "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nevents_secret = \"{SECRET}\"\n",
         platform.addr()
     );
     let policy = policy.to_string();
@@ -40,7 +46,7 @@ async fn stack(policy: &str) -> Stack {
         std::time::Duration::from_secs(10)
     ));
     let admin = format!("http://{admin_addr}");
-    Stack { _platform: platform, gateway, client: reqwest::Client::new(), admin }
+    Stack { platform, gateway, client: reqwest::Client::new(), admin }
 }
 
 impl Stack {
@@ -80,7 +86,9 @@ impl Stack {
             .expect("create sent");
         let status = resp.status().as_u16();
         let v: Value = resp.json().await.unwrap_or(Value::Null);
-        (status, v["errors"][0]["message"].as_str().unwrap_or_default().to_string())
+        let message = v["errors"][0]["message"].as_str().unwrap_or_default().to_string();
+        let claim = v["result"]["claim"]["url"].as_str().map(str::to_string);
+        (status, claim.unwrap_or(message))
     }
 }
 
@@ -140,6 +148,40 @@ limit = []
 ceiling = "200/hour"
 share_above = 0.5
 "#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_with_claimed_accounts_keeps_priority_in_a_swarm() {
+    let s = stack(
+        &CEILING_POLICY.replace("share_above = 0.5", "share_above = 0.5\nclaimed_weight = 4"),
+    )
+    .await;
+    // Before the swarm: one source claims the account it made, another does not.
+    let (status, claim_url) = s.create("100.50.1.1").await;
+    assert_eq!(status, 200);
+    let claim = s
+        .client
+        .post(&claim_url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("claim sent");
+    assert!(claim.status().is_success(), "claim: {}", claim.status());
+    s.platform.platform().events_settled().await;
+    assert_eq!(s.create("100.60.1.1").await.0, 200);
+    // The swarm: 100 /16s, two rounds, fills the first-come half of the ceiling.
+    for round in 0..2u32 {
+        for net in 0..100u32 {
+            s.create(&format!("20.{net}.{round}.1")).await;
+        }
+    }
+    let (mut claimed, mut unclaimed) = (0, 0);
+    for _ in 0..10 {
+        claimed += u32::from(s.create("100.50.1.1").await.0 == 200);
+        unclaimed += u32::from(s.create("100.60.1.1").await.0 == 200);
+    }
+    assert_eq!(unclaimed, 0, "a network that already had its share waits");
+    assert!(claimed >= 3, "the claimer got {claimed} more under saturation");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_botnet_cannot_lock_honest_newcomers_out() {
