@@ -187,3 +187,22 @@ fn a_refusal_says_what_to_do_and_when() {
         v => panic!("not refused: {v:?}"),
     }
 }
+
+#[test]
+fn explain_shows_where_a_network_stands_without_counting() {
+    let (e, _) = engine("version = 1\n[fair_share]\nceiling = \"4/hour\"\n");
+    for addr in ["192.0.2.1", "192.0.3.1", "198.51.100.1"] {
+        assert!(create(&e, addr, false));
+    }
+    let text = e.explain(&req("POST", CREATE, ip("192.0.9.9"), &[])).to_string();
+    assert!(
+        text.contains("fair share: network 192.0.0.0/16 holds 2.0, its share of what is left 0.5 (3 of 4 in the window, 2 networks, sharing above 2): would REFUSE"),
+        "{text}"
+    );
+    let newcomer = e.explain(&req("POST", CREATE, ip("203.0.113.1"), &[])).to_string();
+    assert!(newcomer.contains("3 networks") && newcomer.contains("would admit"), "{newcomer}");
+    // Explaining counted nothing.
+    assert_eq!(e.fair_share_stats().map(|s| s.admitted_in_window), Some(3.0));
+    let other = e.explain(&req("POST", CHALLENGE, ip("203.0.113.1"), &[])).to_string();
+    assert!(!other.contains("fair share"), "{other}");
+}

@@ -230,8 +230,8 @@ impl<C: Clock + Clone> Engine<C> {
     pub fn explain_identified(&self, id: &Identity<'_>) -> Explanation {
         let loaded = self.loaded.load();
         let mut trace = Explanation::default();
-        let d = evaluate(&loaded, id, false, Some(&mut trace));
-        trace.decision = Some(d);
+        trace.decision = Some(evaluate(&loaded, id, false, Some(&mut trace)));
+        trace.fair_share = self.fair().filter(|f| f.applies(id.route)).map(|f| f.describe(id));
         trace
     }
 

@@ -220,6 +220,32 @@ impl<C: Clock> FairShare<C> {
         FairVerdict::Refuse { retry_after_secs: retry, message: self.message(retry, under_ceiling) }
     }
 
+    /// Where a request from `id` stands now, for `explain`: nothing is counted.
+    pub(crate) fn describe(&self, id: &Identity<'_>) -> String {
+        let (i, frac, _, _) = self.position();
+        let net = self.network(id.client_ip);
+        let st = self.state.lock();
+        let mut global = st.global;
+        global.roll(i);
+        let known = st.nets.get(&Some(net)).filter(|c| c.window + 1 >= i).copied();
+        let mut entry = known.unwrap_or_default();
+        entry.roll(i);
+        let active = st.nets.values().filter(|c| c.window + 1 >= i).count();
+        let n = (active + usize::from(known.is_none())).max(1);
+        let cap = f64::from(self.spec.ceiling.count.get());
+        let (total, held) = (global.estimate(frac), entry.estimate(frac));
+        let share = (cap - total) / n as f64;
+        let below = total < self.spec.share_above * cap;
+        let admit = total + 1.0 <= cap && (below || held < share);
+        let bits = if net.is_ipv4() { self.spec.ipv4 } else { self.spec.ipv6 };
+        format!(
+            "network {net}/{bits} holds {held:.1}, its share of what is left {share:.1} ({total:.0} of {} in the window, {n} networks, sharing above {:.0}): {}",
+            self.spec.ceiling.count,
+            self.spec.share_above * cap,
+            if admit { "would admit" } else { "would REFUSE" }
+        )
+    }
+
     fn message(&self, retry: u64, under_ceiling: bool) -> String {
         let what = match &self.spec.message {
             Some(m) => m.clone(),
