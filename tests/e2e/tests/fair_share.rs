@@ -233,10 +233,10 @@ async fn a_botnet_cannot_lock_honest_newcomers_out() {
     assert!(metrics.contains("gateway_fair_share_networks 110"), "{metrics}");
 }
 
-/// `rules/default.toml` on a fake clock: through its rules and its `[fair_share]`
-/// ceiling, a /16 rotator is held by `create-per-network`'s /16 limit, and a botnet
-/// over 100 /16s hammering for an hour leaves honest newcomers from untouched /16s
-/// every account they ask for.
+/// `rules/default.toml` on a fake clock: a /16 rotator is held by the /16's live
+/// account limit, and through its rules and its `[fair_share]` ceiling a botnet over
+/// 100 /16s hammering for an hour leaves honest newcomers from untouched /16s every
+/// account they ask for.
 #[test]
 fn the_shipped_default_shares_its_ceiling_among_networks() {
     use policy::clock::FakeRelativeClock;
@@ -262,10 +262,23 @@ fn the_shipped_default_shares_its_ceiling_among_networks() {
         e.decide_identified(&id).is_allowed()
             && !matches!(e.fair_share(&id, false), FairVerdict::Refuse { .. })
     };
-    // One /16, a fresh /24 and address every time, 200 tries in a minute.
-    let rotator =
-        (0..200u32).filter(|i| create(&format!("198.18.{}.{}", i % 256, i / 256 + 1))).count();
-    assert!(rotator <= 30 + 1, "the /16 rotator got {rotator}");
+    // One /16, a fresh /24 and address for every account, 200 tries within the hour.
+    let book = policy::accounts::AccountBook::new();
+    let hasher = policy::accounts::TokenHasher::random();
+    let limits = e.current_policy().account_limits().clone();
+    let mut rotator = 0;
+    for i in 0..200u32 {
+        let src = policy::accounts::SourceKeys::new(
+            format!("198.18.{}.{}", i % 256, i / 256 + 1).parse().expect("address"),
+            None,
+            None,
+        );
+        if limits.check(&book, &src, 10).is_ok() {
+            book.record_created(&format!("a{i}"), hasher.hash(&format!("t{i}")), 10, 3600, src);
+            rotator += 1;
+        }
+    }
+    assert_eq!(rotator, 60, "the /16 rotator holds at most the /16's 60 live accounts");
     // A botnet over 100 /16s (a fresh address per try) for an hour; newcomers arrive
     // from untouched /16s, two a minute, one account each.
     let (mut bot, mut honest, mut asked) = (0, 0, 0);
