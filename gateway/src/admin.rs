@@ -336,6 +336,10 @@ async fn stats(State(state): State<AdminState>) -> Response {
         "held_body_bytes": { "held": state.tracker.held().held(), "limit": state.tracker.held().limit() },
         "upload_sessions": state.tracker.uploads().len(),
         "ledger": { "units": units, "accounts": accounts, "entries": state.tracker.ledger().len() },
+        "fair_share": state.engine.fair_share_stats().map(|f| serde_json::json!({
+            "networks": f.networks, "admitted_in_window": f.admitted_in_window,
+            "ceiling": f.ceiling, "overflowed": f.overflowed, "refused": f.refused,
+        })),
     }))
     .into_response()
 }
@@ -386,5 +390,20 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     out.push_str(&format!("gateway_pow_verifies_total {verifies}\n"));
     out.push_str("# HELP gateway_pow_verify_hashes_total SHA-256 rounds spent on those verifications.\n# TYPE gateway_pow_verify_hashes_total counter\n");
     out.push_str(&format!("gateway_pow_verify_hashes_total {hashes}\n"));
+    if let Some(f) = state.engine.fair_share_stats() {
+        out.push_str(&fair_share_metrics(&f));
+    }
     ([("content-type", "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// The `[fair_share]` ceiling's gauges and counters.
+fn fair_share_metrics(f: &policy::FairShareStats) -> String {
+    format!(
+        "# HELP gateway_fair_share_admitted Admissions counted in the fair-share window now.\n# TYPE gateway_fair_share_admitted gauge\ngateway_fair_share_admitted {:.1}\n\
+# HELP gateway_fair_share_ceiling The fair-share ceiling per window.\n# TYPE gateway_fair_share_ceiling gauge\ngateway_fair_share_ceiling {}\n\
+# HELP gateway_fair_share_networks Networks active in the fair-share window.\n# TYPE gateway_fair_share_networks gauge\ngateway_fair_share_networks {}\n\
+# HELP gateway_fair_share_refused_total Requests the fair-share ceiling refused.\n# TYPE gateway_fair_share_refused_total counter\ngateway_fair_share_refused_total {}\n\
+# HELP gateway_fair_share_overflow_total Requests counted in the full network table's shared entry.\n# TYPE gateway_fair_share_overflow_total counter\ngateway_fair_share_overflow_total {}\n",
+        f.admitted_in_window, f.ceiling, f.networks, f.refused, f.overflowed
+    )
 }

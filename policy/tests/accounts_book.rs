@@ -80,6 +80,7 @@ fn source_keys_cover_ip_prefixes_and_fingerprints() {
             "ipv6/64:2001:db8:1:2::/64",
             "ipv6/56:2001:db8:1::/56",
             "ipv6/48:2001:db8:1::/48",
+            "ipv6/32:2001:db8::/32",
             "http_fp:hf",
             "tls_fp:t13d"
         ]
@@ -92,11 +93,22 @@ fn source_keys_cover_ip_prefixes_and_fingerprints() {
         v4.key_of(SourceKind::Ipv4_24).map(|k| k.to_string()).as_deref(),
         Some("ipv4/24:192.0.2.0/24")
     );
+    assert_eq!(
+        v4.key_of(SourceKind::Ipv4_16).map(|k| k.to_string()).as_deref(),
+        Some("ipv4/16:192.0.0.0/16")
+    );
     assert!(v4.key_of(SourceKind::Ipv6_48).is_none());
     // IPv4-mapped addresses from a dual-stack socket count as IPv4.
     let mapped = SourceKeys::new("::ffff:192.0.2.77".parse().expect("ip"), None, None);
     assert_eq!(mapped, v4);
     assert!("ipv6/48:2001:db8::/64".parse::<SourceKey>().is_err());
+    // A record written before the /16 was tracked reads back with it.
+    let old = r#"{"ip":"192.0.2.77","prefixes":["192.0.2.0/24"],"http_fp":null,"tls_fp":null}"#;
+    let read: SourceKeys = serde_json::from_str(old).expect("old record");
+    assert_eq!(read, v4);
+    let again: SourceKeys =
+        serde_json::from_str(&serde_json::to_string(&v4).expect("json")).expect("round trip");
+    assert_eq!(again, v4);
 }
 
 #[test]
@@ -195,7 +207,7 @@ fn accounts_section_compiles_with_defaults_and_located_errors() {
     );
     assert_eq!(
         errors_of("[accounts.live]\n\"ipv6/47\" = 5\n"),
-        "p.toml:3:1: unknown source key kind \"ipv6/47\", expected one of \"ip\", \"ipv4/24\", \"ipv6/64\", \"ipv6/56\", \"ipv6/48\", \"http_fp\", \"tls_fp\"; did you mean \"ipv6/48\"?"
+        "p.toml:3:1: unknown source key kind \"ipv6/47\", expected one of \"ip\", \"ipv4/24\", \"ipv4/16\", \"ipv6/64\", \"ipv6/56\", \"ipv6/48\", \"ipv6/32\", \"http_fp\", \"tls_fp\"; did you mean \"ipv6/48\"?"
     );
     assert_eq!(
         errors_of("[accounts.per_day]\nip = -1\n"),

@@ -45,7 +45,7 @@ fn unclaimed_account_is_charged_to_every_source_key() {
         assert_eq!(ledger.debt(&key, 3600, 86_400), 17, "{key}");
         assert_eq!(ledger.by_source(&key).len(), 1);
     }
-    assert_eq!(creator.keys().len(), 6, "ip, three prefixes, two fingerprints");
+    assert_eq!(creator.keys().len(), 7, "ip, four prefixes, two fingerprints");
     // Charging twice does nothing.
     assert!(ledger
         .charge_expired_unclaimed("acc", &creator, usage.counts(), 3700, &costs)

@@ -28,6 +28,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("budget", budget),
     ("account-limits", account_limits),
     ("resources", resources),
+    ("fair-share", super::fair_share::fair_share),
 ];
 
 /// Decides a request: `Ok` forwards it, `Err` is the refusal to write. `peer` is

@@ -5,6 +5,7 @@
 //! | what the stages share | [`context`] | every phase (`CTX`) |
 //! | who sent it | [`identify`] | `request_filter`, first |
 //! | every check before forwarding | [`decide`] | `request_filter` |
+//! | the shared creation ceiling, last check | [`fair_share`] | `request_filter` |
 //! | one refusal type, status and code | [`refusal`] | wherever a check refuses |
 //! | bodies a check must see whole | [`body`] | `request_body_filter`, `upstream_request_filter` |
 //! | body framing and size, held bytes, asset files' real sizes | [`limits`] | `request_filter`, `request_body_filter` |
@@ -18,6 +19,7 @@ pub mod body;
 pub mod check;
 pub mod context;
 pub mod decide;
+pub mod fair_share;
 pub mod identify;
 pub mod learn;
 pub mod limits;

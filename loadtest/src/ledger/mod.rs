@@ -23,6 +23,12 @@
 //! its accounts were charged to is. The run is far shorter than the
 //! budgets' window (a day by default), so every entry of the run counts.
 //!
+//! **The platform's total** is judged the same way against the policy's
+//! `[[budgets.global]]` ([`global`]): a swarm that takes a fresh address,
+//! network and fingerprint for every account leaves a little debt on
+//! thousands of keys and is within every per-key budget, while the cleanup
+//! the platform pays for still grows past what the policy allows in total.
+//!
 //! Reading the entries and the policy's budgets is done in submodules;
 //! this module attributes them to groups and judges the keys.
 
@@ -34,10 +40,12 @@ use crate::stats::AccountRecord;
 
 mod budgets;
 mod entries;
+mod global;
 
 use budgets::threshold;
 pub use budgets::{budgets_from_policy, Budget};
 pub use entries::{fetch_entries, fetch_stats, key_kind, parse_entries, Entry, Reason};
+pub use global::{check_global, GLOBAL_KEY};
 
 /// One budgeted source key, checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -94,6 +102,9 @@ pub struct GroupCleanup {
     pub worst_key: Option<KeyCheck>,
     /// Every budgeted key within budget; `None` without a ledger or budgets.
     pub within_budget: Option<bool>,
+    /// The platform's total over every group's entries against the global
+    /// budget (the same for every group; `None` without one).
+    pub global: Option<KeyCheck>,
 }
 
 impl GroupCleanup {
@@ -122,8 +133,21 @@ pub fn check_key(
     let kind = key_kind(key);
     let refuse_at = threshold(budgets, kind, "refuse")?;
     let harder_pow_at = threshold(budgets, kind, "harder_pow");
-    let mut mine: Vec<&Entry> =
+    let mine: Vec<&Entry> =
         entries.iter().copied().filter(|e| e.source_keys.iter().any(|k| k == key)).collect();
+    Some(judge(key, mine, refuse_at, harder_pow_at, created, run_start_unix))
+}
+
+/// Walks `mine` (the entries of one key, any order) in time order and judges
+/// the key against `refuse_at`, as the module documentation describes.
+pub(crate) fn judge(
+    key: &str,
+    mut mine: Vec<&Entry>,
+    refuse_at: u64,
+    harder_pow_at: Option<u64>,
+    created: &HashMap<&str, u64>,
+    run_start_unix: u64,
+) -> KeyCheck {
     mine.sort_by_key(|e| e.at);
     let mut sum = 0i64;
     let mut trip: Option<(usize, u64)> = None;
@@ -152,7 +176,7 @@ pub fn check_key(
         Some(_) => debt_before_trip.saturating_add(in_flight_units),
     };
     let accounts: HashSet<&str> = mine.iter().map(|e| e.account_id.as_str()).collect();
-    Some(KeyCheck {
+    KeyCheck {
         key: key.to_string(),
         debt,
         harder_pow_at,
@@ -162,7 +186,7 @@ pub fn check_key(
         allowed,
         within: trip.is_none() || debt <= allowed,
         accounts: accounts.len() as u64,
-    })
+    }
 }
 
 /// Cleanup per group from the ledger. `groups[i]` holds the accounts group
@@ -184,6 +208,7 @@ pub fn analyse(
         by_account.entry(e.account_id.as_str()).or_default().push(e);
     }
     let all: Vec<&Entry> = entries.iter().collect();
+    let global = budgets.and_then(|b| check_global(&all, b, &created, run_start_unix));
     let mut key_cache: BTreeMap<String, Option<KeyCheck>> = BTreeMap::new();
     groups
         .iter()
@@ -191,6 +216,7 @@ pub fn analyse(
             let mut c = GroupCleanup {
                 basis: "ledger".into(),
                 accounts_created: accounts.len() as u64,
+                global: global.clone(),
                 ..GroupCleanup::default()
             };
             let mut keys: HashSet<&str> = HashSet::new();

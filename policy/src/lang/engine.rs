@@ -8,6 +8,7 @@
 
 use crate::lang::decision::{Decision, Outcome, QuotaInfo, Request};
 use crate::lang::explain::{Explanation, LimitTrace, RuleTrace};
+use crate::lang::fair_share::FairShare;
 use crate::lang::identity::Identity;
 use crate::lang::key::{KeyInputs, KeyPart};
 use crate::lang::model::{Action, Limit, Policy, Rule};
@@ -37,6 +38,8 @@ struct Loaded<C: Clock> {
     /// `tables[rule][limit]`, parallel to `policy.rules[rule].limits`.
     tables: Vec<Vec<Arc<Table<C>>>>,
     needs_http_fp: bool,
+    /// The `[fair_share]` ceiling, kept across reloads while its section is unchanged.
+    fair: Option<Arc<FairShare<C>>>,
 }
 
 /// Evaluates requests against the current policy. Share it (`Arc<Engine>`) across threads.
@@ -154,12 +157,18 @@ impl<C: Clock + Clone> Engine<C> {
         }
         report.removed = old_tables.keys().map(label).collect();
         report.removed.sort();
+        let fair = policy.fair_share.clone().map(|spec| {
+            match old.and_then(|o| o.fair.as_ref()).filter(|f| f.spec == spec) {
+                Some(kept) => kept.clone(),
+                None => Arc::new(FairShare::new(spec, clock.clone())),
+            }
+        });
         let needs_http_fp = policy
             .rules
             .iter()
             .flat_map(|r| &r.limits)
             .any(|l| l.key.parts.contains(&KeyPart::HttpFp));
-        (Loaded { policy: Arc::new(policy), counters, tables, needs_http_fp }, report)
+        (Loaded { policy: Arc::new(policy), counters, tables, needs_http_fp, fair }, report)
     }
 
     /// Swaps in a new policy atomically; unchanged limits keep their counters.
@@ -205,6 +214,11 @@ impl<C: Clock + Clone> Engine<C> {
         d
     }
 
+    /// The `[fair_share]` ceiling in force (see [`crate::FairVerdict`]).
+    pub(crate) fn fair(&self) -> Option<Arc<FairShare<C>>> {
+        self.loaded.load().fair.clone()
+    }
+
     /// What `decide` would do and why, without charging or counting anything.
     pub fn explain(&self, req: &Request<'_>) -> Explanation {
         let loaded = self.loaded.load();
@@ -216,8 +230,8 @@ impl<C: Clock + Clone> Engine<C> {
     pub fn explain_identified(&self, id: &Identity<'_>) -> Explanation {
         let loaded = self.loaded.load();
         let mut trace = Explanation::default();
-        let d = evaluate(&loaded, id, false, Some(&mut trace));
-        trace.decision = Some(d);
+        trace.decision = Some(evaluate(&loaded, id, false, Some(&mut trace)));
+        trace.fair_share = self.fair().filter(|f| f.applies(id.route)).map(|f| f.describe(id));
         trace
     }
 

@@ -58,6 +58,10 @@ pub struct Explanation {
     pub rules: Vec<RuleTrace>,
     /// What `decide` would answer now.
     pub decision: Option<Decision>,
+    /// Where the request stands under the `[fair_share]` ceiling, when it covers the
+    /// route (read without counting; as an unclaimed source, since the claim record is
+    /// the gateway's).
+    pub fair_share: Option<String>,
 }
 
 impl fmt::Display for Explanation {
@@ -86,6 +90,9 @@ impl fmt::Display for Explanation {
                     l.outcome
                 )?;
             }
+        }
+        if let Some(fs) = &self.fair_share {
+            writeln!(f, "fair share: {fs}")?;
         }
         match &self.decision {
             None => write!(f, "decision: ?"),

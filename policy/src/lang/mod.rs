@@ -14,6 +14,7 @@ pub(crate) mod decision;
 pub(crate) mod engine;
 pub(crate) mod error;
 pub(crate) mod explain;
+pub(crate) mod fair_share;
 pub(crate) mod fingerprint;
 pub(crate) mod identity;
 pub(crate) mod key;

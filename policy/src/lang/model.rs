@@ -28,6 +28,7 @@ pub struct Policy {
     pub(crate) costs: Costs,
     pub(crate) budgets: Budgets,
     pub(crate) pow: PowPolicy,
+    pub(crate) fair_share: Option<crate::lang::fair_share::FairShareSpec>,
 }
 
 impl Policy {
@@ -92,6 +93,11 @@ impl Policy {
     /// `[pow]`: how much extra proof-of-work indebted sources solve.
     pub fn pow(&self) -> &PowPolicy {
         &self.pow
+    }
+
+    /// Whether a `[fair_share]` ceiling covers requests of `route`.
+    pub fn fair_share_covers(&self, route: RouteClass) -> bool {
+        self.fair_share.as_ref().is_some_and(|f| f.routes.contains(&route))
     }
 }
 

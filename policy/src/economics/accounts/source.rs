@@ -8,22 +8,28 @@ use std::str::FromStr;
 
 /// The kinds of source key an account is attributed to.
 ///
-/// Prefix lengths are fixed (IPv4 /24; IPv6 /64, /56, /48) because those are the
-/// allocation sizes that matter: one IPv4 customer rarely holds more than a /24, an IPv6
-/// end site gets a /64 to /48, and counting at every size an attacker can cheaply
-/// rotate within closes the "new address per account" hole.
+/// Prefix lengths are fixed (IPv4 /24, /16; IPv6 /64, /56, /48, /32) because those are
+/// the allocation sizes that matter: one IPv4 customer rarely holds more than a /24, an
+/// IPv6 end site gets a /64 to /48, and counting at every size an attacker can cheaply
+/// rotate within closes the "new address per account" hole. The IPv4 /16 and IPv6 /32
+/// are one level up: an ISP region, a cloud provider's block or an RIR allocation to
+/// one ISP, where a client rotating through /24s (or /48s) still stays inside one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SourceKind {
     /// The exact client address.
     Ip,
     /// The client's IPv4 /24.
     Ipv4_24,
+    /// The client's IPv4 /16.
+    Ipv4_16,
     /// The client's IPv6 /64.
     Ipv6_64,
     /// The client's IPv6 /56.
     Ipv6_56,
     /// The client's IPv6 /48.
     Ipv6_48,
+    /// The client's IPv6 /32.
+    Ipv6_32,
     /// The gateway's HTTP fingerprint of the client.
     HttpFp,
     /// The TLS (JA4) fingerprint of the client.
@@ -32,25 +38,29 @@ pub enum SourceKind {
 
 impl SourceKind {
     /// Every kind, in the order they are written in docs.
-    pub const ALL: [SourceKind; 7] = [
+    pub const ALL: [SourceKind; 9] = [
         SourceKind::Ip,
         SourceKind::Ipv4_24,
+        SourceKind::Ipv4_16,
         SourceKind::Ipv6_64,
         SourceKind::Ipv6_56,
         SourceKind::Ipv6_48,
+        SourceKind::Ipv6_32,
         SourceKind::HttpFp,
         SourceKind::TlsFp,
     ];
 
-    /// Name as written in a policy: `ip`, `ipv4/24`, `ipv6/64`, `ipv6/56`, `ipv6/48`,
-    /// `http_fp`, `tls_fp`.
+    /// Name as written in a policy: `ip`, `ipv4/24`, `ipv4/16`, `ipv6/64`, `ipv6/56`,
+    /// `ipv6/48`, `ipv6/32`, `http_fp`, `tls_fp`.
     pub fn as_str(self) -> &'static str {
         match self {
             SourceKind::Ip => "ip",
             SourceKind::Ipv4_24 => "ipv4/24",
+            SourceKind::Ipv4_16 => "ipv4/16",
             SourceKind::Ipv6_64 => "ipv6/64",
             SourceKind::Ipv6_56 => "ipv6/56",
             SourceKind::Ipv6_48 => "ipv6/48",
+            SourceKind::Ipv6_32 => "ipv6/32",
             SourceKind::HttpFp => "http_fp",
             SourceKind::TlsFp => "tls_fp",
         }
@@ -93,14 +103,18 @@ impl SourceKey {
     pub fn kind(&self) -> Option<SourceKind> {
         Some(match self {
             SourceKey::Ip(_) => SourceKind::Ip,
-            SourceKey::Prefix(IpNetwork::V4(n)) if n.prefix() == 24 => SourceKind::Ipv4_24,
+            SourceKey::Prefix(IpNetwork::V4(n)) => match n.prefix() {
+                24 => SourceKind::Ipv4_24,
+                16 => SourceKind::Ipv4_16,
+                _ => return None,
+            },
             SourceKey::Prefix(IpNetwork::V6(n)) => match n.prefix() {
                 64 => SourceKind::Ipv6_64,
                 56 => SourceKind::Ipv6_56,
                 48 => SourceKind::Ipv6_48,
+                32 => SourceKind::Ipv6_32,
                 _ => return None,
             },
-            SourceKey::Prefix(_) => return None,
             SourceKey::HttpFp(_) => SourceKind::HttpFp,
             SourceKey::TlsFp(_) => SourceKind::TlsFp,
             SourceKey::Global => return None,
@@ -182,28 +196,26 @@ fn normalise(net: IpNetwork) -> IpNetwork {
 /// Serializes networks as their `a.b.c.d/n` strings.
 mod net_strings {
     use ipnetwork::IpNetwork;
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::Serializer;
 
     pub fn serialize<S: Serializer>(nets: &[IpNetwork], s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(nets.iter().map(|n| n.to_string()))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNetwork>, D::Error> {
-        Vec::<String>::deserialize(d)?
-            .iter()
-            .map(|s| s.parse::<IpNetwork>().map(super::normalise).map_err(serde::de::Error::custom))
-            .collect()
     }
 }
 
 /// Everything an account is attributed to: the creating address, its networks, and the
 /// client's fingerprints when known.
+///
+/// Read back (from the accounts journal), the networks are derived from the address
+/// again, so a record written before a network size was tracked counts under it too.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "StoredSourceKeys")]
 pub struct SourceKeys {
     /// The creating client's address.
     pub ip: IpAddr,
-    /// Its networks: the IPv4 /24, or the IPv6 /64, /56 and /48 (host bits cleared).
-    #[serde(with = "net_strings")]
+    /// Its networks: the IPv4 /24 and /16, or the IPv6 /64, /56, /48 and /32 (host bits
+    /// cleared).
+    #[serde(serialize_with = "net_strings::serialize")]
     pub prefixes: Vec<IpNetwork>,
     /// HTTP fingerprint, when computed.
     pub http_fp: Option<String>,
@@ -211,8 +223,23 @@ pub struct SourceKeys {
     pub tls_fp: Option<String>,
 }
 
+/// [`SourceKeys`] as stored; the networks written are ignored in favour of the ones
+/// derived from the address now.
+#[derive(Deserialize)]
+struct StoredSourceKeys {
+    ip: IpAddr,
+    http_fp: Option<String>,
+    tls_fp: Option<String>,
+}
+
+impl From<StoredSourceKeys> for SourceKeys {
+    fn from(s: StoredSourceKeys) -> Self {
+        SourceKeys::new(s.ip, s.http_fp, s.tls_fp)
+    }
+}
+
 impl SourceKeys {
-    /// Derives the prefixes from `ip` (IPv4 /24; IPv6 /64, /56, /48).
+    /// Derives the prefixes from `ip` (IPv4 /24, /16; IPv6 /64, /56, /48, /32).
     ///
     /// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, what a dual-stack socket reports
     /// for IPv4 clients) is treated as IPv4, otherwise every IPv4 client of such a
@@ -223,10 +250,12 @@ impl SourceKeys {
             IpAddr::V4(_) => ip,
         };
         let prefixes = match ip {
-            IpAddr::V4(v4) => Ipv4Network::new(v4, 24)
-                .map(|n| vec![normalise(IpNetwork::V4(n))])
-                .unwrap_or_default(),
-            IpAddr::V6(v6) => [64u8, 56, 48]
+            IpAddr::V4(v4) => [24u8, 16]
+                .into_iter()
+                .filter_map(|len| Ipv4Network::new(v4, len).ok())
+                .map(|n| normalise(IpNetwork::V4(n)))
+                .collect(),
+            IpAddr::V6(v6) => [64u8, 56, 48, 32]
                 .into_iter()
                 .filter_map(|len| Ipv6Network::new(v6, len).ok())
                 .map(|n| normalise(IpNetwork::V6(n)))

@@ -244,6 +244,13 @@ impl Ledger {
         as_debt(inner.window_entries(key, now, window_secs).iter().map(|e| e.1).sum())
     }
 
+    /// Net units of `key` over the window: charges minus claim credits, negative when
+    /// the key's record is mostly claimed accounts (the fair-share ceiling's priority).
+    pub fn net_units(&self, key: &SourceKey, now: u64, window_secs: u64) -> i64 {
+        let inner = self.inner.read();
+        inner.window_entries(key, now, window_secs).iter().map(|e| e.1).sum()
+    }
+
     /// The largest debt over the keys of `source` (input of adaptive proof-of-work).
     pub fn source_debt(&self, source: &SourceKeys, now: u64, window_secs: u64) -> u64 {
         source.keys().iter().map(|k| self.debt(k, now, window_secs)).max().unwrap_or(0)

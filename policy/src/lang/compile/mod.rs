@@ -5,10 +5,11 @@
 //! compiler collects all semantic errors instead of stopping at the first.
 //!
 //! Every section has its own submodule: [`settings`] (`[client]`, `[prefixes]`,
-//! `[tables]`, `[routes]`, `[lists]`), [`rules`], and one per economics section, each
+//! `[tables]`, `[routes]`, `[lists]`), [`rules`], [`fair_share`], and one per economics section, each
 //! turning its raw struct into the model type the engine or the economics half uses.
 
 mod accounts;
+mod fair_share;
 mod ledger;
 mod pow;
 mod quotas;
@@ -104,6 +105,7 @@ fn build(cx: &mut Ctx<'_>, raw: RawPolicy) -> Policy {
     let tables = build_tables(cx, raw.tables);
     let routes = build_routes(cx, raw.routes);
     let lists = build_lists(cx, raw.lists);
+    let fair_share = fair_share::build_fair_share(cx, raw.fair_share);
     let mut rules = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for r in raw.rule {
@@ -135,6 +137,7 @@ fn build(cx: &mut Ctx<'_>, raw: RawPolicy) -> Policy {
         costs,
         budgets,
         pow,
+        fair_share,
     }
 }
 

@@ -124,7 +124,7 @@ fn build_match(cx: &mut Ctx<'_>, m: RawMatch, lists: &[CidrList]) -> Matcher {
     out
 }
 
-fn items(field: Option<Spanned<OneOrMany>>) -> Vec<(String, Range<usize>)> {
+pub(super) fn items(field: Option<Spanned<OneOrMany>>) -> Vec<(String, Range<usize>)> {
     match field {
         None => Vec::new(),
         Some(s) => {

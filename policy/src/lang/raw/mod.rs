@@ -41,6 +41,34 @@ pub(crate) struct RawPolicy {
     pub budgets: Option<RawBudgets>,
     /// `[pow]`: adaptive proof-of-work.
     pub pow: Option<RawPow>,
+    /// `[fair_share]`: the global creation ceiling, shared among networks.
+    pub fair_share: Option<Spanned<RawFairShare>>,
+}
+
+/// `[fair_share]` as written.
+///
+/// ```toml
+/// [fair_share]
+/// route = "provision-create"
+/// ceiling = "2000/hour"
+/// ipv4 = 16
+/// ipv6 = 32
+/// share_above = 0.5
+/// claimed_weight = 4
+/// max_networks = 100000
+/// ```
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFairShare {
+    pub route: Option<Spanned<OneOrMany>>,
+    pub ceiling: SStr,
+    pub ipv4: Option<Spanned<i64>>,
+    pub ipv6: Option<Spanned<i64>>,
+    pub share_above: Option<Spanned<economics::Number>>,
+    pub claimed_weight: Option<Spanned<i64>>,
+    pub max_networks: Option<Spanned<i64>>,
+    pub message: Option<SStr>,
+    pub advice: Option<SStr>,
 }
 
 /// `[client]`: how the client address and TLS fingerprint are found.
