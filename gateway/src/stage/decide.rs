@@ -12,11 +12,11 @@ use pingora::http::RequestHeader;
 use policy::accounts::{SourceKey, SourceKeys};
 use policy::ledger::{BudgetAction, BudgetBreach};
 use policy::quota::ResourceOp;
-use policy::{Identity, Outcome, RouteClass};
+use policy::{Outcome, RouteClass};
 
 pub use super::check::{Check, Checked};
 use super::context::{BodyPlan, Capture, RequestCtx};
-use super::identify::RequestParts;
+use super::identify::{source_keys, RequestParts};
 use super::refusal::{Refusal, Why};
 use super::reserve::QuotaHold;
 use crate::enforce::Enforcer;
@@ -69,12 +69,6 @@ pub fn decide(
         ctx.keys.http_fp = Some(id.http_fp().to_string());
     }
     outcome
-}
-
-/// The source keys of a provisioning request: the same client address and
-/// fingerprints the rate limits saw.
-pub fn source_keys(id: &Identity<'_>) -> SourceKeys {
-    SourceKeys::new(id.client_ip, Some(id.http_fp().to_string()), id.tls_fp.map(str::to_string))
 }
 
 fn is_provisioning(route: RouteClass) -> bool {

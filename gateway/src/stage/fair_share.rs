@@ -10,8 +10,9 @@
 use policy::accounts::{SourceKey, SourceKind};
 use policy::FairVerdict;
 
+use super::check::Checked;
 use super::context::RequestCtx;
-use super::decide::{source_keys, Checked};
+use super::identify::source_keys;
 use super::refusal::{Refusal, Why};
 
 /// Refuses a request the fair-share ceiling does not admit; counts the ones it does.

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use pingora::http::RequestHeader;
-use policy::accounts::{AccountInfo, TokenHash};
+use policy::accounts::{AccountInfo, SourceKeys, TokenHash};
 use policy::{Identity, Policy, Request};
 use smallvec::SmallVec;
 
@@ -93,6 +93,12 @@ impl<'s> RequestParts<'s> {
     pub fn identity<'a>(&'a self, policy: &'a Policy) -> Identity<'a> {
         Identity::derive(policy, self.request())
     }
+}
+
+/// The source keys of a provisioning request: the same client address and
+/// fingerprints the rate limits saw.
+pub fn source_keys(id: &Identity<'_>) -> SourceKeys {
+    SourceKeys::new(id.client_ip, Some(id.http_fp().to_string()), id.tls_fp.map(str::to_string))
 }
 
 /// The key limits on `account` count by: the account id when the gateway knows the

@@ -8,7 +8,7 @@
 
 use crate::lang::decision::{Decision, Outcome, QuotaInfo, Request};
 use crate::lang::explain::{Explanation, LimitTrace, RuleTrace};
-use crate::lang::fair_share::FairShare;
+use crate::lang::fair_share::{FairShare, FairShareStats, FairVerdict};
 use crate::lang::identity::Identity;
 use crate::lang::key::{KeyInputs, KeyPart};
 use crate::lang::model::{Action, Limit, Policy, Rule};
@@ -231,7 +231,8 @@ impl<C: Clock + Clone> Engine<C> {
         let loaded = self.loaded.load();
         let mut trace = Explanation::default();
         trace.decision = Some(evaluate(&loaded, id, false, Some(&mut trace)));
-        trace.fair_share = self.fair().filter(|f| f.applies(id.route)).map(|f| f.describe(id));
+        trace.fair_share =
+            self.fair().filter(|f| f.applies(id.route)).map(|f| f.describe(id.client_ip));
         trace
     }
 
@@ -502,5 +503,23 @@ fn refuse_429(
 fn push_trace(trace: &mut Option<&mut Explanation>, rt: RuleTrace) {
     if let Some(t) = trace.as_deref_mut() {
         t.rules.push(rt);
+    }
+}
+
+impl<C: Clock + Clone> Engine<C> {
+    /// The `[fair_share]` ceiling's verdict on a request that passed every other
+    /// check, counting it when admitted. `claimed`: the source's ledger record is net
+    /// claims, which multiplies its network's share by `claimed_weight`. Call it last,
+    /// so that only requests that will be forwarded use up the shared ceiling.
+    pub fn fair_share(&self, id: &Identity<'_>, claimed: bool) -> FairVerdict {
+        match self.fair() {
+            Some(f) if f.applies(id.route) => f.admit(id.client_ip, claimed),
+            _ => FairVerdict::NotApplicable,
+        }
+    }
+
+    /// The `[fair_share]` counters, when the policy has the section.
+    pub fn fair_share_stats(&self) -> Option<FairShareStats> {
+        self.fair().map(|f| f.stats())
     }
 }

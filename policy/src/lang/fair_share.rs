@@ -18,8 +18,6 @@
 //! is left, so greedy networks stop at about half of what is left, leaving the rest
 //! for networks that have not asked yet. Pure logic: time comes from the engine's clock.
 
-use crate::lang::engine::Engine;
-use crate::lang::identity::Identity;
 use crate::lang::rate::Rate;
 use crate::lang::route::RouteClass;
 use governor::clock::{Clock, Reference};
@@ -220,10 +218,10 @@ impl<C: Clock> FairShare<C> {
         FairVerdict::Refuse { retry_after_secs: retry, message: self.message(retry, under_ceiling) }
     }
 
-    /// Where a request from `id` stands now, for `explain`: nothing is counted.
-    pub(crate) fn describe(&self, id: &Identity<'_>) -> String {
+    /// Where a request from `client_ip` stands now, for `explain`: nothing is counted.
+    pub(crate) fn describe(&self, client_ip: IpAddr) -> String {
         let (i, frac, _, _) = self.position();
-        let net = self.network(id.client_ip);
+        let net = self.network(client_ip);
         let st = self.state.lock();
         let mut global = st.global;
         global.roll(i);
@@ -276,23 +274,5 @@ impl<C: Clock> FairShare<C> {
             overflowed: st.overflowed,
             refused: st.refused,
         }
-    }
-}
-
-impl<C: Clock + Clone> Engine<C> {
-    /// The `[fair_share]` ceiling's verdict on a request that passed every other
-    /// check, counting it when admitted. `claimed`: the source's ledger record is net
-    /// claims, which multiplies its network's share by `claimed_weight`. Call it last,
-    /// so that only requests that will be forwarded use up the shared ceiling.
-    pub fn fair_share(&self, id: &Identity<'_>, claimed: bool) -> FairVerdict {
-        match self.fair() {
-            Some(f) if f.applies(id.route) => f.admit(id.client_ip, claimed),
-            _ => FairVerdict::NotApplicable,
-        }
-    }
-
-    /// The `[fair_share]` counters, when the policy has the section.
-    pub fn fair_share_stats(&self) -> Option<FairShareStats> {
-        self.fair().map(|f| f.stats())
     }
 }
