@@ -20,7 +20,7 @@
 //! *cheated* account, which the check requires to be zero.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -46,8 +46,9 @@ pub const CHEAT_TAIL: &str = "replay_cheated_reused_tail";
 /// All cheat findings, for the check.
 pub const CHEATS: [&str; 3] = [CHEAT_MOVED, CHEAT_RESENT, CHEAT_TAIL];
 
-/// How long the agent waits for its setup accounts to expire and be
-/// charged (the spawned platform's default lifetime is 25 s).
+/// How long after creating its last setup account the agent waits for the
+/// accounts to expire and be charged (the spawned platform's default
+/// lifetime is 25 s, its sweep runs every second).
 const EXPIRY_WAIT: Duration = Duration::from_secs(26);
 
 /// The two addresses made indebted (198.18.0.0/15, unused by other
@@ -155,9 +156,9 @@ impl Replayer<'_> {
 
     /// Make `addr` indebted: an account with 66 units of resources under
     /// the shipped costs (account 10, script 5, 10 KV 30, 8 queues 16, D1 5),
-    /// left unclaimed (the ip harder_pow budget is 60). Returns a deploy
-    /// when it worked.
-    async fn make_debt(&mut self, addr: IpAddr) -> u32 {
+    /// left unclaimed (the ip harder_pow budget is 60). Returns when the
+    /// account was created, if it was and its script deployed.
+    async fn make_debt(&mut self, addr: IpAddr) -> Option<Instant> {
         let pow = self.ctx.pow.clone();
         let label = self.ctx.api.group().label.clone();
         let script = format!("{label}-{}-{addr}", self.ctx.index).replace(['.', ':'], "-");
@@ -169,9 +170,10 @@ impl Replayer<'_> {
         };
         let group = session.api.group().clone();
         GroupStats::bump(&group.deploys_attempted);
-        let Ok(mut acct) = session.provision(&pow).await else { return 0 };
+        let Ok(mut acct) = session.provision(&pow).await else { return None };
+        let created = Instant::now();
         if session.deploy(&mut acct, &script, json!([])).await.is_err() {
-            return 0;
+            return None;
         }
         GroupStats::bump(&group.deploys_completed);
         for n in 0..10 {
@@ -184,13 +186,13 @@ impl Replayer<'_> {
             for (what, path, body) in calls {
                 if session.create_resource(&acct, what, path, body).await == Err(StepError::Stopped)
                 {
-                    return 1;
+                    return Some(created);
                 }
             }
         }
         let db = json!({"name": format!("{script}-db")});
         let _ = session.create_resource(&acct, "create d1", "d1/database", db).await;
-        1
+        Some(created)
     }
 
     /// The harder challenge an indebted `addr` gets now, if it is harder.
@@ -221,9 +223,12 @@ pub async fn run(ctx: &mut AgentCtx) -> u32 {
         }
     }
     let mut r = Replayer { ctx, base_k: None };
-    let mut completed = r.make_debt(debtor_a).await;
-    completed += r.make_debt(debtor_b).await;
-    if completed == 0 || !pause(&r.ctx.api, EXPIRY_WAIT).await {
+    let created_a = r.make_debt(debtor_a).await;
+    let created_b = r.make_debt(debtor_b).await;
+    let completed = u32::from(created_a.is_some()) + u32::from(created_b.is_some());
+    let Some(last) = created_b.or(created_a) else { return 0 };
+    let wait = (last + EXPIRY_WAIT).saturating_duration_since(Instant::now());
+    if !pause(&r.ctx.api, wait).await {
         return completed;
     }
 

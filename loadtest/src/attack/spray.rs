@@ -5,7 +5,8 @@
 //! that count requests without an account. The spray also tries to crowd
 //! out others: if every random token took a key of its own in the
 //! gateway's tables, the tables would fill and newcomers be throttled
-//! together. So a quarter of the way in, the group's first agent creates an honest
+//! together. So early in the spray (a quarter of the way in, at most 60
+//! requests), the group's first agent creates an honest
 //! account from an unrelated network and deploys with it: that probe must
 //! not be refused.
 
@@ -88,7 +89,7 @@ pub async fn run(ctx: &mut AgentCtx) -> u32 {
     let ident = Identity::wrangler(Some(addr));
     // A first deploy is about a dozen calls; keep room for it.
     let spray_total = ctx.behaviour.max_requests.saturating_sub(40);
-    let probe_at = spray_total / 4;
+    let probe_at = (spray_total / 4).min(60);
     let mut completed = 0u32;
     for n in 0..spray_total {
         if n == probe_at && ctx.member == 0 {
