@@ -192,6 +192,14 @@ fn pow_replay_counts_cheated_accounts() {
         assert!(c.detail.starts_with("1 accounts obtained by cheating"), "{}", c.detail);
     }
     assert_eq!(pow_replay_check("p", &BTreeMap::new()).status, "SKIP");
+    // Refused by create-global before the work was looked at: no verdict.
+    let limited = findings(&[
+        (replay::INDEBTED, 2),
+        (replay::TRIED, 4),
+        (replay::REFUSED, 4),
+        (replay::RATE_LIMITED, 4),
+    ]);
+    assert_eq!(pow_replay_check("p", &limited).status, "SKIP");
 }
 
 #[test]

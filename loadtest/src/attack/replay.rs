@@ -37,6 +37,8 @@ pub const INDEBTED: &str = "replay_indebted_sources";
 pub const TRIED: &str = "replay_shortcuts_tried";
 /// Shortcut creates the gateway refused.
 pub const REFUSED: &str = "replay_shortcuts_refused";
+/// Of those, refused by a rate limit (429) before their work was judged.
+pub const RATE_LIMITED: &str = "replay_shortcuts_rate_limited";
 /// Accounts obtained with a moved challenge.
 pub const CHEAT_MOVED: &str = "replay_cheated_moved_challenge";
 /// Accounts obtained by resending a refused body.
@@ -142,6 +144,9 @@ impl Replayer<'_> {
         let Some(reply) = self.send(from, &call).await else { return false };
         if reply.verdict == Verdict::Refused {
             group.add_finding(REFUSED, 1);
+            if reply.status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                group.add_finding(RATE_LIMITED, 1);
+            }
         }
         let got = reply.status.is_success() && reply.result()["account"]["id"].is_string();
         if got {
