@@ -214,8 +214,12 @@ fn quota_evader_is_judged_by_the_platforms_count() {
         asset_bytes: 1000 * 100,
     };
     assert!(over_quota(&ok, &q).is_empty());
-    let f = findings(&[(evader::CONCURRENT, 30), (evader::CONCURRENT_OK, 12)]);
+    let f =
+        findings(&[(evader::ACCOUNTS, 4), (evader::CONCURRENT, 30), (evader::CONCURRENT_OK, 12)]);
     assert_eq!(quota_evader_check("q", Some(&[ok]), Some(&q), &f).status, "PASS");
+    // One account of four: three evasions never ran.
+    let partial = findings(&[(evader::ACCOUNTS, 1)]);
+    assert_eq!(quota_evader_check("q", Some(&[ok]), Some(&q), &partial).status, "SKIP");
 
     let two_d1 = Holdings { d1_databases: 2, ..ok };
     let c = quota_evader_check("q", Some(&[ok, two_d1]), Some(&q), &f);

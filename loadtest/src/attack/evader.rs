@@ -30,7 +30,11 @@ use crate::protocol::{Body, Call, Identity, Part};
 use crate::stats::GroupStats;
 use crate::wrangler::{Account, Session};
 
-/// Findings: creates sent concurrently.
+/// Findings: accounts the evasions got (they need [`ACCOUNTS_NEEDED`]).
+pub const ACCOUNTS: &str = "evader_accounts";
+/// Accounts the four evasions need, one each.
+pub const ACCOUNTS_NEEDED: u64 = 4;
+/// Creates sent concurrently.
 pub const CONCURRENT: &str = "evader_concurrent_creates";
 /// Concurrent creates the target accepted.
 pub const CONCURRENT_OK: &str = "evader_concurrent_accepted";
@@ -242,7 +246,8 @@ pub async fn run(ctx: &mut AgentCtx) -> u32 {
         }
         chunked(ctx, &acct, addr, &script).await;
     }
-    if got < 4 {
+    group.add_finding(ACCOUNTS, u64::from(got));
+    if u64::from(got) < ACCOUNTS_NEEDED {
         group.note_error(format!("got {got} of the 4 accounts the evasions need"));
     }
     deployed
