@@ -16,9 +16,9 @@ use serde_json::{json, Value};
 
 /// The archetype types, also reachable from here: an agent is described by
 /// them.
-pub use crate::archetype::{Addressing, Archetype, Behaviour};
+pub use crate::archetype::{Addressing, Archetype, Behaviour, Special};
 use crate::protocol::{Api, Identity};
-use crate::stats::GroupStats;
+use crate::stats::{AgentWindow, GroupStats};
 use crate::wrangler::{pause, Account, PowSettings, Session, StepError};
 
 /// User-Agents a fingerprint rotator picks from.
@@ -67,6 +67,8 @@ pub struct AgentCtx {
     pub pow: Arc<PowSettings>,
     /// Seed for this agent's randomness.
     pub seed: u64,
+    /// The agent's number inside its group (0 for the first to arrive).
+    pub member: u64,
 }
 
 fn bindings(acct_kv: &[String]) -> Value {
@@ -100,6 +102,12 @@ pub async fn run_agent(mut ctx: AgentCtx) {
         .deploys_wanted
         .fetch_add(u64::from(ctx.behaviour.deploys), std::sync::atomic::Ordering::Relaxed);
     let b = ctx.behaviour.clone();
+    let from_ms = ctx.api.since_start_ms();
+    if b.special != Special::None {
+        let completed = crate::attack::run(&mut ctx).await;
+        finish(&ctx.api, &group, &b, from_ms, completed);
+        return;
+    }
     let mut rng = StdRng::seed_from_u64(ctx.seed);
     let label = group.label.clone();
     let script = format!("{label}-{}", ctx.index);
@@ -116,6 +124,9 @@ pub async fn run_agent(mut ctx: AgentCtx) {
         retry_delay: b.retry_delay,
     };
 
+    if let Some(net) = crate::archetype::ipv4_24(first_addr) {
+        group.note_network(net);
+    }
     let mut account = None;
     let mut kv_ids: Vec<String> = Vec::new();
     let mut kv_attempted = false;
@@ -133,6 +144,9 @@ pub async fn run_agent(mut ctx: AgentCtx) {
                 } else {
                     first_addr
                 };
+                if let Some(net) = crate::archetype::ipv4_24(addr) {
+                    group.note_network(net);
+                }
                 if b.rotate_fingerprint {
                     ident = random_identity(Some(addr), &mut rng);
                 } else {
@@ -199,10 +213,21 @@ pub async fn run_agent(mut ctx: AgentCtx) {
             }
         }
     }
+    finish(session.api, &group, &b, from_ms, completed);
+}
+
+/// Count an agent's end and remember when it ran.
+fn finish(api: &Api, group: &GroupStats, b: &Behaviour, from_ms: u64, completed: u32) {
     if completed >= b.deploys {
         GroupStats::bump(&group.agents_succeeded);
     }
     GroupStats::bump(&group.agents_finished);
+    group.record_window(AgentWindow {
+        from_ms,
+        until_ms: api.since_start_ms(),
+        wanted: u64::from(b.deploys),
+        completed: u64::from(completed),
+    });
 }
 
 /// Count a failed step and wait as the archetype would. False: stop.

@@ -43,11 +43,33 @@ pub enum Archetype {
     /// One account that tries to fill every quota.
     #[serde(rename = "resource-hog")]
     ResourceHog,
+    /// Rotates through the /24s (and addresses) of one IPv4 /16, a new
+    /// address for every account.
+    #[serde(rename = "rotate-ipv4-16")]
+    RotateIpv4In16,
+    /// Many agents spread over about 100 IPv4 /16s, each creating accounts
+    /// at a modest rate: together they saturate account creation.
+    #[serde(rename = "botnet")]
+    Botnet,
+    /// Reads and writes with random bearer tokens from one /24, hoping to
+    /// get past per-account limits or crowd out honest newcomers.
+    #[serde(rename = "token-spray")]
+    TokenSpray,
+    /// Tries to get an account for less than the policy's proof-of-work:
+    /// challenges moved between addresses, refused bodies resent, reused
+    /// checkpoint tails.
+    #[serde(rename = "pow-replay")]
+    PowReplay,
+    /// Tries to end up above the quotas: concurrent creates, oversized
+    /// answers, lying asset manifests, oversized chunked bodies, repeated
+    /// `Content-Length`.
+    #[serde(rename = "quota-evader")]
+    QuotaEvader,
 }
 
 impl Archetype {
     /// Every archetype, in report order.
-    pub const ALL: [Archetype; 8] = [
+    pub const ALL: [Archetype; 13] = [
         Archetype::WellBehaved,
         Archetype::RetryLoopPolite,
         Archetype::RetryLoopRude,
@@ -56,6 +78,11 @@ impl Archetype {
         Archetype::RotateFingerprint,
         Archetype::Distributed,
         Archetype::ResourceHog,
+        Archetype::RotateIpv4In16,
+        Archetype::Botnet,
+        Archetype::TokenSpray,
+        Archetype::PowReplay,
+        Archetype::QuotaEvader,
     ];
 
     /// The name used in scenario files and reports.
@@ -69,6 +96,11 @@ impl Archetype {
             Archetype::RotateFingerprint => "rotate-fingerprint",
             Archetype::Distributed => "distributed",
             Archetype::ResourceHog => "resource-hog",
+            Archetype::RotateIpv4In16 => "rotate-ipv4-16",
+            Archetype::Botnet => "botnet",
+            Archetype::TokenSpray => "token-spray",
+            Archetype::PowReplay => "pow-replay",
+            Archetype::QuotaEvader => "quota-evader",
         }
     }
 
@@ -88,6 +120,7 @@ impl Archetype {
             retry_delay: Duration::from_millis(50),
             addressing: Addressing::FixedV4,
             rotate_fingerprint: false,
+            special: Special::None,
         };
         let looping = Behaviour {
             deploys: 20,
@@ -127,17 +160,69 @@ impl Archetype {
                 asset_files: 1100,
                 ..base
             },
+            Archetype::RotateIpv4In16 => Behaviour {
+                honour_retry_after: false,
+                addressing: Addressing::RotateV4In16,
+                ..looping
+            },
+            // Modest per agent (one try every two seconds at most), so no
+            // single address or network stands out; the swarm is the load.
+            Archetype::Botnet => Behaviour {
+                deploys: 6,
+                honour_retry_after: false,
+                retry_delay: Duration::from_millis(2000),
+                addressing: Addressing::Botnet16,
+                ..looping
+            },
+            Archetype::TokenSpray => Behaviour {
+                max_requests: 500,
+                honour_retry_after: false,
+                retry_delay: Duration::from_millis(5),
+                addressing: Addressing::Spray24,
+                special: Special::TokenSpray,
+                ..base
+            },
+            Archetype::PowReplay => Behaviour {
+                max_requests: 300,
+                honour_retry_after: false,
+                special: Special::PowReplay,
+                ..base
+            },
+            Archetype::QuotaEvader => Behaviour {
+                max_requests: 400,
+                honour_retry_after: false,
+                special: Special::QuotaEvader,
+                ..base
+            },
         }
     }
 }
 
+/// Attacks whose agents do not run the deploy loop but a loop of their
+/// own (in `attack`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Special {
+    /// The ordinary deploy loop.
+    None,
+    /// Requests with random bearer tokens, and an honest probe.
+    TokenSpray,
+    /// Proof-of-work shortcuts.
+    PowReplay,
+    /// Quota evasion on one account.
+    QuotaEvader,
+}
+
 /// Where an agent's simulated addresses come from. The IPv4 pools are
-/// ranges no real client uses (198.18.0.0/15 is reserved for benchmarks,
-/// 100.64.0.0/10 is carrier-grade NAT); IPv6 uses 2001:db8::/32, the
-/// documentation prefix. Only the `X-Forwarded-For` header carries them.
+/// ranges no real client uses (240.0.0.0/4 is reserved, 100.64.0.0/10 is
+/// carrier-grade NAT, 10.0.0.0/8 and 172.16.0.0/12 are private); IPv6 uses
+/// 2001:db8::/32, the documentation prefix. Only the `X-Forwarded-For`
+/// header carries them. The pools do not overlap, so an attack confined to
+/// its networks never shares a /16 with the agents of another group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Addressing {
-    /// One IPv4 address per agent, each agent in its own /24.
+    /// One IPv4 address per agent, each agent in a /16 of its own (up to
+    /// 3,840 agents; then /24s of their own), as people deploying from
+    /// unrelated home and office networks are.
     FixedV4,
     /// A new IPv4 address in a random /24 of 100.64.0.0/10 per account.
     RotateV4Subnets,
@@ -145,6 +230,32 @@ pub enum Addressing {
     RotateV6In64,
     /// A new /64 inside the agent's own /48 per account.
     RotateV6In48,
+    /// A new /24 and address inside 172.20.0.0/16 per account (every agent
+    /// of the group shares the /16).
+    RotateV4In16,
+    /// The agent's own /16 among 10.0.0.0/16 .. 10.99.0.0/16, a new /24
+    /// and address in it per account.
+    Botnet16,
+    /// One address per agent inside 172.31.7.0/24.
+    Spray24,
+}
+
+/// The /16 every `rotate-ipv4-16` agent rotates in.
+pub const ROTATE16_NET: [u8; 2] = [172, 20];
+/// The /16s a botnet spreads over (10.0/16 .. 10.99/16).
+pub const BOTNET_NETS: u64 = 100;
+/// The /24 token sprayers send from.
+pub const SPRAY_NET: [u8; 3] = [172, 31, 7];
+
+/// The /24 of an IPv4 address as `a.b.c.0/24`; IPv6 addresses have none.
+pub fn ipv4_24(addr: IpAddr) -> Option<String> {
+    match addr {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            Some(format!("{}.{}.{}.0/24", o[0], o[1], o[2]))
+        }
+        IpAddr::V6(_) => None,
+    }
 }
 
 impl Addressing {
@@ -152,15 +263,33 @@ impl Addressing {
     pub fn address(self, agent: u64, rng: &mut StdRng) -> IpAddr {
         match self {
             Addressing::FixedV4 => {
-                let subnet = agent % 512;
-                let host = 10 + (agent / 512) % 240;
+                let net16 = agent % 3840;
+                let third = (agent / 3840) % 256;
                 IpAddr::V4(Ipv4Addr::new(
-                    198,
-                    18 + (subnet / 256) as u8,
-                    (subnet % 256) as u8,
-                    host as u8,
+                    240 + (net16 / 256) as u8,
+                    (net16 % 256) as u8,
+                    third as u8,
+                    10,
                 ))
             }
+            Addressing::RotateV4In16 => IpAddr::V4(Ipv4Addr::new(
+                ROTATE16_NET[0],
+                ROTATE16_NET[1],
+                rng.gen(),
+                rng.gen_range(1..255),
+            )),
+            Addressing::Botnet16 => IpAddr::V4(Ipv4Addr::new(
+                10,
+                (agent % BOTNET_NETS) as u8,
+                rng.gen(),
+                rng.gen_range(1..255),
+            )),
+            Addressing::Spray24 => IpAddr::V4(Ipv4Addr::new(
+                SPRAY_NET[0],
+                SPRAY_NET[1],
+                SPRAY_NET[2],
+                10 + (agent % 200) as u8,
+            )),
             Addressing::RotateV4Subnets => IpAddr::V4(Ipv4Addr::new(
                 100,
                 rng.gen_range(64..128),
@@ -192,7 +321,7 @@ impl Addressing {
 
     /// Whether every account gets a new address.
     pub fn rotates(self) -> bool {
-        self != Addressing::FixedV4
+        !matches!(self, Addressing::FixedV4 | Addressing::Spray24)
     }
 }
 
@@ -225,6 +354,8 @@ pub struct Behaviour {
     pub addressing: Addressing,
     /// Change the header fingerprint every run.
     pub rotate_fingerprint: bool,
+    /// An attack with a loop of its own instead of the deploy loop.
+    pub special: Special,
 }
 
 #[cfg(test)]
@@ -268,5 +399,34 @@ mod tests {
         let a = Addressing::FixedV4.address(1, &mut rng);
         let b = Addressing::FixedV4.address(2, &mut rng);
         assert_ne!(a, b);
+        let o = |a: IpAddr| match a {
+            IpAddr::V4(v) => [v.octets()[0], v.octets()[1]],
+            IpAddr::V6(_) => [0, 0],
+        };
+        assert_ne!(o(a), o(b), "fixed agents each get a /16");
+    }
+
+    #[test]
+    fn attack_pools_stay_in_their_networks() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut nets24 = std::collections::HashSet::new();
+        let mut nets16 = std::collections::HashSet::new();
+        for i in 0..400 {
+            let IpAddr::V4(a) = Addressing::RotateV4In16.address(i, &mut rng) else {
+                panic!("not v4")
+            };
+            assert_eq!(&a.octets()[..2], &ROTATE16_NET);
+            nets24.insert(ipv4_24(IpAddr::V4(a)));
+            let IpAddr::V4(b) = Addressing::Botnet16.address(i, &mut rng) else { panic!("not v4") };
+            assert_eq!(b.octets()[0], 10);
+            nets16.insert(b.octets()[1]);
+            let IpAddr::V4(c) = Addressing::Spray24.address(i, &mut rng) else { panic!("not v4") };
+            assert_eq!(&c.octets()[..3], &SPRAY_NET);
+            let IpAddr::V4(f) = Addressing::FixedV4.address(i, &mut rng) else { panic!("not v4") };
+            assert!(f.octets()[0] >= 240, "honest pool is 240.0.0.0/4: {f}");
+        }
+        assert!(nets24.len() > 150, "rotates over many /24s");
+        assert_eq!(nets16.len() as u64, BOTNET_NETS);
+        assert!(!Addressing::Spray24.rotates());
     }
 }

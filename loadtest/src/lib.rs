@@ -12,6 +12,7 @@
 
 pub mod agent;
 pub mod archetype;
+pub mod attack;
 pub mod chart;
 pub mod ledger;
 pub mod loopback;

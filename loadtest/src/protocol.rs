@@ -207,6 +207,21 @@ impl Api {
         Ok(Self { client, api_base, group, run, deadline, forwarded_for, budget })
     }
 
+    /// A second connection like this one that counts into `group` instead
+    /// (and has a budget of its own): lets an attack agent run an honest
+    /// probe whose refusals are not mixed with its own.
+    pub fn beside(&self, group: Arc<GroupStats>, budget: u32) -> Self {
+        Self {
+            client: self.client.clone(),
+            api_base: self.api_base.clone(),
+            group,
+            run: self.run.clone(),
+            deadline: self.deadline,
+            forwarded_for: self.forwarded_for,
+            budget,
+        }
+    }
+
     /// Group counters this agent reports to.
     pub fn group(&self) -> &Arc<GroupStats> {
         &self.group
@@ -220,6 +235,39 @@ impl Api {
     /// True once the agent must stop (deadline, run budget, own budget).
     pub fn stopped(&self) -> bool {
         self.budget == 0 || tokio::time::Instant::now() >= self.deadline || self.run.budget_spent()
+    }
+
+    /// Milliseconds since the run started.
+    pub fn since_start_ms(&self) -> u64 {
+        u64::try_from(self.run.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether `X-Forwarded-For` carries the simulated address.
+    pub fn forwards_for(&self) -> bool {
+        self.forwarded_for
+    }
+
+    /// Reserve one request for a call sent outside reqwest (hand-written
+    /// HTTP/1.1, for framings reqwest will not produce); false when the
+    /// agent or the run must stop.
+    pub fn take_raw(&mut self) -> bool {
+        if self.stopped() || !self.run.take_request() {
+            return false;
+        }
+        self.budget -= 1;
+        true
+    }
+
+    /// Record the answer to a call sent with [`Api::take_raw`].
+    pub fn record_raw(&self, call_path: &str, status: Option<StatusCode>, latency: Duration) {
+        let verdict = match status {
+            Some(s) => classify(s, &Value::Null, None),
+            None => Verdict::Error,
+        };
+        self.run.record(&self.group, verdict, latency);
+        if let (Verdict::Refused, Some(s), Ok(url)) = (verdict, status, self.url(call_path)) {
+            self.group.note_refusal(refusal_reason(&url, s, &Value::Null));
+        }
     }
 
     /// URL of an API path relative to `/client/v4/`.

@@ -350,6 +350,7 @@ async fn drive(
                     api,
                     pow: pow.clone(),
                     seed: seed.wrapping_add(index.wrapping_mul(0x2545_F491_4F6C_DD1D)),
+                    member: n,
                 }));
             }
             while agents.join_next().await.is_some() {}
@@ -385,6 +386,11 @@ async fn drive(
     if let Some((cleanup, info)) = read_ledger(&run, &cost, run_start_unix).await {
         report.apply_ledger(cleanup, info);
     }
+    report.attacks = Some(crate::attack::facts::collect(
+        &run,
+        cost.policy.as_deref(),
+        cost.spawned.and_then(|s| s.platform()),
+    ));
     report.evaluate();
     Ok(report)
 }

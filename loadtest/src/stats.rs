@@ -4,7 +4,7 @@
 //! take two short locks (latency histogram, per-second timeline). Reports
 //! and the progress line read the same counters while the run goes on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -110,6 +110,24 @@ pub struct GroupStats {
     refusal_reasons: Mutex<BTreeMap<String, u64>>,
     timeline: Mutex<Vec<[u64; 2]>>,
     error_samples: Mutex<Vec<String>>,
+    findings: Mutex<BTreeMap<String, u64>>,
+    networks: Mutex<BTreeSet<String>>,
+    windows: Mutex<Vec<AgentWindow>>,
+}
+
+/// When one agent ran and what it achieved, in milliseconds since the
+/// run's start: lets a check ask how the agents that ran *during* an
+/// attack fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentWindow {
+    /// Started.
+    pub from_ms: u64,
+    /// Finished.
+    pub until_ms: u64,
+    /// Deploys wanted.
+    pub wanted: u64,
+    /// Deploys completed.
+    pub completed: u64,
 }
 
 impl GroupStats {
@@ -142,6 +160,9 @@ impl GroupStats {
             refusal_reasons: Mutex::new(BTreeMap::new()),
             timeline: Mutex::new(Vec::new()),
             error_samples: Mutex::new(Vec::new()),
+            findings: Mutex::new(BTreeMap::new()),
+            networks: Mutex::new(BTreeSet::new()),
+            windows: Mutex::new(Vec::new()),
         }
     }
 
@@ -207,6 +228,43 @@ impl GroupStats {
     /// Refusals by reason (copy).
     pub fn refusal_reasons(&self) -> BTreeMap<String, u64> {
         self.refusal_reasons.lock().clone()
+    }
+
+    /// Add `n` to a named attack observation (what an attack agent saw:
+    /// accounts obtained by cheating, bodies the target accepted, ...).
+    pub fn add_finding(&self, name: &str, n: u64) {
+        *self.findings.lock().entry(name.to_string()).or_insert(0) += n;
+    }
+
+    /// Attack observations (copy).
+    pub fn findings(&self) -> BTreeMap<String, u64> {
+        self.findings.lock().clone()
+    }
+
+    /// Remember a network (such as an IPv4 /24) the group sent from.
+    pub fn note_network(&self, net: String) {
+        let mut n = self.networks.lock();
+        if n.len() < MAX_ACCOUNT_RECORDS {
+            n.insert(net);
+        }
+    }
+
+    /// Distinct networks the group sent from.
+    pub fn networks(&self) -> u64 {
+        self.networks.lock().len() as u64
+    }
+
+    /// Record when one agent ran and how it did.
+    pub fn record_window(&self, w: AgentWindow) {
+        let mut ws = self.windows.lock();
+        if ws.len() < MAX_ACCOUNT_RECORDS {
+            ws.push(w);
+        }
+    }
+
+    /// Every agent's window (copy).
+    pub fn windows(&self) -> Vec<AgentWindow> {
+        self.windows.lock().clone()
     }
 
     /// Per-second `[admitted, refused]` counts since the run's start.

@@ -66,6 +66,12 @@ impl Spawned {
         p.platform().sweep().len()
     }
 
+    /// The reference platform's state (accounts, cleanup records), read
+    /// by checks that compare against the platform's own count.
+    pub fn platform(&self) -> Option<Arc<refplatform::Platform>> {
+        self.platform.as_ref().map(|p| p.platform())
+    }
+
     /// Copy the gateway's log to `to` (it lives in a temporary folder that
     /// goes away with the run).
     pub fn keep_log(&self, to: &Path) -> Result<(), String> {

@@ -79,6 +79,7 @@ impl Report {
                 detail,
             });
         }
+        checks.extend(self.attack_checks());
         let t = &self.totals;
         checks.push(Check {
             status: "INFO".into(),

@@ -104,6 +104,10 @@ pub struct GroupReport {
     pub timeline: Vec<[u64; 2]>,
     /// Example error messages (secret-free).
     pub error_samples: Vec<String>,
+    /// What attack agents observed, by name (see `attack`).
+    pub findings: BTreeMap<String, u64>,
+    /// Distinct IPv4 /24s the group sent from.
+    pub networks_24: u64,
 }
 
 impl GroupReport {
@@ -146,6 +150,8 @@ impl GroupReport {
             refusal_reasons: g.refusal_reasons(),
             timeline: g.timeline(),
             error_samples: g.error_samples(),
+            findings: g.findings(),
+            networks_24: g.networks(),
         }
     }
 }

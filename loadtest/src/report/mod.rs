@@ -21,6 +21,7 @@ use crate::scenario::Scenario;
 use crate::stats::RunStats;
 
 mod acceptance;
+pub mod attacks;
 mod group;
 mod table;
 
@@ -124,6 +125,8 @@ pub struct Report {
     pub ledger: Option<LedgerInfo>,
     /// Acceptance lines (see [`Report::evaluate`]).
     pub acceptance: Vec<Check>,
+    /// What the attack checks judge by, gathered at the end of the run.
+    pub attacks: Option<crate::attack::facts::AttackFacts>,
 }
 
 impl Report {
@@ -173,6 +176,7 @@ impl Report {
             groups,
             ledger: None,
             acceptance: Vec::new(),
+            attacks: None,
         }
     }
 

@@ -45,6 +45,14 @@ pub struct Account {
     pub resources_done: bool,
 }
 
+impl Account {
+    /// The account's bearer token, for attack agents that write requests
+    /// by hand. A secret: never print or log it.
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+}
+
 impl std::fmt::Debug for Account {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Account")
@@ -126,7 +134,7 @@ impl Session<'_> {
     /// up to three retries on a refusal. A polite agent waits `Retry-After`
     /// (capped at 60 s, as wrangler does); a rude one waits its own short
     /// delay.
-    async fn with_retries(&mut self, call: &Call) -> Result<Reply, StepError> {
+    pub(crate) async fn with_retries(&mut self, call: &Call) -> Result<Reply, StepError> {
         let mut tries = 0;
         loop {
             let reply = self.once(call).await?;
@@ -158,7 +166,7 @@ impl Session<'_> {
         }
     }
 
-    fn call(
+    pub(crate) fn call(
         &self,
         method: Method,
         path: &str,
@@ -174,7 +182,7 @@ impl Session<'_> {
         })
     }
 
-    async fn acct_call(
+    pub(crate) async fn acct_call(
         &mut self,
         acct: &Account,
         what: &str,
