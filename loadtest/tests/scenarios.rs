@@ -70,8 +70,12 @@ async fn every_shipped_scenario_runs_at_small_scale() {
         let t = &report.totals;
         assert!(t.requests > 0, "{name}: no requests");
         assert_eq!(t.errors, 0, "{name}: errors: {}", report.table());
-        // The bare platform, its limits lifted, refuses nothing: every deploy completes.
-        assert_eq!(t.refused, 0, "{name}: {}", report.table());
+        // The bare platform, its limits lifted, refuses nothing but the quota evader's
+        // malformed framings (a repeated Content-Length, a body past the platform's own
+        // size cap), which any HTTP server refuses: every deploy completes.
+        let refused: u64 =
+            report.groups.iter().filter(|g| g.archetype != "quota-evader").map(|g| g.refused).sum();
+        assert_eq!(refused, 0, "{name}: {}", report.table());
         assert_eq!(t.deploys_completed, t.deploys_attempted, "{name}: {}", report.table());
         assert_eq!(report.stopped_by, "all agents finished", "{name}: {}", report.table());
         // What the tester counted is what the platform holds.
