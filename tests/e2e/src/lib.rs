@@ -7,6 +7,8 @@
 //! accepts (Pingora gives no readiness signal), bounded at 30 s.
 #![deny(missing_docs)]
 
+pub mod provision;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

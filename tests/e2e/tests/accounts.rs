@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e2e::{free_port, GatewayProcess, Wrangler};
-use refplatform::pow::{encode_checkpoints, Challenge};
+use refplatform::pow::Challenge;
 use refplatform::{EventsConfig, ManualClock, PlatformConfig};
 use serde_json::{json, Value};
 
@@ -85,11 +85,7 @@ impl Stack {
             .post(self.url("/provisioning/previews"))
             .header("x-forwarded-for", xff)
             .header("user-agent", "undici")
-            .json(&json!({
-                "termsOfService": "https://example.test/terms", "privacyPolicy": "https://example.test/privacy",
-                "acceptTermsOfService": "yes", "challengeToken": challenge.challenge_token,
-                "solution": {"checkpoints": encode_checkpoints(&checkpoints)}
-            }))
+            .json(&e2e::provision::create_body(&challenge.challenge_token, &checkpoints))
             .send()
             .await
             .unwrap()

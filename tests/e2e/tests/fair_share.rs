@@ -6,9 +6,7 @@
 use std::sync::Arc;
 
 use e2e::GatewayProcess;
-use refplatform::pow::{encode_checkpoints, Challenge};
 use refplatform::{EventsConfig, ManualClock, PlatformConfig};
-use serde_json::{json, Value};
 
 const BASE: &str = "/client/v4";
 const SECRET: &str = "test-events-secret-0123456789";
@@ -57,35 +55,9 @@ impl Stack {
     /// One account creation by the real protocol (challenge, solve, create) from
     /// `xff`; the status of the create call and its error message, if any.
     async fn create(&self, xff: &str) -> (u16, String) {
-        let resp = self
-            .client
-            .post(self.url("/provisioning/previews/challenge"))
-            .header("x-forwarded-for", xff)
-            .header("user-agent", "undici")
-            .json(&json!({}))
-            .send()
-            .await
-            .expect("challenge sent");
-        assert_eq!(resp.status(), 200, "challenge for {xff}");
-        let v: Value = resp.json().await.expect("challenge json");
-        let challenge: Challenge =
-            serde_json::from_value(v["result"].clone()).expect("challenge shape");
-        let checkpoints = challenge.solve().expect("solvable");
-        let resp = self
-            .client
-            .post(self.url("/provisioning/previews"))
-            .header("x-forwarded-for", xff)
-            .header("user-agent", "undici")
-            .json(&json!({
-                "termsOfService": "https://example.test/terms", "privacyPolicy": "https://example.test/privacy",
-                "acceptTermsOfService": "yes", "challengeToken": challenge.challenge_token,
-                "solution": {"checkpoints": encode_checkpoints(&checkpoints)}
-            }))
-            .send()
-            .await
-            .expect("create sent");
-        let status = resp.status().as_u16();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        let api = self.url("");
+        let headers = [("x-forwarded-for", xff), ("user-agent", "undici")];
+        let (status, v) = e2e::provision::create(&self.client, &api, &headers).await;
         let message = v["errors"][0]["message"].as_str().unwrap_or_default().to_string();
         let claim = v["result"]["claim"]["url"].as_str().map(str::to_string);
         (status, claim.unwrap_or(message))

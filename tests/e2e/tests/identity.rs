@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e2e::GatewayProcess;
-use refplatform::pow::{encode_checkpoints, Challenge};
 use refplatform::{ManualClock, PlatformConfig};
-use serde_json::{json, Value};
 
 const CF_JA4: &str = "t13d1516h2_8daaf6152771_02713d6af862";
 
@@ -59,34 +57,10 @@ fn gateway(
 /// Asks for a challenge and creates an account, as a client behind the proxy whose
 /// address is `client`; returns the status and body of the create.
 async fn create_behind_proxy(gw: &GatewayProcess, client: &str) -> (u16, String) {
-    let http = reqwest::Client::new();
-    let base = format!("{}/client/v4/provisioning/previews", gw.url());
-    let resp = http
-        .post(format!("{base}/challenge"))
-        .header("cf-connecting-ip", client)
-        .header("cf-ja4", CF_JA4)
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("challenge");
-    assert_eq!(resp.status(), 200, "challenge for {client}");
-    let v: Value = resp.json().await.expect("challenge json");
-    let challenge: Challenge = serde_json::from_value(v["result"].clone()).expect("challenge");
-    let checkpoints = challenge.solve().expect("solved");
-    let resp = http
-        .post(&base)
-        .header("cf-connecting-ip", client)
-        .header("cf-ja4", CF_JA4)
-        .json(&json!({
-            "termsOfService": "https://example.test/terms", "privacyPolicy": "https://example.test/privacy",
-            "acceptTermsOfService": "yes", "challengeToken": challenge.challenge_token,
-            "solution": {"checkpoints": encode_checkpoints(&checkpoints)}
-        }))
-        .send()
-        .await
-        .expect("create");
-    let status = resp.status().as_u16();
-    (status, resp.text().await.unwrap_or_default())
+    let api = format!("{}/client/v4", gw.url());
+    let headers = [("cf-connecting-ip", client), ("cf-ja4", CF_JA4)];
+    let (status, v) = e2e::provision::create(&reqwest::Client::new(), &api, &headers).await;
+    (status, v.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

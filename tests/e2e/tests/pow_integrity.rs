@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e2e::{free_port, GatewayProcess};
-use refplatform::pow::{encode_checkpoints, solve, Challenge, Checkpoint};
+use refplatform::pow::{solve, Challenge, Checkpoint};
 use refplatform::{EventsConfig, ManualClock, PlatformConfig};
 use serde_json::{json, Value};
 
@@ -112,13 +112,7 @@ impl Stack {
 
     /// The create body for `token` with `checkpoints`, as wrangler sends it.
     fn create_body(token: &str, checkpoints: &[Checkpoint]) -> Value {
-        json!({
-            "termsOfService": "https://example.test/terms",
-            "privacyPolicy": "https://example.test/privacy",
-            "acceptTermsOfService": "yes",
-            "challengeToken": token,
-            "solution": {"checkpoints": encode_checkpoints(checkpoints)}
-        })
+        e2e::provision::create_body(token, checkpoints)
     }
 
     /// Sends a create body from `xff`: (status, answer).

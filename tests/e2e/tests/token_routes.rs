@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use e2e::{free_port, repo_root, wait_listening, workspace_bin, GatewayProcess};
-use refplatform::pow::{encode_checkpoints, Challenge};
 use refplatform::{ManualClock, PlatformConfig};
 use serde_json::{json, Value};
 
@@ -57,30 +56,9 @@ fn client_from(source: &str) -> reqwest::Client {
 
 /// Creates a temporary account through the gateway by the real protocol.
 async fn create_account(client: &reqwest::Client, gw: &str) -> (String, String) {
-    let resp = client
-        .post(format!("{gw}{BASE}/provisioning/previews/challenge"))
-        .header("user-agent", "undici")
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("challenge");
-    assert_eq!(resp.status(), 200, "challenge");
-    let v: Value = resp.json().await.expect("challenge json");
-    let challenge: Challenge = serde_json::from_value(v["result"].clone()).expect("challenge");
-    let checkpoints = challenge.solve().expect("solve");
-    let resp = client
-        .post(format!("{gw}{BASE}/provisioning/previews"))
-        .header("user-agent", "undici")
-        .json(&json!({
-            "termsOfService": "https://example.test/terms", "privacyPolicy": "https://example.test/privacy",
-            "acceptTermsOfService": "yes", "challengeToken": challenge.challenge_token,
-            "solution": {"checkpoints": encode_checkpoints(&checkpoints)}
-        }))
-        .send()
-        .await
-        .expect("create");
-    assert_eq!(resp.status(), 200, "create");
-    let v: Value = resp.json().await.expect("create json");
+    let api = format!("{gw}{BASE}");
+    let (status, v) = e2e::provision::create(client, &api, &[("user-agent", "undici")]).await;
+    assert_eq!(status, 200, "create: {v}");
     let id = v["result"]["account"]["id"].as_str().expect("id").to_string();
     let token = v["result"]["account"]["apiToken"].as_str().expect("token").to_string();
     (id, token)

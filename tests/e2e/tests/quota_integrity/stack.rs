@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use e2e::{free_port, GatewayProcess};
-use refplatform::pow::{encode_checkpoints, Challenge};
 use refplatform::{ManualClock, PlatformConfig};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -58,34 +57,10 @@ impl Stack {
     }
 
     pub async fn create(&self) -> Account {
-        let v: Value = self
-            .client
-            .post(self.url("/provisioning/previews/challenge"))
-            .header("x-forwarded-for", IP)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let challenge: Challenge = serde_json::from_value(v["result"].clone()).unwrap();
-        let checkpoints = challenge.solve().unwrap();
-        let v: Value = self
-            .client
-            .post(self.url("/provisioning/previews"))
-            .header("x-forwarded-for", IP)
-            .json(&json!({
-                "termsOfService": "https://example.test/terms", "privacyPolicy": "https://example.test/privacy",
-                "acceptTermsOfService": "yes", "challengeToken": challenge.challenge_token,
-                "solution": {"checkpoints": encode_checkpoints(&checkpoints)}
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let api = self.url("");
+        let (status, v) =
+            e2e::provision::create(&self.client, &api, &[("x-forwarded-for", IP)]).await;
+        assert_eq!(status, 200, "create: {v}");
         Account {
             id: v["result"]["account"]["id"].as_str().expect("account id").into(),
             token: v["result"]["account"]["apiToken"].as_str().expect("token").into(),
