@@ -1,8 +1,9 @@
 //! Limits on request bodies, whatever their framing.
 //!
 //! - [`framing`] (a check of `decide`, first of all): a `Content-Length` that is
-//!   repeated, a list (`10, 10`) or not a number is refused with 400 before anything is
-//!   forwarded (two framings of one body are how requests are smuggled), and a declared
+//!   repeated, a list (`10, 10`) or not a number, one beside a `Transfer-Encoding`, and a
+//!   `Transfer-Encoding` other than a single `chunked` are refused with 400 before
+//!   anything is forwarded (two framings of one body are how requests are smuggled), and a declared
 //!   length over `max_body_bytes` with 403 at once.
 //! - [`on_chunk`] (every chunk of every request body): the bytes are counted as they
 //!   stream, so a chunked body is held to `max_body_bytes` too; bytes the gateway holds
@@ -32,6 +33,24 @@ fn bad_request(message: &str) -> Refusal {
 /// Refuses ambiguous framing and a declared length over the limit; notes the limit for
 /// [`on_chunk`].
 pub fn framing(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> {
+    let mut codings = c.req.headers.get_all("transfer-encoding").iter();
+    if let Some(coding) = codings.next() {
+        // Only a single `chunked` is unambiguous: with a Content-Length beside it, or
+        // another coding, the gateway and the deploy API may each find a different
+        // end of the body, and what one reads as the next request the other reads as
+        // this one's body.
+        if c.req.headers.contains_key("content-length") {
+            return Err(bad_request(
+                "The request has both Transfer-Encoding and Content-Length; send one of them.",
+            ));
+        }
+        let chunked = coding.to_str().is_ok_and(|v| v.trim().eq_ignore_ascii_case("chunked"));
+        if !chunked || codings.next().is_some() {
+            return Err(bad_request(
+                "The request's Transfer-Encoding is not a single \"chunked\"; send the body chunked or with a Content-Length.",
+            ));
+        }
+    }
     let mut values = c.req.headers.get_all("content-length").iter();
     let first = values.next();
     if values.next().is_some() {

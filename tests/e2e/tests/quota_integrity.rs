@@ -172,6 +172,8 @@ async fn chunked_and_repeated_content_length_bodies_are_limited() {
         format!("Content-Length: {n}, {n}\r\n", n = small.len()),
         format!("Content-Length: {n}\r\nContent-Length: {n}\r\n", n = small.len()),
         "Content-Length: +18\r\n".to_string(),
+        format!("Content-Length: {n}\r\nTransfer-Encoding: chunked\r\n", n = small.len()),
+        format!("Transfer-Encoding: chunked\r\nContent-Length: {n}\r\n", n = small.len()),
     ] {
         let request = format!(
             "POST {BASE}/accounts/{}/queues HTTP/1.1\r\nHost: gw\r\n{auth}Content-Type: application/json\r\n{framing}Connection: close\r\n\r\n{small}",
@@ -179,6 +181,15 @@ async fn chunked_and_repeated_content_length_bodies_are_limited() {
         );
         let answer = raw(host, request.as_bytes()).await;
         assert!(answer.starts_with("HTTP/1.1 400"), "{framing:?}: {answer}");
+    }
+    for coding in ["gzip, chunked", "chunked, chunked", "xchunked"] {
+        let request = format!(
+            "POST {BASE}/accounts/{}/queues HTTP/1.1\r\nHost: gw\r\n{auth}Content-Type: application/json\r\nTransfer-Encoding: {coding}\r\nConnection: close\r\n\r\n{:x}\r\n{small}\r\n0\r\n\r\n",
+            a.id,
+            small.len()
+        );
+        let answer = raw(host, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{coding:?}: {answer}");
     }
     assert_eq!(s.platform_counts(&a).queues, 0, "none was forwarded");
 }
