@@ -54,9 +54,10 @@ impl HeldBudget {
         let reserved = self.held.fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
             held.checked_add(n).filter(|total| *total <= limit)
         });
-        if reserved.is_err() {
-            return false;
-        }
+        let Ok(before) = reserved else { return false };
+        // One line per change (at debug level), so a test or an operator can follow
+        // the total without polling.
+        tracing::debug!(held = before + n, "request body bytes held");
         let g = guard.get_or_insert_with(|| HeldBytes { budget: self.clone(), bytes: 0 });
         g.bytes = g.bytes.saturating_add(n);
         true
@@ -72,7 +73,11 @@ pub struct HeldBytes {
 
 impl Drop for HeldBytes {
     fn drop(&mut self) {
-        self.budget.held.fetch_sub(self.bytes, Ordering::AcqRel);
+        let before = self.budget.held.fetch_sub(self.bytes, Ordering::AcqRel);
+        tracing::debug!(
+            held = before.saturating_sub(self.bytes),
+            "held request body bytes given back"
+        );
     }
 }
 

@@ -194,18 +194,13 @@ async fn chunked_and_repeated_content_length_bodies_are_limited() {
     assert_eq!(s.platform_counts(&a).queues, 0, "none was forwarded");
 }
 
-/// Held bytes as the admin listener reports them, once `done` holds for them
-/// (bounded: the gateway reads a sent body, or ends a request, within milliseconds).
-async fn held_until(s: &Stack, done: impl Fn(u64) -> bool) -> u64 {
-    for _ in 0..500 {
-        let held = s.admin_get("/stats").await["held_body_bytes"]["held"].as_u64().unwrap_or(0);
-        if done(held) {
-            return held;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the held bytes never reached the expected count:\n{}", s.gateway.log_text());
+/// Held bytes as the admin listener reports them.
+async fn held(s: &Stack) -> u64 {
+    s.admin_get("/stats").await["held_body_bytes"]["held"].as_u64().unwrap_or(0)
 }
+
+/// The gateway's (debug) log line for each return of held bytes.
+const GIVEN_BACK: &str = "held request body bytes given back";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_bodies_are_bounded_across_requests() {
@@ -222,7 +217,9 @@ async fn held_bodies_are_bounded_across_requests() {
     let mut first = TcpStream::connect(s.gateway.addr).await.unwrap();
     first.write_all(head.as_bytes()).await.unwrap();
     first.write_all(&body.as_bytes()[..70_000]).await.unwrap();
-    held_until(&s, |held| held >= 70_000).await;
+    // The gateway logs every change of the held total: wait for it to hold all 70,000.
+    s.gateway.wait_for_log("held=70000");
+    assert_eq!(held(&s).await, 70_000);
     // A second would hold 70,000 more: over the gateway-wide 100,000.
     let mut second = head.clone().into_bytes();
     second.extend_from_slice(&body.as_bytes()[..70_000]);
@@ -241,11 +238,14 @@ async fn held_bodies_are_bounded_across_requests() {
         "{}",
         String::from_utf8_lossy(&out)
     );
+    let given_back = s.gateway.log_count(GIVEN_BACK);
     let mut third = head.into_bytes();
     third.extend_from_slice(body.as_bytes());
     let answer = raw(s.gateway.addr, &third).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert_eq!(held_until(&s, |held| held == 0).await, 0, "every request gave its bytes back");
+    // Its bytes are given back when the request ends, just after its answer.
+    s.gateway.wait_for_log_count(GIVEN_BACK, given_back + 1);
+    assert_eq!(held(&s).await, 0, "every request gave its bytes back");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
