@@ -30,7 +30,8 @@ use sha2::Sha256;
 
 use crate::clock::SharedClock;
 use crate::report;
-use crate::tracker::{PlatformEvent, Tracker};
+use crate::tracker::Tracker;
+use policy::platform::PlatformEvent;
 use policy::platform::StatusAnswer;
 
 /// Admin listener settings.

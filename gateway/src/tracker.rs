@@ -29,7 +29,7 @@ use policy::Policy;
 use crate::held::HeldBudget;
 use crate::uploads::UploadSessions;
 
-pub use policy::platform::{PlatformEvent, RemovedCounts};
+use policy::platform::PlatformEvent;
 
 /// Why an event was not applied.
 #[derive(Debug, thiserror::Error)]
@@ -184,19 +184,6 @@ impl Tracker {
             }
         }
         Some(id)
-    }
-
-    /// Checks a resource operation of `account` against the policy's quotas.
-    pub fn check_quota(
-        &self,
-        policy: &Policy,
-        account: &str,
-        op: &Classified,
-    ) -> Result<(), QuotaRefusal> {
-        match self.usage.get(account) {
-            Some(usage) => usage.check(policy.quotas(), &op.op),
-            None => AccountUsage::new().check(policy.quotas(), &op.op),
-        }
     }
 
     /// Checks and reserves an operation in one step, under the account's usage entry,
