@@ -75,6 +75,7 @@ impl Drop for HeldBytes {
     fn drop(&mut self) {
         let before = self.budget.held.fetch_sub(self.bytes, Ordering::AcqRel);
         tracing::debug!(
+            bytes = self.bytes,
             held = before.saturating_sub(self.bytes),
             "held request body bytes given back"
         );

@@ -172,20 +172,6 @@ impl GatewayProcess {
         self.follower.state.lock().expect("follower").text.clone()
     }
 
-    /// Waits (at most 10 s, woken by each new log line) until the log has said
-    /// `needle` at least `n` times; returns the log.
-    pub fn wait_for_log_count(&self, needle: &str, n: usize) -> String {
-        if self.follower.wait(Duration::from_secs(10), |s| s.text.matches(needle).count() >= n) {
-            return self.log_text();
-        }
-        panic!("gateway log never said {needle:?} {n} times:\n{}", self.log_text());
-    }
-
-    /// How many times the log has said `needle` so far.
-    pub fn log_count(&self, needle: &str) -> usize {
-        self.log_text().matches(needle).count()
-    }
-
     /// Waits (at most 10 s, woken by each new log line) until the log contains
     /// `needle`; returns the log.
     pub fn wait_for_log(&self, needle: &str) -> String {
