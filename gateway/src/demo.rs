@@ -99,6 +99,7 @@ impl Drop for PlatformThread {
 /// The gateway configuration the demo runs with.
 pub fn demo_config(options: &DemoOptions, platform: SocketAddr) -> GatewayConfig {
     GatewayConfig {
+        store: Default::default(),
         listen: vec![options.listen],
         threads: 1,
         grace_period: DEFAULT_GRACE,

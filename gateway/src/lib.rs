@@ -16,6 +16,7 @@ pub mod demo;
 pub mod enforce;
 pub mod envelope;
 pub mod explain;
+pub mod fleet;
 pub mod held;
 pub mod inflight;
 pub mod journal;

@@ -12,11 +12,14 @@ use std::time::Duration;
 
 mod compile;
 mod raw;
+mod store;
 #[cfg(test)]
 mod tests;
 
 use compile::{compile_tls, compile_upstream, rewrite_toml_message};
 use raw::*;
+use store::compile_store;
+pub use store::{RedisTarget, StoreSettings};
 
 /// A configuration error, displayed as `FILE:LINE:COL: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +114,8 @@ pub struct GatewayConfig {
     pub tls: Vec<TlsListener>,
     /// The admin listener (platform events, metrics, ledger), if configured.
     pub admin: Option<AdminSettings>,
+    /// `[store]`: the embedded database and/or the fleet's Redis.
+    pub store: StoreSettings,
 }
 
 /// `[admin]`: the admin listener and the cleanup-cost ledger.
@@ -175,6 +180,11 @@ impl GatewayConfig {
             }
         })?;
         let mut config = Self::parse(&name, &source)?;
+        if let (Some(file), Some(dir)) = (config.store.path.as_mut(), path.parent()) {
+            if file.is_relative() {
+                *file = dir.join(&*file);
+            }
+        }
         if let Some(admin) = config.admin.as_mut() {
             for file in
                 [admin.ledger_file.as_mut(), admin.accounts_file.as_mut()].into_iter().flatten()
@@ -327,7 +337,9 @@ impl GatewayConfig {
             }
             None => None,
         };
+        let store = compile_store(raw.store, &err_at)?;
         Ok(GatewayConfig {
+            store,
             admin,
             listen,
             threads,

@@ -15,6 +15,8 @@ pub(super) struct RawConfig {
     pub(super) policy: Option<RawPolicy>,
     #[serde(default)]
     pub(super) admin: Option<RawAdmin>,
+    #[serde(default)]
+    pub(super) store: Option<super::store::RawStore>,
 }
 
 #[derive(Debug, Deserialize)]

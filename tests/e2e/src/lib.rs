@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod provision;
+pub mod redis;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
