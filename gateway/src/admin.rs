@@ -1,6 +1,9 @@
 //! The admin listener: platform events in, numbers out.
 //!
-//! Bind it to loopback or a management network only. Endpoints:
+//! Bind it to loopback or a management network only. Every call but `POST /events`
+//! and the dashboard's static files needs `Authorization: Bearer <admin token>`
+//! ([`crate::operator::auth`]); `gateway/openapi.yaml` describes every route.
+//! Endpoints:
 //! - `POST /events`: claimed/expired/deleted events from the platform, signed with
 //!   HMAC-SHA256 of the body under the shared secret (`X-Platform-Signature:
 //!   sha256=<hex>`); unsigned or mis-signed events are refused with 401.
@@ -9,6 +12,7 @@
 //! - `GET /accounts/usage?id=ACCOUNT`: what the gateway counted the account as holding.
 //! - `GET /ledger/top?n=10&since_secs=3600`, `GET /ledger/hourly?since_secs=86400`,
 //!   `GET /ledger/entries?since_secs=…`: the cleanup-cost ledger.
+//! - `/operator/…` and `/dashboard`: see [`crate::operator`].
 //!
 //! It runs on a small tokio runtime of its own, apart from Pingora's, so a slow admin
 //! client cannot hold up proxying. The same runtime runs the fallback that charges
@@ -21,7 +25,6 @@ use std::time::Duration;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use hmac::{Hmac, Mac};
 use policy::Engine;
@@ -29,23 +32,31 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use crate::clock::SharedClock;
+use crate::operator::routes::{Access, RouteInfo, Routes};
+use crate::operator::{self, Ops};
 use crate::report;
 use crate::tracker::Tracker;
 use policy::platform::PlatformEvent;
 use policy::platform::StatusAnswer;
 
-/// Admin listener settings.
-#[derive(Debug, Clone)]
+/// Admin listener settings (not `Debug`: they hold credentials).
+#[derive(Clone)]
 pub struct AdminConfig {
     /// Where it listens.
     pub listen: SocketAddr,
     /// Shared secret of platform events; without it `/events` answers 403.
     pub events_secret: Option<String>,
+    /// The bearer token of every operator call; `None` refuses them all.
+    pub token: Option<String>,
+    /// The bearer token of the platform's account-status API (reconciliation).
+    pub status_token: Option<String>,
+    /// Reloads the policy file (`POST /operator/reload`, `GET /operator/policy`).
+    pub reloader: Option<Arc<crate::reload::Reloader>>,
     /// How long after an account's expiry, with no event, the gateway charges it from
     /// what it saw the account create.
     pub silent_expiry_grace: Duration,
-    /// The platform's account-status API (`{url}/{account_id}`, bearer = events
-    /// secret), asked about accounts whose expiry passed with no event.
+    /// The platform's account-status API (`{url}/{account_id}`, bearer =
+    /// `status_token`), asked about accounts whose expiry passed with no event.
     pub reconcile_url: Option<String>,
     /// How often the reconciliation pass runs.
     pub reconcile_interval: Duration,
@@ -57,6 +68,9 @@ struct AdminState {
     tracker: Arc<Tracker>,
     clock: SharedClock,
     secret: Option<Arc<str>>,
+    status_token: Option<Arc<str>>,
+    token: Arc<operator::auth::AdminToken>,
+    ops: Ops,
     reconcile_url: Option<Arc<str>>,
     grace: Duration,
     http: reqwest::Client,
@@ -78,11 +92,20 @@ pub fn start(
         .timeout(Duration::from_secs(10))
         .build()
         .map_err(std::io::Error::other)?;
+    let ops = Ops {
+        engine: engine.clone(),
+        tracker: tracker.clone(),
+        clock: clock.clone(),
+        reloader: config.reloader,
+    };
     let state = AdminState {
         engine,
         tracker,
         clock,
         secret: config.events_secret.map(Arc::from),
+        status_token: config.status_token.map(Arc::from),
+        token: Arc::new(operator::auth::AdminToken::new(config.token.as_deref())),
+        ops,
         reconcile_url: config.reconcile_url.map(|u| Arc::from(u.trim_end_matches('/'))),
         grace: config.silent_expiry_grace,
         http,
@@ -113,18 +136,48 @@ pub fn start(
     Ok(addr)
 }
 
+impl axum::extract::FromRef<AdminState> for Ops {
+    fn from_ref(state: &AdminState) -> Ops {
+        state.ops.clone()
+    }
+}
+
+/// Every route, with who may call it (the table `gateway/openapi.yaml` is tested
+/// against).
+fn routes() -> Routes<AdminState> {
+    use Access::{Public, Token};
+    Routes::default()
+        .post("/events", Public, events)
+        .post("/reconcile", Token, reconcile_now)
+        .get("/ledger/source", Token, ledger_source)
+        .get("/metrics", Token, metrics)
+        .get("/stats", Token, stats)
+        .get("/ledger/top", Token, ledger_top)
+        .get("/ledger/hourly", Token, ledger_hourly)
+        .get("/ledger/entries", Token, ledger_entries)
+        .get("/accounts/usage", Token, account_usage)
+        .get("/operator/summary", Token, operator::top::summary)
+        .get("/operator/top", Token, operator::top::top)
+        .get("/operator/budgets", Token, operator::top::budgets)
+        .get("/operator/inspect", Token, operator::inspect::inspect)
+        .get("/operator/blocks", Token, operator::block_api::list)
+        .post("/operator/blocks", Token, operator::block_api::create)
+        .delete("/operator/blocks", Token, operator::block_api::remove)
+        .get("/operator/policy", Token, operator::policy_api::policy)
+        .post("/operator/reload", Token, operator::policy_api::reload)
+        .get("/dashboard", Public, operator::dashboard::index)
+        .get("/dashboard/app.js", Public, operator::dashboard::script)
+        .get("/dashboard/app.css", Public, operator::dashboard::style)
+}
+
 fn router(state: AdminState) -> Router {
-    Router::new()
-        .route("/events", post(events))
-        .route("/reconcile", post(reconcile_now))
-        .route("/ledger/source", get(ledger_source))
-        .route("/metrics", get(metrics))
-        .route("/stats", get(stats))
-        .route("/ledger/top", get(ledger_top))
-        .route("/ledger/hourly", get(ledger_hourly))
-        .route("/ledger/entries", get(ledger_entries))
-        .route("/accounts/usage", get(account_usage))
-        .with_state(state)
+    let (router, _) = routes().finish(state.token.clone());
+    router.with_state(state)
+}
+
+/// The table of every route the admin router serves.
+pub fn served_routes() -> Vec<RouteInfo> {
+    routes().finish(Arc::new(operator::auth::AdminToken::new(None))).1
 }
 
 /// Runs [`reconcile`] every `interval`.
@@ -172,9 +225,9 @@ async fn reconcile(state: &AdminState) -> ReconcileOutcome {
     let policy = state.engine.current_policy();
     let overdue = state.tracker.overdue(now);
     let mut outcome = ReconcileOutcome { overdue: overdue.len(), ..ReconcileOutcome::default() };
-    if let (Some(url), Some(secret)) = (&state.reconcile_url, &state.secret) {
+    if let (Some(url), Some(token)) = (&state.reconcile_url, &state.status_token) {
         for account in &overdue {
-            match platform_status(&state.http, url, secret, &account.account_id).await {
+            match platform_status(&state.http, url, token, &account.account_id).await {
                 Some(answer) if answer.is_live() => outcome.still_live += 1,
                 Some(answer) => {
                     if state
@@ -198,10 +251,10 @@ async fn reconcile(state: &AdminState) -> ReconcileOutcome {
 async fn platform_status(
     http: &reqwest::Client,
     url: &str,
-    secret: &str,
+    token: &str,
     account_id: &str,
 ) -> Option<StatusAnswer> {
-    let resp = http.get(format!("{url}/{account_id}")).bearer_auth(secret).send().await.ok()?;
+    let resp = http.get(format!("{url}/{account_id}")).bearer_auth(token).send().await.ok()?;
     if resp.status() == reqwest::StatusCode::NOT_FOUND {
         return Some(StatusAnswer::not_found());
     }

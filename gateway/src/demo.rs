@@ -152,19 +152,37 @@ pub fn instructions(options: &DemoOptions, platform: SocketAddr) -> String {
     )
 }
 
+/// What the demo prints about the admin listener: the dashboard (its token in the URL
+/// fragment, which browsers never send to a server) and the admin API with its token.
+pub fn admin_instructions(admin: SocketAddr, token: &str) -> String {
+    format!(
+        "Watch it:\n         \x20 dashboard  http://{admin}/dashboard#token={token}\n         \x20 admin API  http://{admin} (every call: Authorization: Bearer {token})\n         \x20 curl -H 'Authorization: Bearer {token}' http://{admin}/operator/summary\n\n"
+    )
+}
+
 /// Runs the demo until Ctrl-C.
 pub fn run(
     options: DemoOptions,
     enforcer: Arc<Enforcer>,
+    reloader: Option<Arc<crate::reload::Reloader>>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     // The platform tells the gateway about claims and expiries, signed with a secret
-    // that lives only in this process.
+    // that lives only in this process; the status API and the admin API have
+    // credentials of their own, made here too.
     let secret = hex::encode(rand::random::<[u8; 16]>());
+    let status_token = hex::encode(rand::random::<[u8; 16]>());
+    let admin_token = match std::env::var(crate::config::ADMIN_TOKEN_ENV) {
+        Ok(t) if t.chars().count() >= crate::operator::auth::MIN_TOKEN_CHARS => t,
+        _ => hex::encode(rand::random::<[u8; 24]>()),
+    };
     let admin = match (enforcer.engine(), enforcer.tracker()) {
         (Some(engine), Some(tracker)) => Some(crate::admin::start(
             crate::admin::AdminConfig {
                 listen: options.admin_listen,
                 events_secret: Some(secret.clone()),
+                token: Some(admin_token.clone()),
+                status_token: Some(status_token.clone()),
+                reloader,
                 silent_expiry_grace: Duration::from_secs(600),
                 reconcile_url: Some(format!(
                     "http://{}/internal/accounts",
@@ -185,13 +203,14 @@ pub fn run(
         sweep_interval: Duration::from_secs(10),
         events: admin
             .map(|a| refplatform::EventsConfig { url: format!("http://{a}/events"), secret }),
+        status_token: Some(status_token),
         ..refplatform::PlatformConfig::default()
     };
     let platform = PlatformThread::start(platform_config, options.platform_listen)?;
     let config = demo_config(&options, platform.addr);
     print!("{}", instructions(&options, platform.addr));
     if let Some(a) = admin {
-        println!("Watch it: http://{a}/metrics  http://{a}/stats  http://{a}/ledger/top?since_secs=3600\n");
+        print!("{}", admin_instructions(a, &admin_token));
     }
     let result = crate::server::run(&config, enforcer);
     platform.stop();

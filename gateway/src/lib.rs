@@ -8,9 +8,11 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod blocks;
 pub mod certs;
 pub mod clock;
 pub mod config;
+pub mod decisions;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod enforce;
@@ -20,6 +22,7 @@ pub mod fleet;
 pub mod held;
 pub mod inflight;
 pub mod journal;
+pub mod operator;
 pub mod proxy;
 pub mod reload;
 pub mod report;

@@ -103,6 +103,9 @@ fn init_logging() {
         .try_init();
 }
 
+/// The enforcer, and the reloader of its policy file when there is one.
+type Enforcement = (Arc<Enforcer>, Option<Arc<gateway::reload::Reloader>>);
+
 /// Builds the enforcer for a policy file and starts its reloader.
 fn enforcer_for(
     policy: Option<PathBuf>,
@@ -110,11 +113,12 @@ fn enforcer_for(
     watch: bool,
     ledger_file: Option<PathBuf>,
     journal_file: Option<PathBuf>,
-) -> Result<Arc<Enforcer>, String> {
-    let Some(path) = policy else { return Ok(Arc::new(Enforcer::passthrough())) };
+) -> Result<Enforcement, String> {
+    let Some(path) = policy else { return Ok((Arc::new(Enforcer::passthrough()), None)) };
     let source = gateway::reload::PolicySource { path, trust_loopback };
     let enforcer =
         Enforcer::from_source(&source, ledger_file, journal_file, SystemClock::shared())?;
+    let mut handle = None;
     if let Some(engine) = enforcer.engine() {
         let reloader = gateway::reload::Reloader::for_source(
             engine.clone(),
@@ -122,8 +126,9 @@ fn enforcer_for(
             source,
         );
         reloader.start(watch).map_err(|e| format!("cannot start the policy reloader: {e}"))?;
+        handle = Some(reloader);
     }
-    Ok(Arc::new(enforcer))
+    Ok((Arc::new(enforcer), handle))
 }
 
 fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
@@ -142,7 +147,7 @@ fn main() -> ExitCode {
             };
             let ledger_file = config.admin.as_ref().and_then(|a| a.ledger_file.clone());
             let journal_file = config.admin.as_ref().and_then(|a| a.accounts_file.clone());
-            let enforcer = match enforcer_for(
+            let (enforcer, reloader) = match enforcer_for(
                 config.policy_file.clone(),
                 config.trust_loopback,
                 config.watch_policy,
@@ -159,6 +164,9 @@ fn main() -> ExitCode {
                 let settings = gateway::admin::AdminConfig {
                     listen: admin.listen,
                     events_secret: admin.events_secret.clone(),
+                    token: admin.token.clone(),
+                    status_token: admin.status_token.clone(),
+                    reloader,
                     silent_expiry_grace: admin.silent_expiry_grace,
                     reconcile_url: admin.reconcile_url.clone(),
                     reconcile_interval: admin.reconcile_interval,
@@ -199,13 +207,13 @@ fn main() -> ExitCode {
                 })
             };
             // Loopback is trusted as a proxy, as in `demo::demo_config`.
-            let enforcer = match enforcer_for(policy.clone(), true, true, None, None) {
+            let (enforcer, reloader) = match enforcer_for(policy.clone(), true, true, None, None) {
                 Ok(e) => e,
                 Err(e) => return fail(e, 2),
             };
             let options =
                 DemoOptions { listen, platform_listen, policy, pow_k, pow_g, admin_listen };
-            match gateway::demo::run(options, enforcer) {
+            match gateway::demo::run(options, enforcer, reloader) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(e, 1),
             }

@@ -65,6 +65,8 @@ pub struct Reloader {
     trust_loopback: bool,
     /// Serialises reloads from the signal thread and the watcher thread.
     lock: Mutex<()>,
+    /// SHA-256 of the files of the policy in force ([`policy_digest`]).
+    digest: Mutex<String>,
 }
 
 impl Reloader {
@@ -80,7 +82,18 @@ impl Reloader {
         source: PolicySource,
     ) -> Arc<Self> {
         let PolicySource { path, trust_loopback } = source;
-        Arc::new(Reloader { engine, tracker, path, trust_loopback, lock: Mutex::new(()) })
+        let digest = Mutex::new(policy_digest(&engine.policy().source_files(), &path));
+        Arc::new(Reloader { engine, tracker, path, trust_loopback, lock: Mutex::new(()), digest })
+    }
+
+    /// The policy file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// SHA-256 (hex) of the files of the policy in force, to tell which version runs.
+    pub fn loaded_digest(&self) -> String {
+        self.digest.lock().clone()
     }
 
     /// Compiles the file and swaps it in when valid.
@@ -89,6 +102,7 @@ impl Reloader {
         let source = PolicySource { path: self.path.clone(), trust_loopback: self.trust_loopback };
         match source.compile() {
             Ok(compiled) => {
+                *self.digest.lock() = policy_digest(&compiled.source_files(), &self.path);
                 if let Some(tracker) = &self.tracker {
                     tracker.challenges().reconfigure(compiled.pow());
                 }
@@ -184,6 +198,23 @@ impl Reloader {
             self.reload("file change");
         }
     }
+}
+
+/// SHA-256 over the policy file and the list files it reads (each path's contents
+/// in path order), as hex. A file that cannot be read counts as empty.
+pub fn policy_digest(files: &[PathBuf], main: &Path) -> String {
+    use sha2::Digest;
+    let mut all: Vec<PathBuf> = files.to_vec();
+    if !all.iter().any(|f| f == main) {
+        all.push(main.to_path_buf());
+    }
+    all.sort();
+    all.dedup();
+    let mut h = sha2::Sha256::new();
+    for f in &all {
+        h.update(std::fs::read(f).unwrap_or_default());
+    }
+    hex::encode(h.finalize())
 }
 
 fn is_relevant(event: &notify::Result<notify::Event>, files: &[PathBuf]) -> bool {

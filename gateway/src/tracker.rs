@@ -55,6 +55,8 @@ pub struct Tracker {
     pow_hashes: AtomicU64,
     uploads: UploadSessions,
     held: Arc<HeldBudget>,
+    blocks: crate::blocks::BlockList,
+    decisions: crate::decisions::DecisionTally,
 }
 
 impl Tracker {
@@ -102,7 +104,19 @@ impl Tracker {
             pow_hashes: AtomicU64::new(0),
             uploads: UploadSessions::default(),
             held: Arc::new(HeldBudget::default()),
+            blocks: crate::blocks::BlockList::default(),
+            decisions: crate::decisions::DecisionTally::default(),
         })
+    }
+
+    /// The operator's blocks, checked first by every request.
+    pub fn blocks(&self) -> &crate::blocks::BlockList {
+        &self.blocks
+    }
+
+    /// What the request checks decided, in total and per address.
+    pub fn decisions(&self) -> &crate::decisions::DecisionTally {
+        &self.decisions
     }
 
     /// The keyed hash of a bearer token.

@@ -10,12 +10,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod admin;
 mod compile;
 mod raw;
 mod store;
 #[cfg(test)]
 mod tests;
 
+pub use admin::ADMIN_TOKEN_ENV;
 use compile::{compile_tls, compile_upstream, rewrite_toml_message};
 use raw::*;
 use store::compile_store;
@@ -125,6 +127,12 @@ pub struct AdminSettings {
     pub listen: SocketAddr,
     /// Shared secret that signs platform events (HMAC-SHA256).
     pub events_secret: Option<String>,
+    /// Bearer token of every operator call (`token`, or `GATEWAY_ADMIN_TOKEN`, which
+    /// wins when set); `None` refuses every operator call.
+    pub token: Option<String>,
+    /// Bearer token of the platform's account-status API (reconciliation), apart
+    /// from `events_secret`.
+    pub status_token: Option<String>,
     /// Append-only ledger file (JSON lines), loaded at start.
     pub ledger_file: Option<PathBuf>,
     /// Account journal (who created which account), replayed at start.
@@ -219,8 +227,19 @@ impl GatewayConfig {
         Ok(config)
     }
 
-    /// Compiles configuration text; `file` is only used in error messages.
+    /// Compiles configuration text; `file` is only used in error messages. The admin
+    /// token may come from the environment ([`ADMIN_TOKEN_ENV`]).
     pub fn parse(file: &str, source: &str) -> Result<Self, ConfigError> {
+        let env_token = std::env::var(ADMIN_TOKEN_ENV).ok().filter(|t| !t.is_empty());
+        Self::parse_with_env(file, source, env_token)
+    }
+
+    /// [`GatewayConfig::parse`] with the environment's admin token given.
+    pub fn parse_with_env(
+        file: &str,
+        source: &str,
+        env_token: Option<String>,
+    ) -> Result<Self, ConfigError> {
         let err_at = |offset: usize, message: String| {
             let (line, column) = line_col(source, offset);
             ConfigError { file: file.to_string(), line, column, message }
@@ -298,43 +317,7 @@ impl GatewayConfig {
                     "[admin] needs a [policy]: the ledger and quotas come from it".into(),
                 ))
             }
-            Some(a) => {
-                let listen = a.listen.get_ref().parse::<SocketAddr>().map_err(|_| {
-                    err_at(
-                        a.listen.span().start,
-                        format!("admin.listen \"{}\" is not IP:PORT", a.listen.get_ref()),
-                    )
-                })?;
-                if let Some(secret) = &a.events_secret {
-                    if secret.get_ref().chars().count() < 16 {
-                        return Err(err_at(
-                            secret.span().start,
-                            "admin.events_secret must be at least 16 characters".into(),
-                        ));
-                    }
-                }
-                let reconcile_interval = match &a.reconcile_interval_secs {
-                    Some(v) if *v.get_ref() == 0 => {
-                        return Err(err_at(
-                            v.span().start,
-                            "admin.reconcile_interval_secs must be above 0".into(),
-                        ))
-                    }
-                    Some(v) => Duration::from_secs(*v.get_ref()),
-                    None => Duration::from_secs(30),
-                };
-                Some(AdminSettings {
-                    reconcile_url: a.reconcile_url,
-                    reconcile_interval,
-                    listen,
-                    events_secret: a.events_secret.map(|s| s.into_inner()),
-                    ledger_file: a.ledger_file.map(PathBuf::from),
-                    accounts_file: a.accounts_file.map(PathBuf::from),
-                    silent_expiry_grace: Duration::from_secs(
-                        a.silent_expiry_grace_secs.unwrap_or(600),
-                    ),
-                })
-            }
+            Some(a) => Some(admin::compile_admin(a, env_token, &err_at)?),
             None => None,
         };
         let store = compile_store(raw.store, &err_at)?;

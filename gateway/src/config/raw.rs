@@ -26,13 +26,17 @@ pub(super) struct RawAdmin {
     #[serde(default)]
     pub(super) events_secret: Option<Spanned<String>>,
     #[serde(default)]
+    pub(super) token: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) status_token: Option<Spanned<String>>,
+    #[serde(default)]
     pub(super) ledger_file: Option<String>,
     #[serde(default)]
     pub(super) accounts_file: Option<String>,
     #[serde(default)]
     pub(super) silent_expiry_grace_secs: Option<u64>,
     #[serde(default)]
-    pub(super) reconcile_url: Option<String>,
+    pub(super) reconcile_url: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) reconcile_interval_secs: Option<Spanned<u64>>,
 }

@@ -23,6 +23,7 @@ use crate::enforce::Enforcer;
 
 /// The checks, in the order they run.
 pub const CHECKS: &[(&str, Check)] = &[
+    ("block", super::block::blocked),
     ("framing", super::limits::framing),
     ("limits", rate_limits),
     ("budget", budget),
@@ -68,6 +69,7 @@ pub fn decide(
     if id.http_fp_computed() {
         ctx.keys.http_fp = Some(id.http_fp().to_string());
     }
+    crate::operator::tally::record(&loaded.tracker, id.client_ip, &outcome, checked.now);
     outcome
 }
 

@@ -4,6 +4,7 @@
 //! | --- | --- | --- |
 //! | what the stages share | [`context`] | every phase (`CTX`) |
 //! | who sent it | [`identify`] | `request_filter`, first |
+//! | the operator's blocks, first check | [`block`] | `request_filter` |
 //! | every check before forwarding | [`decide`] | `request_filter` |
 //! | the shared creation ceiling, last check | [`fair_share`] | `request_filter` |
 //! | one refusal type, status and code | [`refusal`] | wherever a check refuses |
@@ -15,6 +16,7 @@
 //! [`crate::proxy`] only dispatches to these; [`crate::respond`] writes what they
 //! decide.
 
+pub mod block;
 pub mod body;
 pub mod check;
 pub mod context;

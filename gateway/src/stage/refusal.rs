@@ -26,6 +26,8 @@ pub enum Why {
     BadRequest,
     /// The gateway has no room to hold this request's body now.
     Busy,
+    /// An operator blocked the client's address, network or fingerprint for a while.
+    Blocked,
 }
 
 impl Why {
@@ -40,6 +42,7 @@ impl Why {
             Why::ProofOfWork => (403, codes::POW),
             Why::BadRequest => (400, codes::BAD_REQUEST),
             Why::Busy => (503, codes::BUSY),
+            Why::Blocked => (403, codes::DENIED),
         }
     }
 
@@ -54,6 +57,7 @@ impl Why {
             Why::ProofOfWork => "proof_of_work",
             Why::BadRequest => "bad_request",
             Why::Busy => "busy",
+            Why::Blocked => "blocked",
         }
     }
 }
@@ -100,7 +104,7 @@ mod tests {
         for why in [Why::RateLimited, Why::AccountLimit, Why::Budget] {
             assert_eq!(why.status_and_code().0, 429, "{why:?}");
         }
-        for why in [Why::Denied, Why::Quota, Why::ProofOfWork] {
+        for why in [Why::Denied, Why::Quota, Why::ProofOfWork, Why::Blocked] {
             assert_eq!(why.status_and_code().0, 403, "{why:?}");
         }
         let r = Refusal::retry_after(Why::Budget, "spent", 30);

@@ -28,6 +28,10 @@ pub struct PlatformConfig {
     pub sweep_interval: Duration,
     /// Where to push lifecycle events, if anywhere.
     pub events: Option<EventsConfig>,
+    /// The bearer token of the `/internal/accounts` status API. When set, only it is
+    /// accepted there (the events secret then only signs events); when `None` the
+    /// events secret is the bearer, as older gateways send it.
+    pub status_token: Option<String>,
     /// Largest request body accepted (asset uploads may be several MiB).
     pub max_body_bytes: usize,
     /// What a temporary account may hold.
@@ -81,6 +85,7 @@ impl Default for PlatformConfig {
             public_base_url: None,
             sweep_interval: Duration::from_secs(10),
             events: None,
+            status_token: None,
             max_body_bytes: 64 * 1024 * 1024,
             limits: PlatformLimits::default(),
         }

@@ -2,8 +2,9 @@
 //!
 //! Events can be lost (receiver down, network), so the gateway can also
 //! ask for an account's state. These routes are authenticated with the
-//! events secret (`Authorization: Bearer <secret>`), compared in constant
-//! time; with no events config they are disabled.
+//! status token (`Authorization: Bearer <token>`, `PlatformConfig::status_token`)
+//! or, when none is configured, the events secret, compared in constant time;
+//! with no events config they are disabled.
 
 use std::sync::Arc;
 
@@ -29,8 +30,11 @@ fn check(p: &Platform, headers: &HeaderMap) -> Result<(), ApiError> {
             "internal API disabled: no events secret configured",
         ));
     };
+    // A configured status token replaces the events secret here: the two credentials
+    // stay apart, so a leaked status token cannot forge events and the reverse.
+    let want = p.config().status_token.as_deref().unwrap_or(&cfg.secret);
     match bearer_token(headers) {
-        Some(t) if constant_time_eq(t.as_bytes(), cfg.secret.as_bytes()) => Ok(()),
+        Some(t) if constant_time_eq(t.as_bytes(), want.as_bytes()) => Ok(()),
         _ => Err(ApiError::unauthenticated()),
     }
 }

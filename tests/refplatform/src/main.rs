@@ -38,9 +38,13 @@ struct Args {
     /// Where to POST lifecycle events.
     #[arg(long, requires = "events_secret")]
     events_url: Option<String>,
-    /// HMAC secret for events; also the internal API's bearer token.
+    /// HMAC secret for events; also the internal API's bearer token unless
+    /// `--status-token` is given.
     #[arg(long)]
     events_secret: Option<String>,
+    /// Bearer token of the internal status API, apart from the events secret.
+    #[arg(long, requires = "events_secret")]
+    status_token: Option<String>,
 }
 
 #[tokio::main]
@@ -68,6 +72,7 @@ async fn main() -> std::io::Result<()> {
         public_base_url: args.public_base_url,
         sweep_interval: Duration::from_secs(args.sweep_interval_secs.max(1)),
         events,
+        status_token: args.status_token,
         ..PlatformConfig::default()
     };
     let running = spawn(config, Arc::new(SystemClock), args.listen).await?;

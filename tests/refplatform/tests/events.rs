@@ -159,3 +159,25 @@ async fn unreachable_receiver_is_not_fatal() {
     assert_eq!(running.platform().event_log().len(), 1);
     running.shutdown().await;
 }
+
+/// With a status token configured, the status API takes only that token: the events
+/// secret no longer opens it, so the two credentials are apart.
+#[tokio::test]
+async fn a_separate_status_token_is_the_only_bearer_of_the_status_api() {
+    let config = PlatformConfig {
+        events: Some(EventsConfig {
+            url: "http://127.0.0.1:9/nowhere".into(),
+            secret: SECRET.into(),
+        }),
+        status_token: Some("status-token-apart-from-the-secret".into()),
+        ..PlatformConfig::default()
+    };
+    let (running, _clock) = common::start(config).await;
+    let http = reqwest::Client::new();
+    let internal = format!("http://{}/internal/accounts", running.addr());
+    let with = |token: &'static str| http.get(&internal).bearer_auth(token).send();
+    assert_eq!(with(SECRET).await.expect("get").status(), 401, "the events secret is refused");
+    assert_eq!(with("status-token-apart-from-the-secret").await.expect("get").status(), 200);
+    assert_eq!(http.get(&internal).send().await.expect("get").status(), 401);
+    running.shutdown().await;
+}

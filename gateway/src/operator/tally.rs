@@ -1,0 +1,14 @@
+//! Feeds the decision counters ([`crate::decisions`]) from the request checks.
+
+use std::net::IpAddr;
+
+use crate::stage::refusal::Refusal;
+use crate::tracker::Tracker;
+
+/// Counts one decision of `stage::decide`: let on, or refused for its reason.
+pub fn record(tracker: &Tracker, ip: IpAddr, outcome: &Result<(), Refusal>, now: u64) {
+    match outcome {
+        Ok(()) => tracker.decisions().allowed(),
+        Err(r) => tracker.decisions().refused(ip, r.why.as_str(), now),
+    }
+}
