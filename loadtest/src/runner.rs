@@ -191,7 +191,20 @@ async fn read_ledger(
         None => None,
     };
     info.budgets = budgets.clone().unwrap_or_default();
-    let client = match reqwest::Client::builder().no_proxy().build() {
+    // The admin API wants its bearer token: the spawned gateway's, or the operator's
+    // from GATEWAY_ADMIN_TOKEN for a gateway the tester did not start.
+    let token = cost
+        .spawned
+        .map(|s| s.admin_token.clone())
+        .or_else(|| std::env::var("GATEWAY_ADMIN_TOKEN").ok());
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(Ok(mut value)) =
+        token.map(|t| reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")))
+    {
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    let client = match reqwest::Client::builder().no_proxy().default_headers(headers).build() {
         Ok(c) => c,
         Err(e) => {
             info.error = Some(format!("cannot build HTTP client: {}", e.without_url()));

@@ -46,6 +46,8 @@ pub struct Spawned {
     pub platform_url: String,
     /// The gateway's admin listener (events in, ledger out).
     pub admin_url: String,
+    /// The bearer token of that listener's admin API (made for this run).
+    pub admin_token: String,
     /// The policy file the gateway enforces.
     pub policy: Option<PathBuf>,
     /// Account lifetime the platform was given.
@@ -166,6 +168,12 @@ pub async fn spawn(
         let mut rng = rand::thread_rng();
         (0..32).map(|_| char::from(b"0123456789abcdef"[rng.gen_range(0..16)])).collect()
     };
+    // The admin API's token, apart from the events secret.
+    let admin_token: String = {
+        use rand::Rng;
+        let mut rng = rand::thread_rng();
+        (0..32).map(|_| char::from(b"0123456789abcdef"[rng.gen_range(0..16)])).collect()
+    };
 
     let platform_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
     let account_lifetime = Duration::from_secs(spec.account_lifetime_secs);
@@ -193,7 +201,7 @@ pub async fn spawn(
     let mut cfg = format!(
         "[server]\nlisten = [\"127.0.0.1:{gw_port}\"]\nthreads = {}\ngrace_period_secs = 2\n\n\
          [upstream]\nurl = \"{platform_url}\"\nconnect_timeout_ms = 2000\nread_timeout_ms = 30000\n\n\
-         [admin]\nlisten = \"127.0.0.1:{admin_port}\"\nevents_secret = \"{secret}\"\nsilent_expiry_grace_secs = 3600\n",
+         [admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"{admin_token}\"\nevents_secret = \"{secret}\"\nsilent_expiry_grace_secs = 3600\n",
         spec.gateway_threads
     );
     let policy = policy.map(|p| std::fs::canonicalize(&p).unwrap_or(p));
@@ -245,6 +253,7 @@ pub async fn spawn(
         url: format!("http://{gw_addr}"),
         platform_url,
         admin_url,
+        admin_token,
         policy,
         account_lifetime,
         clock,

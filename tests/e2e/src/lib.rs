@@ -7,6 +7,7 @@
 //! accepts (Pingora gives no readiness signal), bounded at 30 s.
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod provision;
 pub mod redis;
 
@@ -16,6 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+/// The admin token the tests' gateways are configured with (`[admin] token`): every
+/// admin call but the platform's events carries it.
+pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789";
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

@@ -5,12 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use e2e::{free_port, GatewayProcess, Wrangler};
+use e2e::{free_port, GatewayProcess, Wrangler, ADMIN_TOKEN};
 use refplatform::pow::Challenge;
 use refplatform::{EventsConfig, ManualClock, PlatformConfig};
 use serde_json::{json, Value};
 
 const SECRET: &str = "test-events-secret-0123456789";
+/// The gateway's bearer at the platform's status API, apart from the events secret.
+const STATUS_TOKEN: &str = "test-status-token-0123456789";
 const BASE: &str = "/client/v4";
 
 /// Platform + gateway with an admin listener the platform sends its events to.
@@ -35,7 +37,7 @@ async fn stack(policy: &str) -> Stack {
     let platform =
         refplatform::spawn(config, clock.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let body = format!(
-        "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nevents_secret = \"{SECRET}\"\nledger_file = \"ledger.jsonl\"\naccounts_file = \"accounts.jsonl\"\n",
+        "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"{ADMIN_TOKEN}\"\nevents_secret = \"{SECRET}\"\nledger_file = \"ledger.jsonl\"\naccounts_file = \"accounts.jsonl\"\n",
         platform.addr()
     );
     let policy = policy.to_string();
@@ -124,7 +126,15 @@ impl Stack {
     }
 
     async fn admin_get(&self, path: &str) -> Value {
-        self.client.get(format!("{}{path}", self.admin)).send().await.unwrap().json().await.unwrap()
+        self.client
+            .get(format!("{}{path}", self.admin))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     /// The ledger's entries once every platform event sent so far has been delivered
@@ -431,12 +441,13 @@ async fn reconciliation_settles_accounts_whose_events_were_lost() {
         pow_k: 4,
         pow_g: 256,
         events: Some(EventsConfig { url: dead, secret: SECRET.into() }),
+        status_token: Some(STATUS_TOKEN.into()),
         ..PlatformConfig::default()
     };
     let platform =
         refplatform::spawn(config, clock.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let body = format!(
-        "[upstream]\nurl = \"http://{p}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nevents_secret = \"{SECRET}\"\nreconcile_url = \"http://{p}/internal/accounts\"\nreconcile_interval_secs = 3600\n",
+        "[upstream]\nurl = \"http://{p}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"{ADMIN_TOKEN}\"\nevents_secret = \"{SECRET}\"\nstatus_token = \"{STATUS_TOKEN}\"\nreconcile_url = \"http://{p}/internal/accounts\"\nreconcile_interval_secs = 3600\n",
         p = platform.addr()
     );
     let gateway = GatewayProcess::start_with(&body, |dir| {
@@ -464,8 +475,16 @@ async fn reconciliation_settles_accounts_whose_events_were_lost() {
     let cleaned = s.expire_all();
     assert_eq!(cleaned.len(), 1);
 
-    let pass: Value =
-        s.client.post(format!("{}/reconcile", s.admin)).send().await.unwrap().json().await.unwrap();
+    let pass: Value = s
+        .client
+        .post(format!("{}/reconcile", s.admin))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(pass["overdue"], 2, "{pass}");
     assert_eq!(pass["settled"], 2, "{pass}");
     let entries = s.ledger_entries(2).await;
@@ -475,8 +494,16 @@ async fn reconciliation_settles_accounts_whose_events_were_lost() {
     let credit = entries.iter().find(|e| e["account_id"] == claimed.id.as_str()).expect("credited");
     assert_eq!(credit["units"], -20);
     // A second pass finds nothing left to settle.
-    let again: Value =
-        s.client.post(format!("{}/reconcile", s.admin)).send().await.unwrap().json().await.unwrap();
+    let again: Value = s
+        .client
+        .post(format!("{}/reconcile", s.admin))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(again["overdue"], 0, "{again}");
 }
 

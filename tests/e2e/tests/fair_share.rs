@@ -3,6 +3,7 @@
 //! /16s saturating the global creation ceiling does not lock honest newcomers out.
 //! Client addresses come from `X-Forwarded-For` behind the trusted loopback proxy.
 
+use e2e::ADMIN_TOKEN;
 use std::sync::Arc;
 
 use e2e::GatewayProcess;
@@ -31,7 +32,7 @@ async fn stack(policy: &str) -> Stack {
     let platform =
         refplatform::spawn(config, clock, "127.0.0.1:0".parse().expect("addr")).await.expect("up");
     let body = format!(
-        "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nevents_secret = \"{SECRET}\"\n",
+        "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"{ADMIN_TOKEN}\"\nevents_secret = \"{SECRET}\"\n",
         platform.addr()
     );
     let policy = policy.to_string();
@@ -190,6 +191,7 @@ async fn a_botnet_cannot_lock_honest_newcomers_out() {
     let metrics = s
         .client
         .get(format!("{}/metrics", s.admin))
+        .bearer_auth(e2e::ADMIN_TOKEN)
         .send()
         .await
         .expect("metrics")

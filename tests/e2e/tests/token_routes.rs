@@ -3,6 +3,7 @@
 //! small table, the `claim` and `other` routes, forwarding headers from a peer nobody
 //! trusts, and paths that a normalising upstream would route to a protected endpoint.
 
+use e2e::ADMIN_TOKEN;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::Path;
@@ -36,7 +37,7 @@ async fn platform() -> refplatform::RunningPlatform {
 fn gateway(upstream: SocketAddr, policy: &str) -> (GatewayProcess, String) {
     let admin_port = free_port();
     let body = format!(
-        "[upstream]\nurl = \"http://{upstream}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n"
+        "[upstream]\nurl = \"http://{upstream}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"{ADMIN_TOKEN}\"\n"
     );
     let policy = policy.to_string();
     let gw = GatewayProcess::start_with(&body, move |dir: &Path| {
@@ -86,7 +87,10 @@ async fn read_with(client: &reqwest::Client, gw: &str, account: &str, token: &st
 
 /// The key count of the table whose name starts with `limit`, from `GET /stats`.
 async fn table_keys(admin: &str, limit: &str) -> u64 {
-    let stats: Value = reqwest::get(format!("{admin}/stats"))
+    let stats: Value = reqwest::Client::new()
+        .get(format!("{admin}/stats"))
+        .bearer_auth(e2e::ADMIN_TOKEN)
+        .send()
         .await
         .expect("stats")
         .json()

@@ -1,5 +1,6 @@
 //! The stack the quota-integrity tests run against, and how they call it.
 
+use e2e::ADMIN_TOKEN;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +34,7 @@ pub async fn stack_with(policy: &str, server_extra: &str) -> Stack {
     let config = PlatformConfig { pow_k: 2, pow_g: 64, ..PlatformConfig::default() };
     let platform = refplatform::spawn(config, clock, "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let body = format!(
-        "{server_extra}\n[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n",
+        "{server_extra}\n[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"{ADMIN_TOKEN}\"\n",
         platform.addr()
     );
     let policy = policy.to_string();
@@ -157,7 +158,15 @@ impl Stack {
     }
 
     pub async fn admin_get(&self, path: &str) -> Value {
-        self.client.get(format!("{}{path}", self.admin)).send().await.unwrap().json().await.unwrap()
+        self.client
+            .get(format!("{}{path}", self.admin))
+            .bearer_auth(e2e::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub fn platform_counts(&self, a: &Account) -> refplatform::ResourceCounts {
