@@ -95,15 +95,16 @@ function drawRates() {
   }
 }
 
-function drawHourly(hours) {
+function drawHourly(hours, nowSecs) {
   const svg = document.getElementById("hourly");
   const ns = "http://www.w3.org/2000/svg";
   svg.replaceChildren();
   const max = Math.max(1, ...hours.map((x) => Math.abs(x.units)));
-  const width = 900 / 24;
-  const now = hours.length ? hours[hours.length - 1].hour_start : 0;
+  // 25 slots: the hours that `since_secs=86400` can answer, the current one right-most.
+  const width = 900 / 25;
+  const now = Math.floor(nowSecs / 3600) * 3600; // the current hour is the right-most slot
   hours.forEach((x) => {
-    const slot = 23 - Math.round((now - x.hour_start) / 3600);
+    const slot = Math.max(0, 24 - Math.round((now - x.hour_start) / 3600));
     const height = (Math.abs(x.units) / max) * 140;
     const rect = document.createElementNS(ns, "rect");
     rect.setAttribute("x", String(slot * width + 2));
@@ -166,7 +167,7 @@ function render(summary, refusals, cost, hourly, budgets) {
     bar(tr, Math.abs(s.units) / maxUnits);
     return tr;
   });
-  drawHourly(hourly);
+  drawHourly(hourly, summary.now);
   fill("budgets", budgets.budgets, (b) => {
     const tr = document.createElement("tr");
     tr.dataset.budget = b.key;
