@@ -156,7 +156,10 @@ pub fn instructions(options: &DemoOptions, platform: SocketAddr) -> String {
 /// fragment, which browsers never send to a server) and the admin API with its token.
 pub fn admin_instructions(admin: SocketAddr, token: &str) -> String {
     format!(
-        "Watch it:\n         \x20 dashboard  http://{admin}/dashboard#token={token}\n         \x20 admin API  http://{admin} (every call: Authorization: Bearer {token})\n         \x20 curl -H 'Authorization: Bearer {token}' http://{admin}/operator/summary\n\n"
+        "Watch it:\n\
+         \x20 dashboard  http://{admin}/dashboard#token={token}\n\
+         \x20 admin API  http://{admin} (every call: Authorization: Bearer {token})\n\
+         \x20 curl -H 'Authorization: Bearer {token}' http://{admin}/operator/summary\n\n"
     )
 }
 
@@ -215,4 +218,17 @@ pub fn run(
     let result = crate::server::run(&config, enforcer);
     platform.stop();
     result.map_err(Into::into)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_admin_lines_give_the_dashboard_link_with_the_token_in_its_fragment() {
+        let text = super::admin_instructions("127.0.0.1:8789".parse().expect("addr"), "t0k3n");
+        assert!(
+            text.contains("\n  dashboard  http://127.0.0.1:8789/dashboard#token=t0k3n\n"),
+            "{text}"
+        );
+        assert!(text.contains("Authorization: Bearer t0k3n"), "{text}");
+    }
 }
