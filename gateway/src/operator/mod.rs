@@ -11,7 +11,7 @@
 //! | [`policy_api`] | `GET /operator/policy`, `POST /operator/reload` |
 //! | [`dashboard`] | `GET /dashboard` and its script and style, built into the binary |
 //!
-//! [`tally`] feeds the decision counters from the request checks.
+//! The decision counters it reads are fed by [`crate::stage::tally`].
 
 pub mod auth;
 pub mod block_api;
@@ -19,7 +19,6 @@ pub mod dashboard;
 pub mod inspect;
 pub mod policy_api;
 pub mod routes;
-pub mod tally;
 pub mod top;
 
 use std::sync::Arc;

@@ -69,7 +69,7 @@ pub fn decide(
     if id.http_fp_computed() {
         ctx.keys.http_fp = Some(id.http_fp().to_string());
     }
-    crate::operator::tally::record(&loaded.tracker, id.client_ip, &outcome, checked.now);
+    super::tally::record(&loaded.tracker, id.client_ip, &outcome, checked.now);
     outcome
 }
 

@@ -12,6 +12,7 @@
 //! | body framing and size, held bytes, asset files' real sizes | [`limits`] | `request_filter`, `request_body_filter` |
 //! | the quota a call holds until answered | [`reserve`] | from `decide` to `learn` (or the end of the request) |
 //! | what the answers teach | [`learn`] | `response_filter`, `response_body_filter` |
+//! | decision counters of the admin API | [`tally`] | `request_filter`, after the checks |
 //!
 //! [`crate::proxy`] only dispatches to these; [`crate::respond`] writes what they
 //! decide.
@@ -27,3 +28,4 @@ pub mod learn;
 pub mod limits;
 pub mod refusal;
 pub mod reserve;
+pub mod tally;

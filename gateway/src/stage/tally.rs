@@ -2,10 +2,10 @@
 
 use std::net::IpAddr;
 
-use crate::stage::refusal::Refusal;
+use super::refusal::Refusal;
 use crate::tracker::Tracker;
 
-/// Counts one decision of `stage::decide`: let on, or refused for its reason.
+/// Counts one decision of [`super::decide`]: let on, or refused for its reason.
 pub fn record(tracker: &Tracker, ip: IpAddr, outcome: &Result<(), Refusal>, now: u64) {
     match outcome {
         Ok(()) => tracker.decisions().allowed(),
