@@ -23,7 +23,11 @@ let seq = 0;
 
 async function api(path) {
   const r = await fetch(path, { headers: { Authorization: "Bearer " + token }, cache: "no-store" });
-  if (r.status === 401) throw new Error("the admin token was refused: open the dashboard with #token=…");
+  if (r.status === 401) {
+    // Forget a refused token, so reloading the page asks again.
+    sessionStorage.removeItem("gateway-admin-token");
+    throw new Error("the admin token was refused: open the dashboard with #token=… or reload to type it");
+  }
   if (!r.ok) throw new Error(path + ": HTTP " + r.status);
   return r.json();
 }
