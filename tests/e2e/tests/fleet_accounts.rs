@@ -16,12 +16,14 @@ use serde_json::{json, Value};
 const SECRET: &str = "fleet-events-secret-0123456789";
 const BASE: &str = "/client/v4";
 
-/// Two KV namespaces per account; an address that left one account unclaimed (10
-/// units) is over its budget of 1 and refused.
+/// One live account per address; two KV namespaces per account; an address that left
+/// one account unclaimed (10 units) is over its budget of 1 and refused.
 const POLICY: &str = r#"
 version = 1
 [client]
 trusted_proxies = ["127.0.0.0/8"]
+[accounts.live]
+ip = 1
 [quotas]
 max_kv_namespaces = 2
 [costs]
@@ -57,6 +59,7 @@ struct Fleet {
 struct Created {
     id: String,
     token: String,
+    claim_url: String,
 }
 
 /// `store` is the `[store] redis` value as written (a quoted URL or a list).
@@ -121,6 +124,7 @@ impl Fleet {
         Created {
             id: v["result"]["account"]["id"].as_str().expect("account id").into(),
             token: v["result"]["account"]["apiToken"].as_str().expect("token").into(),
+            claim_url: v["result"]["claim"]["url"].as_str().expect("claim url").into(),
         }
     }
 
@@ -204,6 +208,35 @@ async fn an_account_made_through_a_is_attributed_and_quota_checked_through_b() {
     assert!(!log.contains(&acct.token) && !f.a.gateway.log_text().contains(&acct.token));
     let stored = f.redis.as_ref().expect("a single Redis").cli(&["--scan", "--count", "1000"]);
     assert!(!stored.contains(&acct.token), "no token in Redis");
+}
+
+/// The account book is the fleet's: an address with a live account made through A is
+/// at its limit on B too, and once the account is claimed (the platform tells B) A lets
+/// the address create another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_limits_and_lifecycle_are_shared() {
+    let f = fleet().await;
+    let ip = "198.51.100.19";
+    let acct = f.create(&f.a, ip).await;
+    let mut known = false;
+    for _ in 0..200 {
+        if f.admin_get(&f.b, "/stats").await["accounts_tracked"].as_u64() >= Some(1) {
+            known = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(known, "B never learnt A's account from the log");
+    let (status, body) =
+        e2e::provision::create(&f.client, &f.b.url(""), &[("x-forwarded-for", ip)]).await;
+    assert_eq!(status, 429, "one live account per address, fleet-wide: {body}");
+    let claim =
+        f.client.post(&acct.claim_url).header("accept", "application/json").send().await.unwrap();
+    assert!(claim.status().is_success(), "claim: {}", claim.status());
+    f.platform.platform().events_settled().await;
+    let entries = f.wait_ledger(&f.a, 1).await;
+    assert_eq!(entries[0]["reason"], "claimed", "{entries:?}");
+    f.create(&f.a, ip).await;
 }
 
 /// A and B race for an account's last KV namespace slot: exactly one create passes.
