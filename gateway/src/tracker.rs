@@ -140,7 +140,11 @@ impl Tracker {
         declared: Arc<std::collections::BTreeMap<String, u64>>,
         now: u64,
     ) {
-        self.uploads.record(self.hasher().hash(jwt), account, declared, now);
+        let hash = self.hasher().hash(jwt);
+        if let Some(fleet) = self.fleet() {
+            fleet.accounts.upload_session(&hash, account, &declared, now);
+        }
+        self.uploads.record(hash, account, declared, now);
     }
 
     /// The gateway-wide budget of held request-body bytes.

@@ -6,7 +6,11 @@
 //!   per fleet (`SET NX`, then `GET`), so a hash computed on A finds the account on B;
 //! - `gw:tok:<hex of the token hash>`: the account id;
 //! - `gw:acct:{<id>}`: a hash with `created` (the [`AccountRecord`] as JSON) and one
-//!   field per lifecycle event (`claimed`, `expired`, `deleted`: unix seconds).
+//!   field per lifecycle event (`claimed`, `expired`, `deleted`: unix seconds);
+//! - `gw:upl:<hex of the upload token's hash>`: an asset-upload session (its account
+//!   and the sizes its manifest declared, [`SessionRecord`]), for the session's
+//!   lifetime, so an upload sent to another gateway than the one that opened the
+//!   session is still charged to its account and checked against the manifest.
 //!
 //! Every key expires after the fleet's retention (the longest budget window plus a
 //! day, as the gateway's own memory), so Redis stays as bounded as each book.
@@ -17,7 +21,7 @@
 //! ([`FleetAccounts::lookup_token`]). Lifecycle events go through the
 //! [`Outbox`](super::outbox::Outbox).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -84,6 +88,30 @@ impl FleetAccount {
             book.mark(&r.account_id, *event, *at);
         }
     }
+}
+
+/// An asset-upload session as the fleet has it. Holds no token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// The account it belongs to.
+    pub account_id: String,
+    /// Declared size per content hash.
+    pub declared: BTreeMap<String, u64>,
+    /// When it was opened, unix seconds.
+    pub opened_at: u64,
+}
+
+/// What a token hash the local book lacks is, as the fleet has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recalled {
+    /// An account's API token.
+    Account(FleetAccount),
+    /// An asset-upload session's token, and the session's account.
+    Session(SessionRecord, FleetAccount),
+}
+
+fn upl_key(hash: &TokenHash) -> String {
+    format!("gw:upl:{}", hex::encode(hash.as_bytes()))
 }
 
 fn tok_key(hash: &TokenHash) -> String {
@@ -204,15 +232,56 @@ impl FleetAccounts {
         });
     }
 
-    /// The account of a token hash, as the fleet has it.
-    pub async fn lookup_token(&self, hash: &TokenHash) -> Result<Option<FleetAccount>, StoreError> {
-        let key = tok_key(hash);
-        wait::awaited(&self.redis, move |mut conn| async move {
-            let id: Option<String> = conn.get(&key).await?;
-            match id {
-                Some(id) => read_account(conn, &id).await,
-                None => Ok(None),
+    /// Records an asset-upload session before its answer goes on (as
+    /// [`FleetAccounts::created`]: queued when Redis cannot take it now).
+    pub fn upload_session(
+        &self,
+        hash: &TokenHash,
+        account_id: &str,
+        declared: &BTreeMap<String, u64>,
+        now: u64,
+    ) {
+        let record = SessionRecord {
+            account_id: account_id.to_string(),
+            declared: declared.clone(),
+            opened_at: now,
+        };
+        let Ok(json) = serde_json::to_string(&record) else { return };
+        let key = upl_key(hash);
+        let write = move |mut conn: super::conn::Conn| {
+            let (key, json) = (key.clone(), json.clone());
+            async move {
+                let ttl = crate::uploads::SESSION_LIFETIME_SECS;
+                let _: () = conn.set_ex(key, json, ttl).await?;
+                Ok(())
             }
+        };
+        let retry = write.clone();
+        if !self.redis.health().is_up() {
+            self.outbox.push(retry);
+            return;
+        }
+        if let Err(e) = wait::blocking(&self.redis, write) {
+            tracing::warn!(error = %e, "the fleet store did not take an upload session; queued");
+            self.outbox.push(retry);
+        }
+    }
+
+    /// What a token hash is (an account's token or an upload session's), as the
+    /// fleet has it.
+    pub async fn lookup_token(&self, hash: &TokenHash) -> Result<Option<Recalled>, StoreError> {
+        let (tok, upl) = (tok_key(hash), upl_key(hash));
+        wait::awaited(&self.redis, move |mut conn| async move {
+            let id: Option<String> = conn.get(&tok).await?;
+            if let Some(id) = id {
+                return Ok(read_account(conn, &id).await?.map(Recalled::Account));
+            }
+            let session: Option<String> = conn.get(&upl).await?;
+            let Some(session) = session else { return Ok(None) };
+            let session: SessionRecord = serde_json::from_str(&session)
+                .map_err(|e| StoreError::Unreadable(format!("upload session: {e}")))?;
+            let account = read_account(conn, &session.account_id).await?;
+            Ok(account.map(|a| Recalled::Session(session, a)))
         })
         .await
     }

@@ -60,10 +60,10 @@ pub fn on_body(enforcer: &Enforcer, body: &mut Option<Bytes>, end: bool, ctx: &m
         return;
     }
     let rewriting = matches!(ctx.capture, Capture::Challenge { .. });
-    // A create answer is held until the account is recorded (in a fleet, in the shared
-    // store too), so its token never reaches the client before another gateway of the
-    // fleet can recognise it.
-    let holding = rewriting || ctx.capture == Capture::Created;
+    // A create or upload-session answer is held until its token is recorded (in a
+    // fleet, in the shared store too), so the token never reaches the client before
+    // another gateway of the fleet can recognise it.
+    let holding = rewriting || matches!(ctx.capture, Capture::Created | Capture::UploadSession);
     if let Some(chunk) = body.as_ref() {
         if ctx.resp_body.len() + chunk.len() <= MAX_CAPTURED_BODY {
             ctx.resp_body.extend_from_slice(chunk);
@@ -116,6 +116,7 @@ pub fn on_body(enforcer: &Enforcer, body: &mut Option<Bytes>, end: bool, ctx: &m
                 let declared = ctx.limits.declared.take().unwrap_or_default();
                 tracker.record_upload_session(&jwt, account, declared, now);
             }
+            *body = Some(Bytes::from(captured));
         }
         Capture::None => {}
     }

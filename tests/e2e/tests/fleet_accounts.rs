@@ -353,3 +353,52 @@ async fn a_redis_cluster_shares_accounts_and_quotas() {
     f.wait_ledger(&f.a, 1).await;
     assert_eq!(f.challenge(&f.a, "198.51.100.18").await.0, 429);
 }
+
+/// An asset-upload session opened through A, its upload sent to B: B knows the
+/// session's token, charges the upload to the account and holds it to its manifest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_session_opened_through_a_is_checked_on_b() {
+    use base64::Engine as _;
+    let f = fleet().await;
+    let acct = f.create(&f.a, "198.51.100.20").await;
+    let hash = "0123456789abcdef0123456789abcdef";
+    let manifest = json!({ "manifest": { format!("/{hash}.bin"): {"hash": hash, "size": 1} } });
+    let resp = f
+        .client
+        .post(f.a.url(&format!("/accounts/{}/workers/scripts/site/assets-upload-session", acct.id)))
+        .bearer_auth(&acct.token)
+        .header("x-forwarded-for", "198.51.100.20")
+        .json(&manifest)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    let jwt = v["result"]["jwt"].as_str().expect("upload token").to_string();
+    let upload = |bytes: &[u8]| {
+        let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+        let form = reqwest::multipart::Form::new().part(
+            hash.to_string(),
+            reqwest::multipart::Part::text(text)
+                .file_name(hash.to_string())
+                .mime_str("application/null")
+                .unwrap(),
+        );
+        f.client
+            .post(f.b.url(&format!("/accounts/{}/workers/assets/upload?base64=true", acct.id)))
+            .bearer_auth(&jwt)
+            .header("x-forwarded-for", "198.51.100.20")
+            .multipart(form)
+            .send()
+    };
+    let resp = upload(b"three").await.unwrap();
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 403, "declared 1 byte, uploaded 5, through B: {body}");
+    assert_eq!(body["errors"][0]["code"], 973, "refused by B's check, not the platform: {body}");
+    assert_eq!(f.platform.platform().account(&acct.id).expect("account").counts.asset_files, 0);
+    let resp = upload(b"y").await.unwrap();
+    assert_eq!(resp.status(), 201, "the honest upload passes through B");
+    let log = format!("{}{}", f.a.gateway.log_text(), f.b.gateway.log_text());
+    assert!(!log.contains(&jwt), "the upload token is never logged");
+}
