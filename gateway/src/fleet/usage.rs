@@ -14,9 +14,10 @@
 //! becomes and a late settle or release is never looser than the truth. A reservation
 //! whose gateway died before the answer lapses after [`RESERVATION_LIFETIME`].
 //!
-//! Only creates touch Redis: deletes, updates and asset manifests are checked
-//! against the policy alone, and the per-file asset counts stay with the gateway that
-//! reads the upload.
+//! Static-asset files are counted the same way, per file while an upload streams
+//! (`usage_files.lua`: `gw:files:{<account>}` the files held, by content hash, and
+//! the hashes of uploads in flight), so an account's files add up over every gateway.
+//! Deletes, updates and asset manifests are checked against the policy alone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,6 +67,14 @@ fn kind_name(kind: ResourceKind) -> &'static str {
     kind.quota_name()
 }
 
+fn files_keys(account: &str) -> Vec<String> {
+    vec![
+        format!("gw:files:{{{account}}}"),
+        format!("gw:files-flight:{{{account}}}"),
+        format!("gw:files-refs:{{{account}}}"),
+    ]
+}
+
 fn held_key(account: &str, kind: ResourceKind) -> String {
     format!("gw:res:{{{account}}}:{}", kind_name(kind))
 }
@@ -81,6 +90,7 @@ pub struct FleetUsage {
     retention_ms: u64,
     reserve: redis::Script,
     settle: redis::Script,
+    files: redis::Script,
 }
 
 impl FleetUsage {
@@ -92,6 +102,7 @@ impl FleetUsage {
             retention_ms: retention_secs.saturating_mul(1000),
             reserve: redis::Script::new(include_str!("usage.lua")),
             settle: redis::Script::new(include_str!("usage_settle.lua")),
+            files: redis::Script::new(include_str!("usage_files.lua")),
         }
     }
 
@@ -161,6 +172,69 @@ impl FleetUsage {
             }
             _ => {}
         }
+    }
+
+    /// Checks and reserves one static-asset file of an upload fleet-wide (blocking,
+    /// bounded): refused when it is new to the account and the account, with every
+    /// upload in flight on any gateway, already holds `max_asset_files`.
+    pub fn reserve_file(
+        &self,
+        spec: &QuotaSpec,
+        account: &str,
+        hash: &str,
+    ) -> Result<Result<(), QuotaRefusal>, StoreError> {
+        if !self.redis.health().is_up() {
+            return Err(StoreError::Down);
+        }
+        let args = vec![
+            "reserve".to_string(),
+            (RESERVATION_LIFETIME.as_millis() as u64).to_string(),
+            self.retention_ms.to_string(),
+            spec.max_asset_files.to_string(),
+            hash.to_string(),
+        ];
+        let (script, keys) = (self.files.clone(), files_keys(account));
+        let answer: (i64, u64) =
+            wait::blocking(&self.redis, move |conn| run_script(script, keys, args, conn))?;
+        Ok(match answer {
+            (1, _) => Ok(()),
+            (_, current) => Err(QuotaRefusal {
+                quota: "asset_files".into(),
+                limit: spec.max_asset_files,
+                current,
+                message: format!(
+                    "Quota \"asset_files\" reached: a temporary account may hold at most {} static-asset \
+                     files (it has {current}, over all its uploads through any gateway). Upload fewer \
+                     files or claim the account to lift temporary-account limits.",
+                    spec.max_asset_files
+                ),
+            }),
+        })
+    }
+
+    /// Ends the file reservations of an upload: held from now on when the platform
+    /// answered 2xx (`files`: content hash and bytes), else given back.
+    pub fn end_files(&self, account: &str, files: Vec<(String, u64)>, settled: bool) {
+        if files.is_empty() {
+            return;
+        }
+        let mut args = vec![
+            if settled { "settle" } else { "release" }.to_string(),
+            String::new(),
+            self.retention_ms.to_string(),
+            String::new(),
+        ];
+        for (hash, bytes) in files {
+            args.push(hash);
+            if settled {
+                args.push(bytes.to_string());
+            }
+        }
+        let (script, keys) = (self.files.clone(), files_keys(account));
+        self.outbox.push(move |conn| {
+            let (script, keys, args) = (script.clone(), keys.clone(), args.clone());
+            async move { run_script::<(i64, u64)>(script, keys, args, conn).await.map(|_| ()) }
+        });
     }
 
     /// Gives back the reservation `rid` of a create the platform did not answer 2xx.

@@ -48,7 +48,7 @@ pub fn reserve(c: &Checked<'_>, account: &str, op: &Classified) -> Result<QuotaH
         Err(e) => match on_store_error(c.policy) {
             OnStoreError::Closed => {
                 tracing::warn!(error = %e, account, "quota reservation refused: the fleet store is unreachable");
-                Err(Refusal::retry_after(Why::Busy, STORE_DOWN_MESSAGE, STORE_RETRY_SECS))
+                Err(store_down())
             }
             OnStoreError::Open => {
                 tracing::warn!(error = %e, account, "quota checked against this gateway's counts: the fleet store is unreachable");
@@ -62,6 +62,13 @@ pub fn reserve(c: &Checked<'_>, account: &str, op: &Classified) -> Result<QuotaH
 struct FleetHold {
     fleet: Arc<Fleet>,
     rid: Option<String>,
+    /// Asset files reserved fleet-wide: content hash and bytes.
+    files: Vec<(String, u64)>,
+}
+
+/// The refusal of a call whose quota cannot be checked because the store is away.
+fn store_down() -> Refusal {
+    Refusal::retry_after(Why::Busy, STORE_DOWN_MESSAGE, STORE_RETRY_SECS)
 }
 
 /// A reservation of one call against its account's quotas.
@@ -94,14 +101,44 @@ impl QuotaHold {
 
     /// The hold also holds `rid` in the fleet's counts (and settles there).
     fn in_fleet(mut self, fleet: Arc<Fleet>, rid: Option<String>) -> Self {
-        self.fleet = Some(FleetHold { fleet, rid });
+        self.fleet = Some(FleetHold { fleet, rid, files: Vec::new() });
         self
+    }
+
+    /// Adds one uploaded asset file, of its real size, to the hold: checked against
+    /// this gateway's counts and, in a fleet, reserved across the fleet.
+    pub fn reserve_file(
+        &mut self,
+        policy: &policy::Policy,
+        hash: &str,
+        bytes: u64,
+    ) -> Result<(), Refusal> {
+        let Some(reservation) = self.reservation.as_mut() else { return Ok(()) };
+        self.tracker
+            .reserve_asset_file(policy, &self.account, reservation, hash, bytes)
+            .map_err(|r| Refusal::new(Why::Quota, r.message))?;
+        let Some(hold) = self.fleet.as_mut() else { return Ok(()) };
+        match hold.fleet.usage.reserve_file(policy.quotas(), &self.account, hash) {
+            Ok(Ok(())) => {
+                hold.files.push((hash.to_string(), bytes));
+                Ok(())
+            }
+            Ok(Err(r)) => Err(Refusal::new(Why::Quota, r.message)),
+            Err(e) => match on_store_error(policy) {
+                OnStoreError::Closed => {
+                    tracing::warn!(error = %e, account = %self.account, "asset upload refused: the fleet store is unreachable");
+                    Err(store_down())
+                }
+                OnStoreError::Open => Ok(()),
+            },
+        }
     }
 
     /// Settles or gives back the fleet's side.
     fn end_in_fleet(&mut self, settled: bool, created_id: Option<&str>) {
         let Some(hold) = self.fleet.take() else { return };
         let usage = &hold.fleet.usage;
+        usage.end_files(&self.account, hold.files, settled);
         match (settled, hold.rid) {
             (true, rid) => usage.settle(&self.account, &self.op.op, rid, created_id),
             (false, Some(rid)) => usage.release(&self.account, &self.op.op, rid),

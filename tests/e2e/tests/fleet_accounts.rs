@@ -16,7 +16,8 @@ use serde_json::{json, Value};
 const SECRET: &str = "fleet-events-secret-0123456789";
 const BASE: &str = "/client/v4";
 
-/// One live account per address; two KV namespaces per account; an address that left
+/// One live account per address; two KV namespaces and two asset files per account; an
+/// address that left
 /// one account unclaimed (10 units) is over its budget of 1 and refused.
 const POLICY: &str = r#"
 version = 1
@@ -26,6 +27,7 @@ trusted_proxies = ["127.0.0.0/8"]
 ip = 1
 [quotas]
 max_kv_namespaces = 2
+max_asset_files = 2
 [costs]
 account = 10
 kv_namespace = 3
@@ -329,6 +331,16 @@ async fn a_dead_redis_stops_only_what_needs_it_and_recovers() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert_eq!(last.0, 200, "reservations work again once Redis is back: {}", last.1);
+    // B notices on its own (its reconnection backs off on its own schedule).
+    let mut up = false;
+    for _ in 0..200 {
+        if f.admin_get(&f.b, "/stats").await["fleet"]["up"] == true {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(up, "B never saw Redis back:\n{}", f.b.gateway.log_text());
     // A fresh account made after the outage is known fleet-wide again.
     let later = f.create(&f.a, "198.51.100.17").await;
     assert_eq!(f.kv(&f.b, &later, "b").await.0, 200);
@@ -354,51 +366,103 @@ async fn a_redis_cluster_shares_accounts_and_quotas() {
     assert_eq!(f.challenge(&f.a, "198.51.100.18").await.0, 429);
 }
 
+impl Fleet {
+    /// Opens an asset-upload session through `via` declaring `files` (hash, size);
+    /// returns its upload token.
+    async fn session(&self, via: &Member, acct: &Created, files: &[(&str, u64)]) -> String {
+        let manifest: serde_json::Map<String, Value> = files
+            .iter()
+            .map(|(h, size)| (format!("/{h}.bin"), json!({"hash": h, "size": size})))
+            .collect();
+        let resp =
+            self.client
+                .post(via.url(&format!(
+                    "/accounts/{}/workers/scripts/site/assets-upload-session",
+                    acct.id
+                )))
+                .bearer_auth(&acct.token)
+                .header("x-forwarded-for", "203.0.113.5")
+                .json(&json!({ "manifest": manifest }))
+                .send()
+                .await
+                .unwrap();
+        assert_eq!(resp.status(), 200, "upload session");
+        let v: Value = resp.json().await.unwrap();
+        v["result"]["jwt"].as_str().expect("upload token").to_string()
+    }
+
+    /// Uploads `files` (hash, bytes) through `via` with the session token `jwt`.
+    async fn upload(
+        &self,
+        via: &Member,
+        acct: &Created,
+        jwt: &str,
+        files: &[(&str, &[u8])],
+    ) -> (u16, Value) {
+        use base64::Engine as _;
+        let mut form = reqwest::multipart::Form::new();
+        for (hash, bytes) in files {
+            let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+            form = form.part(
+                hash.to_string(),
+                reqwest::multipart::Part::text(text)
+                    .file_name(hash.to_string())
+                    .mime_str("application/null")
+                    .unwrap(),
+            );
+        }
+        let resp = self
+            .client
+            .post(via.url(&format!("/accounts/{}/workers/assets/upload?base64=true", acct.id)))
+            .bearer_auth(jwt)
+            .header("x-forwarded-for", "203.0.113.5")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    fn asset_files_held(&self, acct: &Created) -> u64 {
+        self.platform.platform().account(&acct.id).expect("platform account").counts.asset_files
+    }
+}
+
 /// An asset-upload session opened through A, its upload sent to B: B knows the
 /// session's token, charges the upload to the account and holds it to its manifest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_session_opened_through_a_is_checked_on_b() {
-    use base64::Engine as _;
     let f = fleet().await;
     let acct = f.create(&f.a, "198.51.100.20").await;
     let hash = "0123456789abcdef0123456789abcdef";
-    let manifest = json!({ "manifest": { format!("/{hash}.bin"): {"hash": hash, "size": 1} } });
-    let resp = f
-        .client
-        .post(f.a.url(&format!("/accounts/{}/workers/scripts/site/assets-upload-session", acct.id)))
-        .bearer_auth(&acct.token)
-        .header("x-forwarded-for", "198.51.100.20")
-        .json(&manifest)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let v: Value = resp.json().await.unwrap();
-    let jwt = v["result"]["jwt"].as_str().expect("upload token").to_string();
-    let upload = |bytes: &[u8]| {
-        let text = base64::engine::general_purpose::STANDARD.encode(bytes);
-        let form = reqwest::multipart::Form::new().part(
-            hash.to_string(),
-            reqwest::multipart::Part::text(text)
-                .file_name(hash.to_string())
-                .mime_str("application/null")
-                .unwrap(),
-        );
-        f.client
-            .post(f.b.url(&format!("/accounts/{}/workers/assets/upload?base64=true", acct.id)))
-            .bearer_auth(&jwt)
-            .header("x-forwarded-for", "198.51.100.20")
-            .multipart(form)
-            .send()
-    };
-    let resp = upload(b"three").await.unwrap();
-    let status = resp.status().as_u16();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    let jwt = f.session(&f.a, &acct, &[(hash, 1)]).await;
+    let (status, body) = f.upload(&f.b, &acct, &jwt, &[(hash, b"three")]).await;
     assert_eq!(status, 403, "declared 1 byte, uploaded 5, through B: {body}");
     assert_eq!(body["errors"][0]["code"], 973, "refused by B's check, not the platform: {body}");
-    assert_eq!(f.platform.platform().account(&acct.id).expect("account").counts.asset_files, 0);
-    let resp = upload(b"y").await.unwrap();
-    assert_eq!(resp.status(), 201, "the honest upload passes through B");
+    assert_eq!(f.asset_files_held(&acct), 0);
+    let (status, body) = f.upload(&f.b, &acct, &jwt, &[(hash, b"y")]).await;
+    assert_eq!(status, 201, "the honest upload passes through B: {body}");
     let log = format!("{}{}", f.a.gateway.log_text(), f.b.gateway.log_text());
     assert!(!log.contains(&jwt), "the upload token is never logged");
+}
+
+/// An account's asset files add up over the gateways its uploads go through: one file
+/// through A and one through B fill a quota of two, and a third is refused by A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asset_files_count_across_the_fleet() {
+    let f = fleet().await;
+    let acct = f.create(&f.a, "198.51.100.21").await;
+    let h = |i: u8| format!("{:032x}", i);
+    let (h1, h2, h3) = (h(1), h(2), h(3));
+    let jwt = f.session(&f.a, &acct, &[(&h1, 3), (&h2, 3)]).await;
+    let (status, body) = f.upload(&f.a, &acct, &jwt, &[(&h1, b"one")]).await;
+    assert!((200..300).contains(&status), "{body}");
+    let (status, body) = f.upload(&f.b, &acct, &jwt, &[(&h2, b"two")]).await;
+    assert!((200..300).contains(&status), "{body}");
+    let jwt = f.session(&f.b, &acct, &[(&h3, 3)]).await;
+    let (status, body) = f.upload(&f.a, &acct, &jwt, &[(&h3, b"thr")]).await;
+    assert_eq!(status, 403, "A counts the file uploaded through B: {body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap_or_default().contains("asset_files"));
+    assert_eq!(f.asset_files_held(&acct), 2);
 }
