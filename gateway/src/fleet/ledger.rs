@@ -225,3 +225,59 @@ async fn read_after(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use policy::accounts::SourceKeys;
+    use policy::ledger::{Costs, Ledger};
+    use policy::quota::ResourceCounts;
+
+    fn record(id: &str) -> AccountRecord {
+        AccountRecord {
+            account_id: id.into(),
+            token_hash: hex::encode([7u8; 32]),
+            created_at: 10,
+            expires_at: 3610,
+            source: SourceKeys::new("198.51.100.9".parse().expect("ip"), None, None),
+        }
+    }
+
+    #[test]
+    fn log_entries_read_back_and_apply_once() {
+        let policy = policy::compile_str("p.toml", "version = 1\n").expect("policy");
+        let tracker = Tracker::new(&policy, None, None).expect("tracker");
+        let charge = Ledger::new()
+            .charge_expired_unclaimed(
+                "acct-1",
+                &record("acct-1").source,
+                ResourceCounts::default(),
+                3700,
+                &Costs::default(),
+            )
+            .expect("charge");
+        let entries = [
+            LogEntry::Created(record("acct-1")),
+            LogEntry::Event { account_id: "acct-1".into(), event: Event::Expired, at: 3700 },
+            LogEntry::Ledger(charge),
+        ];
+        for _ in 0..2 {
+            for entry in &entries {
+                let json = serde_json::to_string(entry).expect("json");
+                let back: LogEntry = serde_json::from_str(&json).expect("reads back");
+                assert_eq!(&back, entry);
+                back.apply(&tracker);
+            }
+        }
+        assert_eq!((tracker.book().len(), tracker.ledger().len()), (1, 1), "applied once");
+        let info = tracker.book().get("acct-1").expect("known");
+        assert_eq!(info.state, policy::accounts::AccountState::Expired);
+        let hash = record("acct-1").hash().expect("hash");
+        assert_eq!(tracker.book().by_token(&hash).map(|a| a.account_id), Some("acct-1".into()));
+    }
+
+    #[test]
+    fn an_entry_of_another_format_is_skipped_not_fatal() {
+        assert!(serde_json::from_str::<LogEntry>(r#"{"t":"future_kind","x":1}"#).is_err());
+    }
+}

@@ -130,3 +130,17 @@ pub fn join(enforcer: &Enforcer) -> Result<(), String> {
     tracing::info!(store = %redis.target().urls().join(", "), "joined the fleet");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fleet_keeps_state_for_the_longest_window_and_a_day() {
+        let default = policy::compile_str("p.toml", "version = 1\n").expect("policy");
+        assert_eq!(retention_secs(&default), 2 * 86_400);
+        let week = policy::compile_str("p.toml", "version = 1\n[budgets]\nwindow_secs = 604800\n")
+            .expect("policy");
+        assert_eq!(retention_secs(&week), 604_800 + 86_400);
+    }
+}
