@@ -40,6 +40,8 @@ pub const TOKEN_KEY: &str = "gw:token-key";
 
 /// How many times a starting gateway asks for the token-hash key before it gives up.
 const KEY_ATTEMPTS: usize = 10;
+/// The pause between those attempts (with each call's own timeout: about 3 to 6 s).
+const KEY_RETRY_DELAY: Duration = Duration::from_millis(300);
 /// How long a token hash the fleet did not know is not asked about again: made-up
 /// tokens (a spray) cost one lookup each per this long, not one per request.
 const MISS_TTL: Duration = Duration::from_secs(2);
@@ -168,7 +170,11 @@ impl FleetAccounts {
     /// Redis); without an answer the gateway cannot hash tokens as the fleet does.
     pub fn token_key(&self, candidate: &[u8]) -> Result<Vec<u8>, String> {
         let mut last = None;
-        for _ in 0..KEY_ATTEMPTS {
+        for attempt in 0..KEY_ATTEMPTS {
+            if attempt > 0 {
+                // At start, on the main thread, before anything serves.
+                std::thread::sleep(KEY_RETRY_DELAY);
+            }
             let candidate = hex::encode(candidate);
             match wait::blocking(&self.redis, move |conn| set_key(conn, candidate)) {
                 Ok(key) => return Ok(key),
