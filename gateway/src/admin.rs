@@ -390,6 +390,10 @@ async fn stats(State(state): State<AdminState>) -> Response {
         "held_body_bytes": { "held": state.tracker.held().held(), "limit": state.tracker.held().limit() },
         "upload_sessions": state.tracker.uploads().len(),
         "ledger": { "units": units, "accounts": accounts, "entries": state.tracker.ledger().len() },
+        "fleet": state.tracker.fleet().map(|f| serde_json::json!({
+            "up": f.redis.health().is_up(), "calls": f.redis.health().calls(),
+            "errors": f.redis.health().errors(), "writes_dropped": f.outbox.dropped(),
+        })),
         "fair_share": state.engine.fair_share_stats().map(|f| serde_json::json!({
             "networks": f.networks, "admitted_in_window": f.admitted_in_window,
             "ceiling": f.ceiling, "overflowed": f.overflowed, "refused": f.refused,

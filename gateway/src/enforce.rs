@@ -25,12 +25,14 @@ pub struct Loaded {
 pub struct Enforcer {
     loaded: Option<Loaded>,
     clock: SharedClock,
+    /// The fleet's Redis (`[store] redis`), when the gateway is part of a fleet.
+    redis: Option<Arc<crate::fleet::conn::Redis>>,
 }
 
 impl Enforcer {
     /// An enforcer that forwards everything (no policy configured).
     pub fn passthrough() -> Self {
-        Enforcer { loaded: None, clock: SystemClock::shared() }
+        Enforcer { loaded: None, clock: SystemClock::shared(), redis: None }
     }
 
     /// Loads and compiles the policy file; errors are located (`FILE:LINE:COL: ...`).
@@ -67,7 +69,19 @@ impl Enforcer {
                 tracker: Arc::new(tracker),
             }),
             clock,
+            redis: None,
         }
+    }
+
+    /// The enforcer sharing state through `redis` (the fleet's store).
+    pub fn with_redis(mut self, redis: Option<Arc<crate::fleet::conn::Redis>>) -> Self {
+        self.redis = redis;
+        self
+    }
+
+    /// The fleet's Redis, when `[store] redis` is configured.
+    pub fn redis(&self) -> Option<&Arc<crate::fleet::conn::Redis>> {
+        self.redis.as_ref()
     }
 
     /// The engine and tracker, when a policy is loaded.

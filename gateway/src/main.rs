@@ -113,11 +113,16 @@ fn enforcer_for(
     watch: bool,
     ledger_file: Option<PathBuf>,
     journal_file: Option<PathBuf>,
+    redis: Option<Arc<gateway::fleet::conn::Redis>>,
 ) -> Result<Enforcement, String> {
-    let Some(path) = policy else { return Ok((Arc::new(Enforcer::passthrough()), None)) };
+    let Some(path) = policy else {
+        return Ok((Arc::new(Enforcer::passthrough().with_redis(redis)), None));
+    };
     let source = gateway::reload::PolicySource { path, trust_loopback };
     let enforcer =
-        Enforcer::from_source(&source, ledger_file, journal_file, SystemClock::shared())?;
+        Enforcer::from_source(&source, ledger_file, journal_file, SystemClock::shared())?
+            .with_redis(redis);
+    gateway::fleet::member::join(&enforcer)?;
     let mut handle = None;
     if let Some(engine) = enforcer.engine() {
         let reloader = gateway::reload::Reloader::for_source(
@@ -147,12 +152,19 @@ fn main() -> ExitCode {
             };
             let ledger_file = config.admin.as_ref().and_then(|a| a.ledger_file.clone());
             let journal_file = config.admin.as_ref().and_then(|a| a.accounts_file.clone());
+            let redis = match config.store.redis.as_ref().map(gateway::fleet::conn::Redis::connect)
+            {
+                Some(Ok(r)) => Some(Arc::new(r)),
+                Some(Err(e)) => return fail(e, 2),
+                None => None,
+            };
             let (enforcer, reloader) = match enforcer_for(
                 config.policy_file.clone(),
                 config.trust_loopback,
                 config.watch_policy,
                 ledger_file,
                 journal_file,
+                redis,
             ) {
                 Ok(e) => e,
                 Err(e) => return fail(e, 2),
@@ -207,7 +219,7 @@ fn main() -> ExitCode {
                 })
             };
             // Loopback is trusted as a proxy, as in `demo::demo_config`.
-            let (enforcer, reloader) = match enforcer_for(policy.clone(), true, true, None, None) {
+            let (enforcer, reloader) = match enforcer_for(policy.clone(), true, true, None, None, None) {
                 Ok(e) => e,
                 Err(e) => return fail(e, 2),
             };

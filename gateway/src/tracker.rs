@@ -15,7 +15,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
@@ -30,6 +30,8 @@ use crate::held::HeldBudget;
 use crate::uploads::UploadSessions;
 
 use policy::platform::PlatformEvent;
+
+mod fleet_hooks;
 
 /// Why an event was not applied.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,10 @@ pub struct Tracker {
     held: Arc<HeldBudget>,
     blocks: crate::blocks::BlockList,
     decisions: crate::decisions::DecisionTally,
+    /// The fleet's shared state, once joined ([`crate::fleet::member::join`]).
+    fleet: OnceLock<Arc<crate::fleet::member::Fleet>>,
+    /// The fleet's token-hash key, which replaces `tokens` once joined.
+    fleet_tokens: OnceLock<TokenHasher>,
 }
 
 impl Tracker {
@@ -106,6 +112,8 @@ impl Tracker {
             held: Arc::new(HeldBudget::default()),
             blocks: crate::blocks::BlockList::default(),
             decisions: crate::decisions::DecisionTally::default(),
+            fleet: OnceLock::new(),
+            fleet_tokens: OnceLock::new(),
         })
     }
 
@@ -121,7 +129,7 @@ impl Tracker {
 
     /// The keyed hash of a bearer token.
     pub fn hash_token(&self, token: &str) -> TokenHash {
-        self.tokens.hash(token)
+        self.hasher().hash(token)
     }
 
     /// The account a token belongs to, if it was created through this gateway: an
@@ -146,7 +154,11 @@ impl Tracker {
         declared: Arc<std::collections::BTreeMap<String, u64>>,
         now: u64,
     ) {
-        self.uploads.record(self.tokens.hash(jwt), account, declared, now);
+        let hash = self.hasher().hash(jwt);
+        if let Some(fleet) = self.fleet() {
+            fleet.accounts.upload_session(&hash, account, &declared, now);
+        }
+        self.uploads.record(hash, account, declared, now);
     }
 
     /// The gateway-wide budget of held request-body bytes.
@@ -186,7 +198,7 @@ impl Tracker {
     pub fn record_created(&self, answer: &[u8], source: SourceKeys, now: u64) -> Option<String> {
         let created = CreatedAccount::parse(answer)?;
         let id = created.id.clone();
-        let token_hash = self.tokens.hash(&created.api_token);
+        let token_hash = self.hasher().hash(&created.api_token);
         let expires_at = created.expires_at_or(now);
         drop(created);
         // Book first, journal second: a compaction in between writes the account from
@@ -195,6 +207,9 @@ impl Tracker {
             self.usage.insert(id.clone(), AccountUsage::new());
             if let Some(journal) = &self.journal {
                 journal.created(&id, &token_hash, now, expires_at, &source);
+            }
+            if let Some(fleet) = self.fleet() {
+                fleet.created(&id, &token_hash, now, expires_at, &source);
             }
         }
         Some(id)
@@ -273,10 +288,18 @@ impl Tracker {
         let info = self
             .book
             .get(&event.account_id)
+            .or_else(|| {
+                let fleet = self.fleet()?;
+                fleet.recall_id(&self.book, &event.account_id).then_some(())?;
+                self.book.get(&event.account_id)
+            })
             .ok_or_else(|| EventError::UnknownAccount(event.account_id.clone()))?;
         if self.book.mark(&event.account_id, kind, at) {
             if let Some(journal) = &self.journal {
                 journal.event(&event.account_id, kind, at);
+            }
+            if let Some(fleet) = self.fleet() {
+                fleet.marked(&event.account_id, kind, at);
             }
         }
         let resources = match event.removed {
@@ -307,6 +330,9 @@ impl Tracker {
         }
         if let Some(entry) = &entry {
             self.persist(entry);
+            if let Some(fleet) = self.fleet() {
+                fleet.charged(entry);
+            }
             tracing::info!(account = %entry.account_id, units = entry.units, reason = ?entry.reason, "ledger entry");
         }
         Ok(entry)
@@ -335,6 +361,9 @@ impl Tracker {
             if let Some(journal) = &self.journal {
                 journal.event(&info.account_id, Event::Expired, info.expires_at);
             }
+            if let Some(fleet) = self.fleet() {
+                fleet.marked(&info.account_id, Event::Expired, info.expires_at);
+            }
             let resources = self.usage_of(&info.account_id);
             if let Some(entry) = self.ledger.charge_expired_unclaimed(
                 &info.account_id,
@@ -344,6 +373,9 @@ impl Tracker {
                 policy.costs(),
             ) {
                 self.persist(&entry);
+                if let Some(fleet) = self.fleet() {
+                    fleet.charged(&entry);
+                }
                 out.push(entry);
             }
             self.usage.remove(&info.account_id);

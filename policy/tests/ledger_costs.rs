@@ -316,3 +316,24 @@ fn old_entries_are_forgotten_and_queries_still_work() {
     // The remaining account is still charged only once.
     assert!(ledger.charge_expired_unclaimed("new", &s, one_script(), 100_001, &costs).is_none());
 }
+
+#[test]
+fn an_entry_from_another_gateway_is_taken_once_per_account_and_kind() {
+    let costs = Costs::default();
+    let here = Ledger::new();
+    let there = Ledger::new();
+    let creator = src("198.51.100.3");
+    let charge = there
+        .charge_expired_unclaimed("acc", &creator, one_script(), 100, &costs)
+        .expect("charged there");
+    assert!(here.append_once(charge.clone()), "a charge recorded elsewhere is taken");
+    assert!(!here.append_once(charge.clone()), "and only once");
+    // Both gateways saw the expiry: the local charge is refused after the fleet's.
+    assert!(here.charge_expired_unclaimed("acc", &creator, one_script(), 100, &costs).is_none());
+    let credit = there.credit_claimed("acc", &creator, one_script(), 200, &costs).expect("credit");
+    assert!(here.append_once(credit.clone()), "a credit after a charge is another kind");
+    assert!(!here.append_once(credit));
+    assert_eq!(here.len(), 2);
+    let key = SourceKey::Ip("198.51.100.3".parse().expect("ip"));
+    assert_eq!(here.net_units(&key, 200, 3600), there.net_units(&key, 200, 3600));
+}

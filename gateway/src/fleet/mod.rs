@@ -3,4 +3,10 @@
 //! [`conn`] holds the connection (one server or a Redis Cluster) and its health; the
 //! modules beside it keep each kind of shared state.
 
+pub mod accounts;
 pub mod conn;
+pub mod ledger;
+pub mod member;
+pub mod outbox;
+pub mod usage;
+pub mod wait;

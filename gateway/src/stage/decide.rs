@@ -18,7 +18,6 @@ pub use super::check::{Check, Checked};
 use super::context::{BodyPlan, Capture, RequestCtx};
 use super::identify::{source_keys, RequestParts};
 use super::refusal::{Refusal, Why};
-use super::reserve::QuotaHold;
 use crate::enforce::Enforcer;
 
 /// The checks, in the order they run.
@@ -180,12 +179,7 @@ fn resources(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> {
         // The manifest is read, checked and reserved once the body is whole (body.rs).
         ctx.body_plan = BodyPlan::Hold;
     } else {
-        let reservation = c
-            .tracker
-            .reserve_quota(c.policy, &info.account_id, &op)
-            .map_err(|r| Refusal::new(Why::Quota, r.message))?;
-        ctx.hold =
-            Some(QuotaHold::new(c.tracker.clone(), &info.account_id, op.clone(), reservation));
+        ctx.hold = Some(super::reserve::reserve(c, &info.account_id, &op)?);
     }
     match op.op {
         ResourceOp::Create { kind, name: None } => ctx.capture = Capture::CreatedId(kind),

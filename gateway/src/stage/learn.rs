@@ -60,16 +60,25 @@ pub fn on_body(enforcer: &Enforcer, body: &mut Option<Bytes>, end: bool, ctx: &m
         return;
     }
     let rewriting = matches!(ctx.capture, Capture::Challenge { .. });
+    // A create or upload-session answer is held until its token is recorded (in a
+    // fleet, in the shared store too), so the token never reaches the client before
+    // another gateway of the fleet can recognise it.
+    let holding = rewriting || matches!(ctx.capture, Capture::Created | Capture::UploadSession);
     if let Some(chunk) = body.as_ref() {
         if ctx.resp_body.len() + chunk.len() <= MAX_CAPTURED_BODY {
             ctx.resp_body.extend_from_slice(chunk);
         } else if !rewriting {
-            // Too large to be what we expect: stop capturing, pass it on.
+            // Too large to be what we expect: stop capturing, pass it on (with what
+            // was held of it).
             ctx.capture = Capture::None;
-            ctx.resp_body = Vec::new();
+            let mut held = std::mem::take(&mut ctx.resp_body);
+            if holding {
+                held.extend_from_slice(chunk);
+                *body = Some(Bytes::from(held));
+            }
             return;
         }
-        if rewriting {
+        if holding {
             *body = None;
         }
     }
@@ -95,6 +104,7 @@ pub fn on_body(enforcer: &Enforcer, body: &mut Option<Bytes>, end: bool, ctx: &m
                     tracing::info!(account = %id, creator = %source.ip, "temporary account created");
                 }
             }
+            *body = Some(Bytes::from(captured));
         }
         Capture::CreatedId(kind) => {
             if let Some(hold) = ctx.hold.take() {
@@ -106,6 +116,7 @@ pub fn on_body(enforcer: &Enforcer, body: &mut Option<Bytes>, end: bool, ctx: &m
                 let declared = ctx.limits.declared.take().unwrap_or_default();
                 tracker.record_upload_session(&jwt, account, declared, now);
             }
+            *body = Some(Bytes::from(captured));
         }
         Capture::None => {}
     }

@@ -173,12 +173,7 @@ fn scan_assets(
         if let Some(r) = over_declared(&f.name, f.bytes) {
             return Err(r);
         }
-        let account = hold.account().to_string();
-        let Some(reservation) = hold.reservation_mut() else { continue };
-        loaded
-            .tracker
-            .reserve_asset_file(&policy, &account, reservation, &f.name, f.bytes)
-            .map_err(|r| Refusal::new(Why::Quota, r.message))?;
+        hold.reserve_file(&policy, &f.name, f.bytes)?;
     }
     if let Some((name, bytes)) = scan.scanner.current() {
         if bytes > spec.max_asset_file_bytes {

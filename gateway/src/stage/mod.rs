@@ -3,7 +3,8 @@
 //! | stage | module | runs in (Pingora phase) |
 //! | --- | --- | --- |
 //! | what the stages share | [`context`] | every phase (`CTX`) |
-//! | who sent it | [`identify`] | `request_filter`, first |
+//! | in a fleet, the account only the shared store knows | [`recall`] | `request_filter`, first (async) |
+//! | who sent it | [`identify`] | `request_filter` |
 //! | the operator's blocks, first check | [`block`] | `request_filter` |
 //! | every check before forwarding | [`decide`] | `request_filter` |
 //! | the shared creation ceiling, last check | [`fair_share`] | `request_filter` |
@@ -26,6 +27,7 @@ pub mod fair_share;
 pub mod identify;
 pub mod learn;
 pub mod limits;
+pub mod recall;
 pub mod refusal;
 pub mod reserve;
 pub mod tally;

@@ -168,6 +168,16 @@ impl GatewayProcess {
         self.wait_ready();
     }
 
+    /// Kills the gateway with SIGKILL (no shutdown, nothing flushed) and starts it again
+    /// with the same configuration folder.
+    pub fn kill_and_restart(&mut self) {
+        self.signal("KILL");
+        assert!(self.wait_exit(Duration::from_secs(10)).is_some(), "gateway did not die");
+        self.child =
+            spawn_gateway(&self.dir.path().join("gateway.toml"), &self.log, &self.follower);
+        self.wait_ready();
+    }
+
     /// `http://ADDR`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

@@ -237,6 +237,25 @@ impl Ledger {
         self.inner.write().push(entry);
     }
 
+    /// Appends an entry another gateway of the fleet wrote (or this one, read back from
+    /// the shared store), unless the ledger already holds its kind for that account: an
+    /// account is charged once and credited once, whoever recorded it first. Returns
+    /// whether it was appended.
+    pub fn append_once(&self, entry: LedgerEntry) -> bool {
+        let mut inner = self.inner.write();
+        if let Some((charged, claimed)) = inner.accounts.get(&entry.account_id) {
+            let held = match entry.reason {
+                Reason::ExpiredUnclaimed => charged.is_some(),
+                Reason::Claimed => *claimed,
+            };
+            if held {
+                return false;
+            }
+        }
+        inner.push(entry);
+        true
+    }
+
     /// Unclaimed-cleanup debt of `key` over the `window_secs` ending at `now`, never
     /// below zero.
     pub fn debt(&self, key: &SourceKey, now: u64, window_secs: u64) -> u64 {
