@@ -175,7 +175,14 @@ fn main() -> ExitCode {
                     );
                 }
             }
-            match gateway::server::run(&config, enforcer) {
+            if let Some(telemetry) = &config.telemetry {
+                if let Err(e) = gateway::telemetry::start(telemetry, &enforcer) {
+                    return fail(e, 1);
+                }
+            }
+            let ran = gateway::server::run(&config, enforcer);
+            gateway::telemetry::shutdown();
+            match ran {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(e, 1),
             }
