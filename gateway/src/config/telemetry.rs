@@ -126,3 +126,30 @@ pub(super) fn compile_telemetry(
         export_interval,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::GatewayConfig;
+    use std::time::Duration;
+
+    const BASE: &str =
+        "[server]\nlisten = [\"127.0.0.1:8787\"]\n[upstream]\nurl = \"http://127.0.0.1:9\"\n";
+
+    #[test]
+    fn telemetry_is_off_without_its_section_and_defaulted_with_it() {
+        let off = GatewayConfig::parse("g.toml", BASE).expect("loads");
+        assert_eq!(off.telemetry, None);
+        let on = GatewayConfig::parse(
+            "g.toml",
+            &format!("{BASE}[telemetry]\nendpoint = \"http://127.0.0.1:4318/\"\n"),
+        )
+        .expect("loads")
+        .telemetry
+        .expect("on");
+        assert_eq!(on.traces_url(), "http://127.0.0.1:4318/v1/traces");
+        assert_eq!(on.metrics_url(), "http://127.0.0.1:4318/v1/metrics");
+        assert_eq!(on.service_name, "deploy-gateway");
+        assert_eq!(on.sampling, 1.0);
+        assert_eq!(on.export_interval, Duration::from_secs(10));
+    }
+}

@@ -78,3 +78,29 @@ pub fn attributes(ctx: &RequestCtx, status: u16) -> Vec<KeyValue> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stage::context::RequestCtx;
+
+    #[test]
+    fn attributes_name_kinds_of_keys_never_their_values() {
+        let mut ctx = RequestCtx::default();
+        ctx.route = Some(policy::RouteClass::DeployRead);
+        ctx.keys.client_ip = Some("192.0.2.7".parse().expect("ip"));
+        ctx.keys.http_fp = Some("hf1_secretish".into());
+        ctx.keys.account_key = Some("tok_0123456789abcdef".into());
+        let attrs = attributes(&ctx, 200);
+        let text = format!("{attrs:?}");
+        for value in ["192.0.2.7", "hf1_secretish", "tok_0123456789abcdef"] {
+            assert!(!text.contains(value), "{value} in {text}");
+        }
+        assert_eq!(account_kind(&ctx), "unknown");
+        assert_eq!(key_kinds(&ctx), vec![StringValue::from("ip"), StringValue::from("http_fp")]);
+        ctx.keys.account_key = Some("acc-1".into());
+        assert_eq!(account_kind(&ctx), "known");
+        ctx.keys.account_key = None;
+        assert_eq!(account_kind(&ctx), "none");
+    }
+}
