@@ -86,8 +86,8 @@ mod tests {
 
     #[test]
     fn attributes_name_kinds_of_keys_never_their_values() {
-        let mut ctx = RequestCtx::default();
-        ctx.route = Some(policy::RouteClass::DeployRead);
+        let mut ctx =
+            RequestCtx { route: Some(policy::RouteClass::DeployRead), ..Default::default() };
         ctx.keys.client_ip = Some("192.0.2.7".parse().expect("ip"));
         ctx.keys.http_fp = Some("hf1_secretish".into());
         ctx.keys.account_key = Some("tok_0123456789abcdef".into());
