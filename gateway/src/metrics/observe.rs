@@ -138,7 +138,12 @@ pub fn challenge_issued(raised: bool) {
 
 /// The request is done (`logging`): counts its decision and duration, and records its
 /// span when telemetry is on. `status`: what the client was answered (0: nothing).
+/// A request that never reached `request_filter` (Pingora gave up on its header) is
+/// not counted: the gateway decided nothing about it.
 pub fn finished(ctx: &RequestCtx, status: u16) {
+    if ctx.started.is_none() {
+        return;
+    }
     let route = route_label(ctx);
     let outcome = ctx.obs.refused.map_or("allowed", Why::as_str);
     let m = super::global();

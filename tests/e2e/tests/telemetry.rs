@@ -302,3 +302,64 @@ async fn spans_and_metrics_arrive_over_otlp_without_secrets() {
     drop(got);
     drop(gateway);
 }
+
+/// A gateway with the given telemetry endpoint and export interval, in front of a
+/// fresh platform; returns both and the API base URL.
+async fn gateway_with(
+    endpoint: &str,
+    interval_ms: u64,
+) -> (refplatform::RunningPlatform, GatewayProcess, String) {
+    let clock = Arc::new(ManualClock::starting_now());
+    let config = PlatformConfig { pow_k: 2, pow_g: 64, ..PlatformConfig::default() };
+    let platform = refplatform::spawn(config, clock, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("platform");
+    let body = format!(
+        "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\ntrust_loopback = true\n\n\
+         [telemetry]\nendpoint = \"{endpoint}\"\nexport_interval_ms = {interval_ms}\n",
+        platform.addr()
+    );
+    let gateway = GatewayProcess::start_with(&body, |dir| {
+        std::fs::write(dir.join("policy.toml"), POLICY).expect("policy")
+    });
+    let api = format!("{}/client/v4", gateway.url());
+    (platform, gateway, api)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_still_buffered_are_flushed_when_the_gateway_stops() {
+    let (otlp, mut bumped, otlp_url) = receiver().await;
+    // An interval far longer than the test: only the flush at shutdown can send them.
+    let (_platform, mut gateway, api) = gateway_with(&otlp_url, 600_000).await;
+    let client = reqwest::Client::new();
+    let challenge =
+        e2e::provision::challenge(&client, &api, &[("x-forwarded-for", "198.51.100.30")]).await;
+    assert!(!challenge.challenge_token.is_empty());
+    gateway.signal("TERM");
+    assert!(gateway.wait_exit(Duration::from_secs(10)).is_some(), "gateway did not stop");
+    otlp.wait(&mut bumped, "the challenge's span at shutdown", |got| {
+        got.spans
+            .iter()
+            .any(|s| attr_str(s, "gateway.route").as_deref() == Some("provision-challenge"))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_collector_costs_no_request() {
+    // A port nothing listens on.
+    let closed = format!("http://127.0.0.1:{}", e2e::free_port());
+    let (_platform, gateway, api) = gateway_with(&closed, 100).await;
+    let client = reqwest::Client::new();
+    for _ in 0..20 {
+        let resp = client
+            .get(format!("{api}/accounts/acc1/workers/scripts"))
+            .header("x-forwarded-for", "198.51.100.40")
+            .send()
+            .await
+            .expect("answered");
+        assert_ne!(resp.status().as_u16(), 502);
+        assert_ne!(resp.status().as_u16(), 504);
+    }
+    assert!(e2e::wait_listening(gateway.addr, Duration::from_secs(1)), "gateway still serving");
+}
