@@ -76,7 +76,8 @@ fn encode_value(
     }
 }
 
-/// The registry of one scrape: the request families (shared handles of
+/// The registry of one scrape (help texts end without a period: the encoder adds one):
+/// the request families (shared handles of
 /// [`super::global`]) and the state families of `engine` and `tracker`.
 fn registry(engine: &Arc<Engine>, tracker: &Arc<Tracker>, clock: &SharedClock) -> Registry {
     let mut registry = Registry::default();
@@ -88,37 +89,37 @@ fn registry(engine: &Arc<Engine>, tracker: &Arc<Tracker>, clock: &SharedClock) -
     let m = super::global().clone();
     registry.register(
         "gateway_decisions",
-        "Requests by route class and outcome (allowed, or why the gateway refused).",
+        "Requests by route class and outcome (allowed, or why the gateway refused)",
         m.decisions,
     );
     registry.register(
         "gateway_request_duration_seconds",
-        "Whole requests, from the request header to the end of the answer.",
+        "Whole requests, from the request header to the end of the answer",
         m.request_seconds,
     );
     registry.register(
         "gateway_decision_duration_seconds",
-        "The decision before forwarding: identify and every check.",
+        "The decision before forwarding: identify and every check",
         m.decision_seconds,
     );
     registry.register(
         "gateway_upstream_duration_seconds",
-        "From sending the request upstream to the answer's header.",
+        "From sending the request upstream to the answer's header",
         m.upstream_seconds,
     );
     registry.register(
         "gateway_upstream_responses",
-        "Upstream answers by route class and status class (error: no answer).",
+        "Upstream answers by route class and status class (error: no answer)",
         m.upstream_responses,
     );
     registry.register(
         "gateway_budget_trips",
-        "Requests that met a spent cleanup budget, by action (refuse, harder_pow).",
+        "Requests that met a spent cleanup budget, by action (refuse, harder_pow)",
         m.budget_trips,
     );
     registry.register(
         "gateway_pow_challenges_issued",
-        "Challenges passed on to clients, by difficulty (platform, raised).",
+        "Challenges passed on to clients, by difficulty (platform, raised)",
         m.pow_issued,
     );
     registry

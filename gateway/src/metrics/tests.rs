@@ -59,3 +59,36 @@ fn store_health_is_exported_once_registered() {
     assert!(text.contains("gateway_store_calls_total 3"), "{text}");
     assert!(text.contains("gateway_store_errors_total 1"), "{text}");
 }
+
+#[test]
+fn budget_trips_count_refusals_and_harder_proof_of_work() {
+    use super::observe;
+    use crate::stage::context::RequestCtx;
+    use crate::stage::refusal::{Refusal, Why};
+    use std::time::Instant;
+
+    let m = super::global();
+    let get = |action: &'static str| m.budget_trips.get_or_create(&[("action", action)]).get();
+    let (refuse, harder) = (get("refuse"), get("harder_pow"));
+    let mut asked_harder = RequestCtx { pow_debt: 30, ..Default::default() };
+    observe::decided(&mut asked_harder, Instant::now(), &Ok(()));
+    assert_eq!(asked_harder.obs.refused, None);
+    let mut refused = RequestCtx::default();
+    observe::decided(&mut refused, Instant::now(), &Err(Refusal::new(Why::Budget, "spent")));
+    assert_eq!(refused.obs.refused, Some(Why::Budget));
+    let mut clean = RequestCtx::default();
+    observe::decided(&mut clean, Instant::now(), &Ok(()));
+    assert_eq!((get("refuse") - refuse, get("harder_pow") - harder), (1, 1));
+
+    let (engine, tracker, clock) = sources();
+    let text = render(&engine, &tracker, &clock);
+    assert!(
+        text.contains(
+            "gateway_decision_duration_seconds_bucket{le=\"+Inf\",route=\"unclassified\"}"
+        ) || text.contains(
+            "gateway_decision_duration_seconds_bucket{route=\"unclassified\",le=\"+Inf\"}"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("gateway_budget_trips_total{action=\"refuse\"}"), "{text}");
+}
