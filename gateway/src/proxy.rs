@@ -194,7 +194,7 @@ impl ProxyHttp for DeployGateway {
         e: &Error,
         ctx: &mut Self::CTX,
     ) -> FailToProxy {
-        observe::failed(ctx, ctx.refusal.as_ref().map(|r| r.why));
+        observe::failed(ctx, ctx.refusal.as_ref().map(|r| r.why), e);
         let error_code = match ctx.refusal.take() {
             // A check on the request body refused it; the upstream request was aborted.
             Some(refusal) => respond::write_body_refusal(session, &refusal).await,
@@ -211,8 +211,9 @@ impl ProxyHttp for DeployGateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
-        access_log::log_request(session, e, ctx);
+        // Counted before the access-log line, so a reader of the log sees it counted.
         observe::finished(ctx, session.response_written().map_or(0, |r| r.status.as_u16()));
+        access_log::log_request(session, e, ctx);
         ctx.in_flight.take();
     }
 }

@@ -112,19 +112,22 @@ pub fn upstream_answered(ctx: &mut RequestCtx, status: u16) {
     upstream_response(route, Some(status));
 }
 
-/// The request could not be proxied: refused while its body was read (`why`), or the
-/// upstream failed.
-pub fn failed(ctx: &mut RequestCtx, why: Option<Why>) {
-    match why {
-        Some(why) => refused(ctx, why),
-        None => {
-            ctx.obs.upstream_failed = true;
-            if let Some(t) = ctx.obs.upstream_sent {
-                ctx.obs.upstream = Some(t.elapsed());
-            }
-            upstream_response(route_label(ctx), None);
-        }
+/// The request could not be proxied: refused while its body was read (`why`), or
+/// `e` failed it. Only failures answered 502 or 504 (the upstream unreachable, timed
+/// out or broken) count as upstream errors; a client that went away is not one.
+pub fn failed(ctx: &mut RequestCtx, why: Option<Why>, e: &pingora::Error) {
+    if let Some(why) = why {
+        refused(ctx, why);
+        return;
     }
+    if !matches!(crate::respond::classify_failure(e).0, 502 | 504) {
+        return;
+    }
+    ctx.obs.upstream_failed = true;
+    if let Some(t) = ctx.obs.upstream_sent {
+        ctx.obs.upstream = Some(t.elapsed());
+    }
+    upstream_response(route_label(ctx), None);
 }
 
 /// A challenge answer was passed on; `raised`: with more checkpoints than the platform

@@ -26,7 +26,7 @@ limits = [{ key = "ip", rate = "1/hour", burst = 1 }]
 
 struct Stack {
     _platform: refplatform::RunningPlatform,
-    _gateway: GatewayProcess,
+    gateway: GatewayProcess,
     api: String,
     admin: String,
     client: reqwest::Client,
@@ -54,12 +54,21 @@ async fn stack() -> Stack {
         api: format!("{}/client/v4", gateway.url()),
         admin: format!("http://127.0.0.1:{admin_port}"),
         _platform: platform,
-        _gateway: gateway,
+        gateway,
         client: reqwest::Client::new(),
     }
 }
 
+/// What the gateway's access log says once per finished request; a request is counted
+/// in the metrics before its line is written.
+const FINISHED: &str = "access_log: request ";
+
 impl Stack {
+    /// Waits until `n` requests have finished (and so are counted).
+    fn finished(&self, n: usize) {
+        self.gateway.wait_for_log_count(FINISHED, n);
+    }
+
     /// A deploy-read call from `xff` with `token`.
     async fn read(&self, xff: &str, token: &str) -> u16 {
         self.client
@@ -108,6 +117,8 @@ async fn a_limit_rule_that_lets_requests_through_counts_them_allowed() {
     let (status, _) =
         e2e::provision::create(&s.client, &s.api, &[("x-forwarded-for", "198.51.100.8")]).await;
     assert_eq!(status, 429);
+    // Five reads, two challenges, two creates.
+    s.finished(9);
     let text = s.metrics().await;
     let rule = |name: &str, outcome: &str| {
         value(
@@ -180,10 +191,12 @@ async fn label_values_stay_bounded_under_a_key_spray() {
     for (ip, token) in spray(0) {
         assert_ne!(s.read(&ip, &token).await, 429);
     }
+    s.finished(200);
     let first = s.metrics().await;
     for (ip, token) in spray(1) {
         assert_ne!(s.read(&ip, &token).await, 429);
     }
+    s.finished(400);
     let second = s.metrics().await;
     // Twice the keys, the same series: keys are counted in values, never in labels.
     assert_eq!(series(&first), series(&second), "series changed with the keys");
@@ -196,4 +209,45 @@ async fn label_values_stay_bounded_under_a_key_spray() {
             "{ip}/{token} in:\n{second}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_upstream_is_counted_as_an_upstream_error() {
+    let admin_port = free_port();
+    // A port nothing listens on.
+    let body = format!(
+        "[upstream]\nurl = \"http://127.0.0.1:{}\"\nconnect_timeout_ms = 500\n\n[policy]\nfile = \"policy.toml\"\ntrust_loopback = true\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n",
+        free_port()
+    );
+    let gateway = GatewayProcess::start_with(&body, |dir| {
+        std::fs::write(dir.join("policy.toml"), POLICY).expect("policy")
+    });
+    let admin = format!("127.0.0.1:{admin_port}");
+    assert!(e2e::wait_listening(admin.parse().expect("addr"), Duration::from_secs(10)));
+    let client = reqwest::Client::new();
+    let resp = client
+        .get(format!("{}/client/v4/accounts/acc1/workers/scripts", gateway.url()))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(resp.status(), 502);
+    gateway.wait_for_log_count(FINISHED, 1);
+    let text = client
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(
+        value(&text, "gateway_upstream_responses_total{route=\"deploy-read\",status=\"error\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "gateway_decisions_total{route=\"deploy-read\",outcome=\"allowed\"}"),
+        Some(1.0),
+        "{text}"
+    );
 }
