@@ -10,7 +10,6 @@
 
 use std::sync::Arc;
 
-use policy::accounts::AccountState;
 use policy::Engine;
 
 use crate::fleet::conn::Health;
@@ -240,22 +239,13 @@ fn tables(s: &Sources<'_>, value: fn(&policy::TableStats) -> i64) -> Vec<Sample>
 }
 
 fn accounts_by_state(s: &Sources<'_>) -> Vec<Sample> {
-    let mut counts = [0i64; 4];
-    for (info, _) in s.tracker.book().snapshot() {
-        let slot = match info.state {
-            AccountState::Live if info.is_live(s.now) => 0,
-            AccountState::Claimed => 1,
-            AccountState::Live | AccountState::Expired => 2,
-            AccountState::Deleted => 3,
-        };
-        counts[slot] += 1;
-    }
+    let counts = s.tracker.book().count_by_state(s.now);
     ["live", "claimed", "expired", "deleted"]
         .iter()
         .zip(counts)
         .map(|(state, n)| Sample {
             labels: vec![("state", state.to_string())],
-            value: Value::Int(n),
+            value: Value::Int(n as i64),
         })
         .collect()
 }
