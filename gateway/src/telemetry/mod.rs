@@ -110,13 +110,25 @@ pub fn request_done(ctx: &RequestCtx, status: u16, took: Option<Duration>) {
     span.end_with_timestamp(end);
 }
 
-/// Sends what is still buffered and stops the exporters (the gateway is stopping).
+/// How long a stopping gateway waits for the last exports: a collector that accepts
+/// and never answers must not hold the process (the SDK would retry for many seconds).
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
+
+/// Sends what is still buffered and stops the exporters (the gateway is stopping),
+/// waiting at most [`SHUTDOWN_WAIT`].
 pub fn shutdown() {
     let Some(t) = TELEMETRY.get() else { return };
-    if let Err(e) = t.tracer_provider.shutdown() {
-        tracing::warn!(error = %e, "telemetry: spans not flushed at shutdown");
-    }
-    if let Err(e) = t.meter_provider.shutdown() {
-        tracing::warn!(error = %e, "telemetry: metrics not flushed at shutdown");
+    let (done, finished) = std::sync::mpsc::channel();
+    let flushing = std::thread::Builder::new().name("telemetry-flush".into()).spawn(move || {
+        if let Err(e) = t.tracer_provider.shutdown() {
+            tracing::warn!(error = %e, "telemetry: spans not flushed at shutdown");
+        }
+        if let Err(e) = t.meter_provider.shutdown() {
+            tracing::warn!(error = %e, "telemetry: metrics not flushed at shutdown");
+        }
+        let _ = done.send(());
+    });
+    if flushing.is_ok() && finished.recv_timeout(SHUTDOWN_WAIT).is_err() {
+        tracing::warn!("telemetry: the collector did not take the last exports in time");
     }
 }

@@ -363,3 +363,25 @@ async fn an_unreachable_collector_costs_no_request() {
     }
     assert!(e2e::wait_listening(gateway.addr, Duration::from_secs(1)), "gateway still serving");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_that_never_answers_does_not_hold_the_gateway_at_shutdown() {
+    // Accepts connections and reads nothing, answers nothing.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let silent = format!("http://{}", listener.local_addr().expect("addr"));
+    let (held_tx, mut held_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let _ = held_tx.send(socket);
+        }
+    });
+    let (_platform, mut gateway, api) = gateway_with(&silent, 600_000).await;
+    let client = reqwest::Client::new();
+    e2e::provision::challenge(&client, &api, &[("x-forwarded-for", "198.51.100.50")]).await;
+    gateway.signal("TERM");
+    // The flush at shutdown reaches the collector and is held there...
+    let held = tokio::time::timeout(Duration::from_secs(10), held_rx.recv()).await;
+    assert!(matches!(held, Ok(Some(_))), "the gateway never tried to flush");
+    // ...and the gateway still exits well within the SDK's retries.
+    assert!(gateway.wait_exit(Duration::from_secs(6)).is_some(), "gateway held by its collector");
+}
