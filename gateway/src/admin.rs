@@ -7,7 +7,7 @@
 //! - `POST /events`: claimed/expired/deleted events from the platform, signed with
 //!   HMAC-SHA256 of the body under the shared secret (`X-Platform-Signature:
 //!   sha256=<hex>`); unsigned or mis-signed events are refused with 401.
-//! - `GET /metrics`: Prometheus text (rule counters, table sizes, ledger totals).
+//! - `GET /metrics`: Prometheus text ([`crate::metrics`]).
 //! - `GET /stats`: the same as JSON (plus the held request-body bytes).
 //! - `GET /accounts/usage?id=ACCOUNT`: what the gateway counted the account as holding.
 //! - `GET /ledger/top?n=10&since_secs=3600`, `GET /ledger/hourly?since_secs=86400`,
@@ -402,66 +402,7 @@ async fn stats(State(state): State<AdminState>) -> Response {
     .into_response()
 }
 
-/// Escapes a Prometheus label value.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
 async fn metrics(State(state): State<AdminState>) -> Response {
-    let s = state.engine.stats();
-    let mut out = String::new();
-    out.push_str(
-        "# HELP gateway_rule_requests_total Requests a policy rule matched, by outcome.\n",
-    );
-    out.push_str("# TYPE gateway_rule_requests_total counter\n");
-    for r in &s.rules {
-        let name = label(&r.name);
-        for (outcome, v) in
-            [("allowed", r.allowed), ("refused", r.refused), ("shadow_refused", r.shadow_refused)]
-        {
-            out.push_str(&format!(
-                "gateway_rule_requests_total{{rule=\"{name}\",outcome=\"{outcome}\"}} {v}\n"
-            ));
-        }
-    }
-    out.push_str("# HELP gateway_limit_keys Keys tracked by a limit's table.\n# TYPE gateway_limit_keys gauge\n");
-    for t in &s.tables {
-        out.push_str(&format!("gateway_limit_keys{{limit=\"{}\"}} {}\n", label(&t.limit), t.keys));
-    }
-    out.push_str("# HELP gateway_limit_overflow_total Requests counted in a full table's shared overflow bucket.\n# TYPE gateway_limit_overflow_total counter\n");
-    for t in &s.tables {
-        out.push_str(&format!(
-            "gateway_limit_overflow_total{{limit=\"{}\"}} {}\n",
-            label(&t.limit),
-            t.overflowed
-        ));
-    }
-    let (units, accounts) = state.tracker.ledger().total(0);
-    out.push_str("# HELP gateway_cleanup_units_total Net cleanup-cost units in the ledger.\n# TYPE gateway_cleanup_units_total counter\n");
-    out.push_str(&format!("gateway_cleanup_units_total {units}\n"));
-    out.push_str("# HELP gateway_cleanup_accounts_total Accounts with a ledger entry.\n# TYPE gateway_cleanup_accounts_total counter\n");
-    out.push_str(&format!("gateway_cleanup_accounts_total {accounts}\n"));
-    out.push_str("# HELP gateway_accounts_tracked Temporary accounts the gateway knows.\n# TYPE gateway_accounts_tracked gauge\n");
-    out.push_str(&format!("gateway_accounts_tracked {}\n", state.tracker.book().len()));
-    let (verifies, hashes) = state.tracker.pow_cost();
-    out.push_str("# HELP gateway_pow_verifies_total Verifications of extra proof-of-work segments.\n# TYPE gateway_pow_verifies_total counter\n");
-    out.push_str(&format!("gateway_pow_verifies_total {verifies}\n"));
-    out.push_str("# HELP gateway_pow_verify_hashes_total SHA-256 rounds spent on those verifications.\n# TYPE gateway_pow_verify_hashes_total counter\n");
-    out.push_str(&format!("gateway_pow_verify_hashes_total {hashes}\n"));
-    if let Some(f) = state.engine.fair_share_stats() {
-        out.push_str(&fair_share_metrics(&f));
-    }
-    ([("content-type", "text/plain; version=0.0.4")], out).into_response()
-}
-
-/// The `[fair_share]` ceiling's gauges and counters.
-fn fair_share_metrics(f: &policy::FairShareStats) -> String {
-    format!(
-        "# HELP gateway_fair_share_admitted Admissions counted in the fair-share window now.\n# TYPE gateway_fair_share_admitted gauge\ngateway_fair_share_admitted {:.1}\n\
-# HELP gateway_fair_share_ceiling The fair-share ceiling per window.\n# TYPE gateway_fair_share_ceiling gauge\ngateway_fair_share_ceiling {}\n\
-# HELP gateway_fair_share_networks Networks active in the fair-share window.\n# TYPE gateway_fair_share_networks gauge\ngateway_fair_share_networks {}\n\
-# HELP gateway_fair_share_refused_total Requests the fair-share ceiling refused.\n# TYPE gateway_fair_share_refused_total counter\ngateway_fair_share_refused_total {}\n\
-# HELP gateway_fair_share_overflow_total Requests counted in the full network table's shared entry.\n# TYPE gateway_fair_share_overflow_total counter\ngateway_fair_share_overflow_total {}\n",
-        f.admitted_in_window, f.ceiling, f.networks, f.refused, f.overflowed
-    )
+    let text = crate::metrics::render(&state.engine, &state.tracker, &state.clock);
+    ([("content-type", crate::metrics::CONTENT_TYPE)], text).into_response()
 }

@@ -122,6 +122,7 @@ pub fn demo_config(options: &DemoOptions, platform: SocketAddr) -> GatewayConfig
         trust_loopback: true,
         admin: None,
         tls: Vec::new(),
+        telemetry: None,
     }
 }
 

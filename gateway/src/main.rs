@@ -154,7 +154,10 @@ fn main() -> ExitCode {
             let journal_file = config.admin.as_ref().and_then(|a| a.accounts_file.clone());
             let redis = match config.store.redis.as_ref().map(gateway::fleet::conn::Redis::connect)
             {
-                Some(Ok(r)) => Some(Arc::new(r)),
+                Some(Ok(r)) => {
+                    gateway::metrics::register_store_health(r.health().clone());
+                    Some(Arc::new(r))
+                }
                 Some(Err(e)) => return fail(e, 2),
                 None => None,
             };
@@ -195,7 +198,14 @@ fn main() -> ExitCode {
                     );
                 }
             }
-            match gateway::server::run(&config, enforcer) {
+            if let Some(telemetry) = &config.telemetry {
+                if let Err(e) = gateway::telemetry::start(telemetry, &enforcer) {
+                    return fail(e, 1);
+                }
+            }
+            let ran = gateway::server::run(&config, enforcer);
+            gateway::telemetry::shutdown();
+            match ran {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(e, 1),
             }

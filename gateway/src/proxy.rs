@@ -12,7 +12,10 @@
 //! | [`response_body_filter`](ProxyHttp::response_body_filter) | each chunk of the answer | — | [`learn::on_body`] |
 //! | [`error_while_proxy`](ProxyHttp::error_while_proxy) | an upstream attempt failed | the error, retry or not | — |
 //! | [`fail_to_proxy`](ProxyHttp::fail_to_proxy) | the request cannot be proxied | the status written | [`respond`]: the body refusal, or 502/504 |
-//! | [`logging`](ProxyHttp::logging) | the request is done | — | the access log |
+//! | [`logging`](ProxyHttp::logging) | the request is done | — | the access log; metrics and span |
+//!
+//! Every phase also notes what it saw for the request's metrics and span
+//! ([`observe`](crate::metrics::observe)): one call each, no logic here.
 //!
 //! [`recall`]: crate::stage::recall
 //! [`identify`]: crate::stage::identify
@@ -37,6 +40,7 @@ use crate::access_log::{self, loggable_path};
 use crate::config::UpstreamConfig;
 use crate::enforce::Enforcer;
 use crate::inflight::InFlight;
+use crate::metrics::observe;
 use crate::respond;
 use crate::stage::context::RequestCtx;
 use crate::stage::{body, decide, learn, recall};
@@ -78,10 +82,13 @@ impl ProxyHttp for DeployGateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
         ctx.in_flight = Some(self.in_flight.enter());
         ctx.started = Some(Instant::now());
+        observe::started(ctx);
         let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
         let own_tls_fp = crate::tls::tls_fingerprint(session);
         recall::recall(&self.enforcer, session.req_header()).await;
+        let began = Instant::now();
         let verdict = decide::decide(&self.enforcer, session.req_header(), peer, own_tls_fp, ctx);
+        observe::decided(ctx, began, &verdict);
         if ctx.route == Some(RouteClass::ProvisionChallenge) {
             // Keep a copy of the (tiny) body so a challenge request that meets a pooled
             // upstream connection the platform just closed can be sent again.
@@ -131,6 +138,7 @@ impl ProxyHttp for DeployGateway {
                 };
             upstream_request.insert_header("x-forwarded-for", value)?;
         }
+        observe::upstream_sent(ctx);
         body::prepare_upstream(upstream_request, ctx)
     }
 
@@ -140,6 +148,7 @@ impl ProxyHttp for DeployGateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
+        observe::upstream_answered(ctx, upstream_response.status.as_u16());
         for (name, value) in ctx.response_headers.drain(..) {
             upstream_response.insert_header(name, value)?;
         }
@@ -187,6 +196,7 @@ impl ProxyHttp for DeployGateway {
         e: &Error,
         ctx: &mut Self::CTX,
     ) -> FailToProxy {
+        observe::failed(ctx, ctx.refusal.as_ref().map(|r| r.why), e);
         let error_code = match ctx.refusal.take() {
             // A check on the request body refused it; the upstream request was aborted.
             Some(refusal) => respond::write_body_refusal(session, &refusal).await,
@@ -203,6 +213,8 @@ impl ProxyHttp for DeployGateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
+        // Counted before the access-log line, so a reader of the log sees it counted.
+        observe::finished(ctx, session.response_written().map_or(0, |r| r.status.as_u16()));
         access_log::log_request(session, e, ctx);
         ctx.in_flight.take();
     }

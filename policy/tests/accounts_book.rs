@@ -214,3 +214,20 @@ fn accounts_section_compiles_with_defaults_and_located_errors() {
         "p.toml:3:6: per_day.\"ip\" must be 0 or more, got -1"
     );
 }
+
+#[test]
+fn accounts_are_counted_by_state() {
+    let hasher = TokenHasher::random();
+    let book = AccountBook::new();
+    for (id, expires) in
+        [("live", 5000), ("claimed", 5000), ("told-expired", 5000), ("past", 2000), ("gone", 5000)]
+    {
+        assert!(book.record_created(id, hasher.hash(id), 1000, expires, v6("2001:db8::1")));
+    }
+    assert!(book.mark("claimed", Event::Claimed, 1500));
+    assert!(book.mark("told-expired", Event::Expired, 1500));
+    assert!(book.mark("gone", Event::Deleted, 1500));
+    // At 3000 "past" is past its expiry with no event: expired, not live.
+    assert_eq!(book.count_by_state(3000), [1, 1, 2, 1]);
+    assert_eq!(book.count_by_state(1500), [2, 1, 1, 1]);
+}

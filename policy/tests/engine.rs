@@ -344,6 +344,7 @@ limits = [{ key = "ip", rate = "1/minute", burst = 1 }]
     advance(&clock, 61);
     e.sweep();
     assert_eq!(e.stats().tables[0].keys, 0);
+    assert_eq!(e.stats().tables[0].evicted, 3, "the sweep counts the keys it dropped");
     assert!(e.decide(&req("GET", "/", ip("192.0.2.5"), &[])).is_allowed());
     assert_eq!(e.stats().tables[0].overflowed, 1);
 }
@@ -426,4 +427,42 @@ limits = [{ key = "tls_fp", rate = "1/hour", burst = 1, missing = "skip" }]
     assert_eq!(d.client_ip, ip("192.0.2.1"));
     assert!(d.is_allowed());
     assert!(e.decide(&req("GET", "/", ip("192.0.2.1"), &h)).is_allowed());
+}
+
+/// A limit rule that lets requests through counts them as `allowed`, so a rule's
+/// outcomes add up to what it matched; a request refused by a later rule is counted
+/// by that rule only, and a shadow rule that would pass counts as allowed too.
+#[test]
+fn limit_rules_count_the_requests_they_let_through() {
+    let (e, _clock) = engine(
+        r#"
+version = 1
+[[rule]]
+name = "per-ip"
+action = "limit"
+limits = [{ key = "ip", rate = "10/hour", burst = 10 }]
+[[rule]]
+name = "try-strict"
+action = "shadow"
+limits = [{ key = "ip", rate = "1/hour", burst = 1 }]
+[[rule]]
+name = "create-per-ip"
+match = { route = "provision-create" }
+action = "limit"
+limits = [{ key = "ip", rate = "1/hour", burst = 1 }]
+"#,
+    );
+    let r = req("POST", CREATE, ip("198.51.100.7"), &[]);
+    assert!(e.decide(&r).is_allowed());
+    assert!(!e.decide(&r).is_allowed());
+    assert!(e.decide(&req("GET", "/", ip("198.51.100.7"), &[])).is_allowed());
+    let s = e.stats();
+    let counts = |i: usize| {
+        let r = &s.rules[i];
+        (r.matched, r.allowed, r.refused, r.shadow_refused)
+    };
+    // per-ip: three matched; the refused create was refused by create-per-ip, not here.
+    assert_eq!(counts(0), (3, 2, 0, 0));
+    assert_eq!(counts(1), (3, 1, 0, 2));
+    assert_eq!(counts(2), (2, 1, 1, 0));
 }

@@ -14,6 +14,7 @@ mod admin;
 mod compile;
 mod raw;
 mod store;
+mod telemetry;
 #[cfg(test)]
 mod tests;
 
@@ -22,6 +23,8 @@ use compile::{compile_tls, compile_upstream, rewrite_toml_message};
 use raw::*;
 use store::compile_store;
 pub use store::{RedisTarget, StoreSettings};
+use telemetry::compile_telemetry;
+pub use telemetry::TelemetrySettings;
 
 /// A configuration error, displayed as `FILE:LINE:COL: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +121,8 @@ pub struct GatewayConfig {
     pub admin: Option<AdminSettings>,
     /// `[store]`: the embedded database and/or the fleet's Redis.
     pub store: StoreSettings,
+    /// `[telemetry]`: OpenTelemetry export, off when absent.
+    pub telemetry: Option<TelemetrySettings>,
 }
 
 /// `[admin]`: the admin listener and the cleanup-cost ledger.
@@ -321,7 +326,9 @@ impl GatewayConfig {
             None => None,
         };
         let store = compile_store(raw.store, &err_at)?;
+        let telemetry = compile_telemetry(raw.telemetry, &err_at)?;
         Ok(GatewayConfig {
+            telemetry,
             store,
             admin,
             listen,

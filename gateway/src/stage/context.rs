@@ -106,6 +106,8 @@ pub struct RequestCtx {
     pub hold: Option<super::reserve::QuotaHold>,
     /// Body size, held bytes and asset-file measurements.
     pub limits: BodyLimits,
+    /// What the phases noted for the request's metrics and span.
+    pub obs: crate::metrics::observe::RequestObs,
 }
 
 /// What the body stage tracks for the limits of one request.

@@ -79,6 +79,7 @@ fn is_provisioning(route: RouteClass) -> bool {
 /// Rate limits and lists of the policy.
 fn rate_limits(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> {
     let decision = c.engine.decide_identified(c.id);
+    crate::metrics::observe::note_rule(ctx, &decision);
     if !decision.shadow.is_empty() {
         tracing::info!(
             client = %decision.client_ip,

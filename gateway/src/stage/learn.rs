@@ -137,6 +137,7 @@ fn book_challenge(
     let k_prime = policy.pow().difficulty_for(debt, challenge.k, challenge.g);
     let rewritten =
         if k_prime > challenge.k { rewrite_challenge(answer, k_prime).ok() } else { None };
+    crate::metrics::observe::challenge_issued(rewritten.is_some());
     // Remember what the client was actually sent: k' only if the rewrite succeeded.
     let asked = if rewritten.is_some() { k_prime } else { challenge.k };
     tracker.challenges().remember(

@@ -67,7 +67,8 @@ pub struct RuleStats {
     pub name: String,
     /// Requests the rule's `match` selected.
     pub matched: u64,
-    /// Requests an `allow` rule admitted.
+    /// Requests the rule let through that the engine then admitted: those an `allow`
+    /// rule admitted, and those whose every limit of a `limit` or `shadow` rule passed.
     pub allowed: u64,
     /// Requests refused by this rule (403 or 429).
     pub refused: u64,
@@ -84,6 +85,8 @@ pub struct TableStats {
     pub keys: usize,
     /// Requests counted in the overflow bucket because the table was full.
     pub overflowed: u64,
+    /// Idle keys the sweep dropped.
+    pub evicted: u64,
 }
 
 /// Snapshot of all counters.
@@ -268,6 +271,7 @@ impl<C: Clock + Clone> Engine<C> {
                     limit: format!("{}/{}", r.name, l.key.text),
                     keys: t.len(),
                     overflowed: t.overflowed.load(Ordering::Relaxed),
+                    evicted: t.evicted.load(Ordering::Relaxed),
                 })
             })
             .collect();
@@ -350,6 +354,8 @@ fn evaluate<C: Clock + Clone>(
     }
     // (rule index, limit index, key) of every limit to charge in phase two.
     let mut pending: Vec<(usize, usize, String)> = Vec::new();
+    // Limit and shadow rules whose limits all passed: counted `allowed` once charged.
+    let mut passed: Vec<usize> = Vec::new();
     for (ri, rule) in p.rules.iter().enumerate() {
         if !rule_matches(rule, p, req, ip, route) {
             continue;
@@ -438,7 +444,10 @@ fn evaluate<C: Clock + Clone>(
                         }
                         d.shadow.push(rule.name.clone());
                     }
-                    (_, None) => pending.extend(passing),
+                    (_, None) => {
+                        pending.extend(passing);
+                        passed.push(ri);
+                    }
                 }
             }
         }
@@ -472,6 +481,11 @@ fn evaluate<C: Clock + Clone>(
                     });
                 }
             }
+        }
+    }
+    if charge {
+        for ri in passed {
+            loaded.counters[ri].allowed.fetch_add(1, Ordering::Relaxed);
         }
     }
     d

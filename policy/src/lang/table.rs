@@ -113,6 +113,8 @@ pub(crate) struct Table<C: Clock> {
     interval: Duration,
     max_keys: AtomicUsize,
     pub(crate) overflowed: AtomicU64,
+    /// Idle keys the sweep dropped (their buckets were full again).
+    pub(crate) evicted: AtomicU64,
     last_sweep: AtomicU64,
 }
 
@@ -135,6 +137,7 @@ impl<C: Clock + Clone> Table<C> {
             interval: quota.replenish_interval(),
             max_keys: AtomicUsize::new(max_keys),
             overflowed: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
             last_sweep: AtomicU64::new(0),
         }
     }
@@ -185,7 +188,10 @@ impl<C: Clock + Clone> Table<C> {
         {
             // A stored arrival time at or before now decides exactly like a fresh key
             // (governor's own retain_recent keeps keys one interval longer than needed).
+            let before = self.map.len();
             self.map.retain(|_, v| v.load(Ordering::Relaxed) > now);
+            let dropped = before.saturating_sub(self.map.len());
+            self.evicted.fetch_add(dropped as u64, Ordering::Relaxed);
         }
     }
 

@@ -197,6 +197,16 @@ impl GatewayProcess {
         panic!("gateway log never said {needle:?}:\n{}", self.log_text());
     }
 
+    /// Waits (at most 10 s, woken by each new log line) until the log contains
+    /// `needle` at least `n` times (one access-log line per finished request:
+    /// `"access_log: request "`); returns the log.
+    pub fn wait_for_log_count(&self, needle: &str, n: usize) -> String {
+        if self.follower.wait(Duration::from_secs(10), |s| s.text.matches(needle).count() >= n) {
+            return self.log_text();
+        }
+        panic!("gateway log never said {needle:?} {n} times:\n{}", self.log_text());
+    }
+
     /// Sends a signal to the gateway.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")

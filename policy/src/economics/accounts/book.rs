@@ -278,6 +278,23 @@ impl AccountBook {
         out
     }
 
+    /// How many accounts are live, claimed, expired (told so, or past their expiry
+    /// unclaimed) and deleted at `now`, in that order: one pass under the read lock,
+    /// cheap enough for every metrics scrape (unlike [`AccountBook::snapshot`]).
+    pub fn count_by_state(&self, now: u64) -> [usize; 4] {
+        let mut counts = [0; 4];
+        for info in self.inner.read().accounts.values() {
+            let slot = match info.state {
+                AccountState::Live if info.is_live(now) => 0,
+                AccountState::Claimed => 1,
+                AccountState::Live | AccountState::Expired => 2,
+                AccountState::Deleted => 3,
+            };
+            counts[slot] += 1;
+        }
+        counts
+    }
+
     /// Number of accounts the book holds.
     pub fn len(&self) -> usize {
         self.inner.read().accounts.len()
