@@ -229,10 +229,11 @@ fn main() -> ExitCode {
                 })
             };
             // Loopback is trusted as a proxy, as in `demo::demo_config`.
-            let (enforcer, reloader) = match enforcer_for(policy.clone(), true, true, None, None, None) {
-                Ok(e) => e,
-                Err(e) => return fail(e, 2),
-            };
+            let (enforcer, reloader) =
+                match enforcer_for(policy.clone(), true, true, None, None, None) {
+                    Ok(e) => e,
+                    Err(e) => return fail(e, 2),
+                };
             let options =
                 DemoOptions { listen, platform_listen, policy, pow_k, pow_g, admin_listen };
             match gateway::demo::run(options, enforcer, reloader) {

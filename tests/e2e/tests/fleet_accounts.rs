@@ -5,6 +5,7 @@
 //! the fleet; a gateway killed with SIGKILL comes back with the fleet's state; a dead
 //! Redis stops only the calls that need it.
 
+use e2e::ADMIN_TOKEN;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,7 +68,7 @@ struct Created {
 /// `store` is the `[store] redis` value as written (a quoted URL or a list).
 fn member(platform: &refplatform::RunningPlatform, store: &str, admin_port: u16) -> Member {
     let body = format!(
-        "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nevents_secret = \"{SECRET}\"\n\n[store]\nredis = {store}\n",
+        "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"{ADMIN_TOKEN}\"\nevents_secret = \"{SECRET}\"\n\n[store]\nredis = {store}\n",
         platform.addr(),
     );
     let gateway = GatewayProcess::start_with(&body, |dir| {
@@ -158,7 +159,15 @@ impl Fleet {
     }
 
     async fn admin_get(&self, m: &Member, path: &str) -> Value {
-        self.client.get(format!("{}{path}", m.admin)).send().await.unwrap().json().await.unwrap()
+        self.client
+            .get(format!("{}{path}", m.admin))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     fn kv_held(&self, acct: &Created) -> u64 {

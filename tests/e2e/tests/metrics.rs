@@ -3,6 +3,7 @@
 //! statuses are there, and label values stay bounded however many client keys and
 //! tokens a spray brings.
 
+use e2e::ADMIN_TOKEN;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +41,7 @@ async fn stack() -> Stack {
         .await
         .expect("platform");
     let body = format!(
-        "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\ntrust_loopback = true\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n",
+        "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\ntrust_loopback = true\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"{ADMIN_TOKEN}\"\n",
         platform.addr()
     );
     let gateway = GatewayProcess::start_with(&body, |dir| {
@@ -83,8 +84,13 @@ impl Stack {
     }
 
     async fn metrics(&self) -> String {
-        let resp =
-            self.client.get(format!("{}/metrics", self.admin)).send().await.expect("metrics");
+        let resp = self
+            .client
+            .get(format!("{}/metrics", self.admin))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("metrics");
         assert_eq!(resp.status(), 200);
         let content_type = resp.headers()["content-type"].to_str().expect("ascii").to_string();
         assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
@@ -216,7 +222,7 @@ async fn an_unreachable_upstream_is_counted_as_an_upstream_error() {
     let admin_port = free_port();
     // A port nothing listens on.
     let body = format!(
-        "[upstream]\nurl = \"http://127.0.0.1:{}\"\nconnect_timeout_ms = 500\n\n[policy]\nfile = \"policy.toml\"\ntrust_loopback = true\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n",
+        "[upstream]\nurl = \"http://127.0.0.1:{}\"\nconnect_timeout_ms = 500\n\n[policy]\nfile = \"policy.toml\"\ntrust_loopback = true\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"{ADMIN_TOKEN}\"\n",
         free_port()
     );
     let gateway = GatewayProcess::start_with(&body, |dir| {
@@ -234,6 +240,7 @@ async fn an_unreachable_upstream_is_counted_as_an_upstream_error() {
     gateway.wait_for_log_count(FINISHED, 1);
     let text = client
         .get(format!("http://{admin}/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .expect("metrics")
