@@ -8,6 +8,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod audit;
 pub mod certs;
 pub mod clock;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod inflight;
 pub mod journal;
 pub mod proxy;
 pub mod reload;
+pub mod replay;
 pub mod report;
 pub mod respond;
 pub mod server;

@@ -11,12 +11,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod compile;
+mod logs;
 mod raw;
 mod store;
 #[cfg(test)]
 mod tests;
 
 use compile::{compile_tls, compile_upstream, rewrite_toml_message};
+use logs::compile_logs;
+pub use logs::LogSettings;
 use raw::*;
 use store::compile_store;
 pub use store::{RedisTarget, StoreSettings};
@@ -116,6 +119,8 @@ pub struct GatewayConfig {
     pub admin: Option<AdminSettings>,
     /// `[store]`: the embedded database and/or the fleet's Redis.
     pub store: StoreSettings,
+    /// `[audit]` and `[access_log]`: the operator logs.
+    pub logs: LogSettings,
 }
 
 /// `[admin]`: the admin listener and the cleanup-cost ledger.
@@ -185,6 +190,7 @@ impl GatewayConfig {
                 *file = dir.join(&*file);
             }
         }
+        config.logs.resolve(path.parent().unwrap_or(Path::new("")));
         if let Some(admin) = config.admin.as_mut() {
             for file in
                 [admin.ledger_file.as_mut(), admin.accounts_file.as_mut()].into_iter().flatten()
@@ -338,8 +344,10 @@ impl GatewayConfig {
             None => None,
         };
         let store = compile_store(raw.store, &err_at)?;
+        let logs = compile_logs(raw.audit, raw.access_log, &err_at)?;
         Ok(GatewayConfig {
             store,
+            logs,
             admin,
             listen,
             threads,

@@ -17,6 +17,10 @@ pub(super) struct RawConfig {
     pub(super) admin: Option<RawAdmin>,
     #[serde(default)]
     pub(super) store: Option<super::store::RawStore>,
+    #[serde(default)]
+    pub(super) audit: Option<super::logs::RawAudit>,
+    #[serde(default)]
+    pub(super) access_log: Option<super::logs::RawAccessLog>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -106,6 +106,8 @@ pub struct RequestCtx {
     pub hold: Option<super::reserve::QuotaHold>,
     /// Body size, held bytes and asset-file measurements.
     pub limits: BodyLimits,
+    /// What the checks decided, for the access and audit logs.
+    pub verdict: super::verdict::Verdict,
 }
 
 /// What the body stage tracks for the limits of one request.

@@ -64,11 +64,16 @@ pub fn decide(
         tracker: &loaded.tracker,
         now: enforcer.now(),
     };
-    let outcome = CHECKS.iter().try_for_each(|(_, check)| check(&checked, ctx));
-    if id.http_fp_computed() {
+    super::verdict::judged(&parts, &id, ctx);
+    let outcome =
+        CHECKS.iter().try_for_each(|(name, check)| check(&checked, ctx).map_err(|r| (*name, r)));
+    if id.http_fp_computed() || crate::access_log::file_enabled() {
         ctx.keys.http_fp = Some(id.http_fp().to_string());
     }
-    outcome
+    outcome.map_err(|(name, refusal)| {
+        super::verdict::refused(name, &refusal, ctx);
+        refusal
+    })
 }
 
 fn is_provisioning(route: RouteClass) -> bool {
@@ -87,6 +92,8 @@ fn rate_limits(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> {
         );
     }
     let headers = decision.ratelimit_headers();
+    ctx.verdict.rule.clone_from(&decision.rule);
+    ctx.verdict.key = decision.key.clone();
     match decision.outcome {
         Outcome::Allow => {
             ctx.response_headers = headers;
@@ -121,6 +128,7 @@ fn budget(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> {
     };
     match breach.action {
         BudgetAction::Refuse => {
+            super::verdict::refused_by_source(ctx, "budget", &breach.key);
             Err(Refusal::retry_after(Why::Budget, breach.message, breach.retry_after_secs))
         }
         BudgetAction::HarderPow => {
@@ -151,6 +159,7 @@ fn account_limits(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> 
     }
     let source = ctx.source.get_or_insert_with(|| source_keys(c.id));
     if let Err(refusal) = c.policy.account_limits().check(c.tracker.book(), source, c.now) {
+        super::verdict::refused_by_source(ctx, "account-limits", &refusal.key);
         return Err(Refusal::retry_after(
             Why::AccountLimit,
             refusal.message,
@@ -178,10 +187,12 @@ fn resources(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> {
         // The manifest is read, checked and reserved once the body is whole (body.rs).
         ctx.body_plan = BodyPlan::Hold;
     } else {
-        let reservation = c
-            .tracker
-            .reserve_quota(c.policy, &info.account_id, &op)
-            .map_err(|r| Refusal::new(Why::Quota, r.message))?;
+        let reservation =
+            c.tracker.reserve_quota(c.policy, &info.account_id, &op).map_err(|r| {
+                let rule = format!("quota:{}", r.quota);
+                super::verdict::refused_by_key(ctx, rule, "account", info.account_id.clone());
+                Refusal::new(Why::Quota, r.message)
+            })?;
         ctx.hold =
             Some(QuotaHold::new(c.tracker.clone(), &info.account_id, op.clone(), reservation));
     }

@@ -11,6 +11,7 @@
 //! | body framing and size, held bytes, asset files' real sizes | [`limits`] | `request_filter`, `request_body_filter` |
 //! | the quota a call holds until answered | [`reserve`] | from `decide` to `learn` (or the end of the request) |
 //! | what the answers teach | [`learn`] | `response_filter`, `response_body_filter` |
+//! | what was decided, for the access and audit logs | [`verdict`] | `request_filter`, `fail_to_proxy` |
 //!
 //! [`crate::proxy`] only dispatches to these; [`crate::respond`] writes what they
 //! decide.
@@ -25,3 +26,4 @@ pub mod learn;
 pub mod limits;
 pub mod refusal;
 pub mod reserve;
+pub mod verdict;
