@@ -16,7 +16,9 @@ pub fn start(logs: &LogSettings) -> Result<(), String> {
         LineSink::open(path).map_err(|e| format!("cannot open the {what} {}: {e}", path.display()))
     };
     let audit = match &logs.audit_file {
-        Some(path) => AuditLog::to_sink(open(path, "audit log")?),
+        Some(path) => AuditLog::to_sink(open(path, "audit log").map_err(|e| {
+            format!("{e} (set [audit] file to a writable path, or [audit] enabled = false)")
+        })?),
         None => AuditLog::off(),
     };
     install(audit);
