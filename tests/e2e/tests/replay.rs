@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 /// Sources, each in a /24 of its own (the load tester's benchmark network).
 const SOURCES: usize = 8;
 
-async fn record(dir_note: &str) -> (GatewayProcess, refplatform::RunningPlatform) {
+/// The reference platform and a gateway in front of it running `rules/default.toml`
+/// with an access log file.
+async fn record() -> (GatewayProcess, refplatform::RunningPlatform) {
     let clock = std::sync::Arc::new(ManualClock::starting_now());
     let config = PlatformConfig { pow_k: 2, pow_g: 64, ..PlatformConfig::default() };
     let platform = refplatform::spawn(config, clock, "127.0.0.1:0".parse().unwrap()).await.unwrap();
@@ -28,7 +30,6 @@ async fn record(dir_note: &str) -> (GatewayProcess, refplatform::RunningPlatform
     let gateway = GatewayProcess::start_with(&body, |dir| {
         std::fs::copy(&default, dir.join("policy.toml")).expect("copy rules/default.toml");
     });
-    let _ = dir_note;
     (gateway, platform)
 }
 
@@ -89,7 +90,7 @@ fn replay(policy: &Path, log: &Path) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_through_the_recording_policy_changes_nothing_and_strict_refuses_more() {
-    let (mut gateway, _platform) = record("default").await;
+    let (mut gateway, _platform) = record().await;
     traffic(&gateway).await;
     gateway.signal("TERM");
     assert!(gateway.wait_exit(Duration::from_secs(10)).is_some(), "gateway did not stop");
@@ -132,6 +133,30 @@ async fn replay_through_the_recording_policy_changes_nothing_and_strict_refuses_
     let sources = strict["sources"].as_array().cloned().unwrap_or_default();
     assert!(!sources.is_empty(), "{strict:#}");
     assert!(sources.iter().all(|s| s["source"].as_str().is_some_and(|s| s.starts_with("198.18."))));
+
+    // A damaged line is located on stderr, counted, and the rest still replayed.
+    let damaged = gateway.dir.path().join("damaged.jsonl");
+    let mut text = std::fs::read_to_string(&log).expect("access log");
+    text.push_str("{\"ts\":\"not a time\"\n");
+    std::fs::write(&damaged, &text).expect("write damaged log");
+    let out = std::process::Command::new(e2e::workspace_bin("gateway"))
+        .arg("replay")
+        .arg("--policy")
+        .arg(gateway.dir.path().join("policy.toml"))
+        .arg("--log")
+        .arg(&damaged)
+        .arg("--json")
+        .output()
+        .expect("gateway replay");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = text.lines().count();
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("damaged.jsonl:{last}: not an access-log line")), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(
+        (report["skipped"].as_u64(), report["requests"].as_u64()),
+        (Some(1), Some(requests))
+    );
 
     // The text report, for the README.
     let text = std::process::Command::new(e2e::workspace_bin("gateway"))
