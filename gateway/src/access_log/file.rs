@@ -9,7 +9,9 @@
 //! token, never the token) and `account` (a known account's id); the outcome:
 //! `decision` (`allow` or `refuse`), `status`, `rule` (the policy rule that decided,
 //! if any), `refused_by` (the check: `framing`, `limits`, `budget`,
-//! `account-limits`, `resources`, `fair-share`, `body`), `why`; and `elapsed_us`.
+//! `account-limits`, `resources`, `fair-share`, `body`), `why`; `claimer` (when the
+//! fair-share check ran: whether the source's record is net claims, which enlarges
+//! its share); and `elapsed_us`.
 
 use std::sync::OnceLock;
 
@@ -62,6 +64,7 @@ pub(super) fn write(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
         "rule": v.rule,
         "refused_by": v.refused_by,
         "why": v.why.map(|w| w.as_str()),
+        "claimer": v.claimer,
         "elapsed_us": ctx.started.map_or(0, |s| s.elapsed().as_micros() as u64),
         "error": e.map(|e| e.etype().as_str()),
     });

@@ -37,6 +37,8 @@ pub struct Recorded {
     pub rule: Option<String>,
     /// The check that refused, when one did.
     pub refused_by: Option<String>,
+    /// When the fair-share check ran: whether the source counted as a claimer.
+    pub claimer: Option<bool>,
 }
 
 /// A line that cannot be replayed, and why.
@@ -84,6 +86,8 @@ struct RawLine {
     rule: Option<String>,
     #[serde(default)]
     refused_by: Option<String>,
+    #[serde(default)]
+    claimer: Option<bool>,
 }
 
 /// Reads every line of `input`.
@@ -147,6 +151,7 @@ fn parse_line(n: usize, line: &str) -> Result<Recorded, String> {
         account: raw.account,
         rule: raw.rule,
         refused_by: raw.refused_by,
+        claimer: raw.claimer,
     })
 }
 

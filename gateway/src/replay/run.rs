@@ -6,18 +6,18 @@
 //! `seq`), not the order their lines were written (at the end of each request).
 //!
 //! What is judged again is the policy engine: the `[[rule]]` limits, allow/deny
-//! rules and lists, under the candidate's `[routes]`, `[prefixes]` and keys. The
-//! checks around it keep their recorded outcome, because their input is not in the
-//! access log: framing (before the engine) and the budget, account-limit, quota,
-//! fair-share and body checks (after it; they read the ledger and the account book).
-//! So a request the recording refused at one of those stays refused unless the
-//! candidate's rules refuse it first, and a path refused as non-canonical stays
-//! refused.
+//! rules and lists, under the candidate's `[routes]`, `[prefixes]` and keys, and the
+//! candidate's `[fair_share]` ceiling (with each source's recorded claimer standing).
+//! The other checks keep their recorded outcome, because their input is not in the
+//! access log: framing (before the engine) and the budget, account-limit, quota and
+//! body checks (they read the ledger and the account book). So a request the
+//! recording refused at one of those stays refused unless the candidate's rules
+//! refuse it first, and a path refused as non-canonical stays refused.
 
 use std::time::Duration;
 
 use policy::clock::FakeRelativeClock;
-use policy::{Engine, Identity, Policy, Request};
+use policy::{Engine, FairVerdict, Identity, Policy, Request};
 
 use super::parse::Recorded;
 
@@ -56,6 +56,9 @@ pub struct Judged {
     /// The candidate's engine judged it (false: it kept its recorded outcome).
     pub replayed: bool,
 }
+
+/// The fair-share check's name, as the recording names its refusals.
+const FAIR_SHARE: &str = "fair-share";
 
 /// Label of a refusal by the engine that named no rule (a non-canonical path).
 const PATH_REFUSAL: &str = "(non-canonical path)";
@@ -126,9 +129,21 @@ fn judge(
         return Outcome::refuse(decision.rule.unwrap_or_else(|| PATH_REFUSAL.into()));
     }
     match r.refused_by.as_deref() {
-        // Refused by a check after the engine: its input (ledger, accounts) is the
-        // recording's, so it refuses again.
-        Some(check) if check != "limits" => recorded.clone(),
-        _ => Outcome::allow(),
+        // Refused by a check between the engine and the fair-share ceiling: its input
+        // (ledger, accounts) is the recording's, so it refuses again, and the request
+        // never reaches the ceiling.
+        Some(check @ ("budget" | "account-limits" | "resources")) => Outcome::refuse(check),
+        // Recorded allowed, or refused by the engine (its later checks never ran and
+        // are taken to pass), by the ceiling, or after it: the candidate's ceiling
+        // counts it, as the claimer it was (an unrecorded one counts as none).
+        _ => {
+            if let FairVerdict::Refuse { .. } = engine.fair_share(&id, r.claimer.unwrap_or(false)) {
+                return Outcome::refuse(FAIR_SHARE);
+            }
+            match r.refused_by.as_deref() {
+                Some("body") => recorded.clone(),
+                _ => Outcome::allow(),
+            }
+        }
     }
 }

@@ -82,3 +82,23 @@ fn a_tighter_policy_refuses_more_and_a_looser_one_less_per_rule_and_source() {
     assert_eq!(json["sources"][0]["source"], "198.51.100.7");
     assert!(loose.to_text().contains("2 refuse->allow"), "{}", loose.to_text());
 }
+
+#[test]
+fn the_candidates_fair_share_ceiling_is_replayed_on_the_logs_clock() {
+    let text = concat!(
+        "version = 1\n[[rule]]\nname = \"create-per-ip\"\nmatch = { route = \"provision-create\" }\n",
+        "action = \"limit\"\nlimits = [{ key = \"ip\", rate = \"2/hour\", burst = 10 }]\n",
+        "[fair_share]\nroute = \"provision-create\"\nceiling = \"4/hour\"\n",
+    );
+    let candidate = policy::compile_str("p.toml", text).expect("policy");
+    let parsed = parse(log().as_bytes());
+    let report = summarize(&run(candidate, parsed.records), 8, &[], 10);
+    // The two creates the recording's rule refused are now refused by the ceiling
+    // (one network past half the ceiling of 4 may take no more than is left, 2); two
+    // hours on it admits again; the budget refusal never
+    // reaches it.
+    assert_eq!(report.refused_by_another_rule, 2, "{}", report.to_text());
+    assert_eq!((report.allow_to_refuse, report.refuse_to_allow), (0, 0), "{}", report.to_text());
+    let row = report.rules.iter().find(|r| r.rule == "fair-share").expect("fair-share row");
+    assert_eq!(row.candidate_refused, 2, "{}", report.to_text());
+}

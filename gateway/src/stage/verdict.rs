@@ -47,6 +47,9 @@ pub struct Verdict {
     pub key: Option<(String, String)>,
     /// Why it was refused.
     pub why: Option<Why>,
+    /// The request reached the fair-share check, whose share is larger for a source
+    /// whose record is net claims: whether this one's is (a replay asks the same).
+    pub claimer: Option<bool>,
 }
 
 /// Notes when and how the request was judged (before the checks run).
