@@ -86,7 +86,7 @@ pub fn refused(check: &'static str, refusal: &Refusal, ctx: &mut RequestCtx) {
     // that let the request on to a later check did not refuse it).
     let engine_rule = if check == "limits" { v.rule.clone() } else { None };
     let rule = v.refused_rule.clone().or(engine_rule);
-    let (kind, value) = v.key.as_ref().map_or(("", ""), |(k, v)| (k.as_str(), v.as_str()));
+    let (kind, value) = v.key.as_ref().map_or(("", ""), |(k, v)| (k.as_str(), bare(k, v)));
     crate::audit::log().refusal(&crate::audit::RefusalLine {
         rule: rule.as_deref().unwrap_or(check),
         key_kind: kind,
@@ -110,4 +110,31 @@ pub fn refused_by_source(ctx: &mut RequestCtx, rule: &str, key: &policy::account
     let text = key.to_string();
     let (kind, value) = crate::audit::split_key(&text);
     refused_by_key(ctx, rule, kind, value);
+}
+
+/// A one-part bucket without its part name (`ip=192.0.2.1` is `192.0.2.1`, as budget
+/// and account-limit keys are written); a combined key's bucket stays whole
+/// (`ipv4=192.0.2.0/24|http_fp=hf1_…`), its parts named.
+fn bare<'a>(kind: &str, bucket: &'a str) -> &'a str {
+    match bucket.split_once('=') {
+        Some((_, value)) if !kind.contains('+') => value,
+        _ => bucket,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bare;
+
+    #[test]
+    fn one_part_buckets_lose_their_name_and_combined_ones_keep_theirs() {
+        assert_eq!(bare("ip", "ip=192.0.2.1"), "192.0.2.1");
+        assert_eq!(bare("ipv4/24", "ipv4=192.0.2.0/24"), "192.0.2.0/24");
+        assert_eq!(bare("account", "account=-ip:192.0.2.1"), "-ip:192.0.2.1");
+        assert_eq!(
+            bare("ipv4/24+http_fp", "ipv4=192.0.2.0/24|http_fp=hf1_x"),
+            "ipv4=192.0.2.0/24|http_fp=hf1_x"
+        );
+        assert_eq!(bare("global", "global"), "global");
+    }
 }
