@@ -83,3 +83,15 @@ fn a_log_that_is_off_writes_nothing_and_long_fields_are_cut() {
     assert_eq!(cut(&"é".repeat(400)).len(), MAX_FIELD);
     assert_eq!(split_key("ipv6/48:2001:db8::/48"), ("ipv6/48", "2001:db8::/48".to_string()));
 }
+
+#[test]
+fn a_gateway_that_cannot_open_its_audit_log_says_how_to_fix_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let settings = crate::config::LogSettings {
+        audit_file: Some(dir.path().join("no-such-folder").join("audit.jsonl")),
+        access_log_file: None,
+    };
+    let e = start(&settings).expect_err("the folder does not exist");
+    assert!(e.starts_with("cannot open the audit log "), "{e}");
+    assert!(e.contains("[audit] enabled = false"), "{e}");
+}
