@@ -9,8 +9,8 @@
 //! rules and lists, under the candidate's `[routes]`, `[prefixes]` and keys, and the
 //! candidate's `[fair_share]` ceiling (with each source's recorded claimer standing).
 //! The other checks keep their recorded outcome, because their input is not in the
-//! access log: framing (before the engine) and the budget, account-limit, quota and
-//! body checks (they read the ledger and the account book). So a request the
+//! access log: framing and any check before the engine, and the budget,
+//! account-limit, quota and body checks (they read the ledger and the account book). So a request the
 //! recording refused at one of those stays refused unless the candidate's rules
 //! refuse it first, and a path refused as non-canonical stays refused.
 
@@ -90,8 +90,7 @@ pub fn run(policy: Policy, mut records: Vec<Recorded>) -> Vec<Judged> {
             elapsed_us = at;
         }
         let recorded = recorded_outcome(&r);
-        let before_engine = r.refused_by.as_deref() == Some("framing");
-        if before_engine || r.noncanonical {
+        if before_engine(r.refused_by.as_deref()) || r.noncanonical {
             out.push(Judged { candidate: recorded.clone(), recorded, request: r, replayed: false });
             continue;
         }
@@ -99,6 +98,16 @@ pub fn run(policy: Policy, mut records: Vec<Recorded>) -> Vec<Judged> {
         out.push(Judged { request: r, recorded, candidate, replayed: true });
     }
     out
+}
+
+/// The checks the gateway runs after the engine (`limits`), in order. A refusal by any
+/// other check (`framing`, or one this replay does not know) happened before the
+/// engine saw the request, so the replay does not show it to the candidate's engine
+/// either and keeps the recorded refusal.
+const AFTER_ENGINE: [&str; 5] = ["budget", "account-limits", "resources", FAIR_SHARE, "body"];
+
+fn before_engine(refused_by: Option<&str>) -> bool {
+    refused_by.is_some_and(|check| check != "limits" && !AFTER_ENGINE.contains(&check))
 }
 
 /// The candidate engine's verdict on one request, then the recorded later checks.

@@ -36,6 +36,8 @@ fn log() -> String {
         line(1.0, 2, "198.51.100.7", Some("limits")),
         line(1.5, 3, "198.51.100.7", Some("limits")),
         line(2.0, 4, "203.0.113.9", Some("budget")),
+        // Refused by a check before the engine (blocked): the engine never saw it.
+        line(2.5, 7, "198.51.100.7", Some("blocks")),
         "{\"ts\": 12}".to_string(),
         // Two hours on, the bucket has refilled: allowed, and the replay's clock agrees.
         line(7200.0, 5, "198.51.100.7", None),
@@ -48,20 +50,21 @@ fn log() -> String {
 fn replaying_through_the_recording_policy_changes_nothing() {
     let parsed = parse(log().as_bytes());
     assert_eq!(parsed.errors.len(), 1);
-    assert_eq!(parsed.errors[0].line, 6);
+    assert_eq!(parsed.errors[0].line, 7);
     let judged = run(policy(2), parsed.records);
     let report = summarize(&judged, parsed.lines, &parsed.errors, 10);
     assert!(!report.differs(), "{}", report.to_text());
-    assert_eq!((report.requests, report.skipped, report.lines), (7, 1, 8));
+    assert_eq!((report.requests, report.skipped, report.lines), (8, 1, 9));
     assert_eq!(report.recorded, report.candidate);
-    assert_eq!(report.recorded.refused, 3, "two by the rule, one by the budget");
+    assert_eq!(report.recorded.refused, 4, "two by the rule, one by the budget, one blocked");
+    assert_eq!(report.replayed, 7, "the blocked request never reached the engine");
     assert!(report.to_text().contains("no decision differs"), "{}", report.to_text());
 }
 
 #[test]
 fn a_tighter_policy_refuses_more_and_a_looser_one_less_per_rule_and_source() {
     let parsed = parse(log().as_bytes());
-    let strict = summarize(&run(policy(1), parsed.records.clone()), 8, &[], 10);
+    let strict = summarize(&run(policy(1), parsed.records.clone()), 9, &[], 10);
     // Burst 1: the second create of each burst is refused now.
     assert_eq!((strict.allow_to_refuse, strict.refuse_to_allow), (2, 0), "{}", strict.to_text());
     let row = strict.rules.iter().find(|r| r.rule == "create-per-ip").expect("rule row");
@@ -70,7 +73,7 @@ fn a_tighter_policy_refuses_more_and_a_looser_one_less_per_rule_and_source() {
     assert_eq!(strict.sources[0].source, "198.51.100.7");
     assert_eq!(strict.sources[0].allow_to_refuse, 2);
 
-    let loose = summarize(&run(policy(10), parsed.records), 8, &[], 10);
+    let loose = summarize(&run(policy(10), parsed.records), 9, &[], 10);
     assert_eq!((loose.allow_to_refuse, loose.refuse_to_allow), (0, 2), "{}", loose.to_text());
     // The budget refusal is outside the engine: it stays refused.
     let budget = loose.rules.iter().find(|r| r.rule == "budget").expect("budget row");
@@ -92,7 +95,7 @@ fn the_candidates_fair_share_ceiling_is_replayed_on_the_logs_clock() {
     );
     let candidate = policy::compile_str("p.toml", text).expect("policy");
     let parsed = parse(log().as_bytes());
-    let report = summarize(&run(candidate, parsed.records), 8, &[], 10);
+    let report = summarize(&run(candidate, parsed.records), 9, &[], 10);
     // The two creates the recording's rule refused are now refused by the ceiling
     // (one network past half the ceiling of 4 may take no more than is left, 2); two
     // hours on it admits again; the budget refusal never
