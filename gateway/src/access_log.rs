@@ -9,9 +9,14 @@ use pingora::Error;
 
 use crate::stage::context::RequestCtx;
 
-/// Logs a finished request (at debug level: one line per request is for debugging,
-/// refusals and accounts are logged at info where they happen).
+mod file;
+pub use file::{file_enabled, file_sink, install_file};
+
+/// Logs a finished request: a JSON line to the access log file when one is configured
+/// (see [`file`]), and a debug-level line (one line per request on stderr is for
+/// debugging; refusals and accounts are logged at info where they happen).
 pub fn log_request(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
+    file::write(session, e, ctx);
     if !tracing::enabled!(tracing::Level::DEBUG) {
         return;
     }

@@ -100,6 +100,8 @@ impl Drop for PlatformThread {
 pub fn demo_config(options: &DemoOptions, platform: SocketAddr) -> GatewayConfig {
     GatewayConfig {
         store: Default::default(),
+        // The demo keeps no files: its audit log would land in the working folder.
+        logs: crate::config::LogSettings { audit_file: None, access_log_file: None },
         listen: vec![options.listen],
         threads: 1,
         grace_period: DEFAULT_GRACE,

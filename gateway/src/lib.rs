@@ -8,6 +8,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod audit;
 pub mod blocks;
 pub mod certs;
 pub mod clock;
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod operator;
 pub mod proxy;
 pub mod reload;
+pub mod replay;
 pub mod report;
 pub mod respond;
 pub mod server;

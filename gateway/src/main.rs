@@ -64,6 +64,9 @@ enum Command {
     /// Show how a policy treats a described request: route class, derived keys,
     /// matching rules and the decision.
     Explain(gateway::explain::ExplainArgs),
+    /// Replay an access log through a candidate policy on the log's own clock and show
+    /// how its decisions differ from the recorded ones, per rule and per source.
+    Replay(gateway::replay::ReplayArgs),
     /// Query a cleanup-cost ledger file: who left the most cleanup, and what the
     /// gateway does about them now.
     Ledger {
@@ -150,6 +153,9 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return fail(e, 2),
             };
+            if let Err(e) = gateway::audit::start(&config.logs) {
+                return fail(e, 2);
+            }
             let ledger_file = config.admin.as_ref().and_then(|a| a.ledger_file.clone());
             let journal_file = config.admin.as_ref().and_then(|a| a.accounts_file.clone());
             let redis = match config.store.redis.as_ref().map(gateway::fleet::conn::Redis::connect)
@@ -266,6 +272,13 @@ fn main() -> ExitCode {
             hourly,
             source.as_deref(),
         ) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e, 2),
+        },
+        Command::Replay(args) => match gateway::replay::run_cli(&args) {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS

@@ -199,7 +199,10 @@ impl ProxyHttp for DeployGateway {
         observe::failed(ctx, ctx.refusal.as_ref().map(|r| r.why), e);
         let error_code = match ctx.refusal.take() {
             // A check on the request body refused it; the upstream request was aborted.
-            Some(refusal) => respond::write_body_refusal(session, &refusal).await,
+            Some(refusal) => {
+                crate::stage::verdict::refused("body", &refusal, ctx);
+                respond::write_body_refusal(session, &refusal).await
+            }
             None => respond::write_failure(session, e).await,
         };
         FailToProxy { error_code, can_reuse_downstream: false }

@@ -49,6 +49,7 @@ impl ShutdownSignalWatch for DrainingShutdown {
         if left > 0 {
             tracing::warn!(abandoned = left, "grace period over with requests still in flight");
         }
+        crate::audit::flush_all(Duration::from_secs(2));
         ShutdownSignal::FastShutdown
     }
 }

@@ -411,6 +411,7 @@ impl Tracker {
     }
 
     fn persist(&self, entry: &LedgerEntry) {
+        crate::audit::log().ledger(entry);
         if let Some(file) = &self.ledger_file {
             let mut f = file.lock();
             let line = entry.to_json_line();

@@ -43,6 +43,7 @@ pub mod platform;
 mod wire;
 
 pub use economics::{accounts, ledger, pow, quota};
+pub use lang::canonical::normalised_path;
 pub use lang::client::ClientConfig;
 pub use lang::compile::{compile_file, compile_str, DEFAULT_MAX_KEYS, DEFAULT_SWEEP_SECS};
 pub use lang::decision::{Decision, Outcome, QuotaInfo, Request};

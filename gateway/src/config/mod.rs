@@ -12,6 +12,7 @@ use std::time::Duration;
 
 mod admin;
 mod compile;
+mod logs;
 mod raw;
 mod store;
 mod telemetry;
@@ -20,6 +21,8 @@ mod tests;
 
 pub use admin::ADMIN_TOKEN_ENV;
 use compile::{compile_tls, compile_upstream, rewrite_toml_message};
+use logs::compile_logs;
+pub use logs::LogSettings;
 use raw::*;
 use store::compile_store;
 pub use store::{RedisTarget, StoreSettings};
@@ -123,6 +126,8 @@ pub struct GatewayConfig {
     pub store: StoreSettings,
     /// `[telemetry]`: OpenTelemetry export, off when absent.
     pub telemetry: Option<TelemetrySettings>,
+    /// `[audit]` and `[access_log]`: the operator logs.
+    pub logs: LogSettings,
 }
 
 /// `[admin]`: the admin listener and the cleanup-cost ledger.
@@ -198,6 +203,7 @@ impl GatewayConfig {
                 *file = dir.join(&*file);
             }
         }
+        config.logs.resolve(path.parent().unwrap_or(Path::new("")));
         if let Some(admin) = config.admin.as_mut() {
             for file in
                 [admin.ledger_file.as_mut(), admin.accounts_file.as_mut()].into_iter().flatten()
@@ -327,9 +333,11 @@ impl GatewayConfig {
         };
         let store = compile_store(raw.store, &err_at)?;
         let telemetry = compile_telemetry(raw.telemetry, &err_at)?;
+        let logs = compile_logs(raw.audit, raw.access_log, &err_at)?;
         Ok(GatewayConfig {
             telemetry,
             store,
+            logs,
             admin,
             listen,
             threads,

@@ -19,6 +19,9 @@ pub(super) struct RawConfig {
     pub(super) store: Option<super::store::RawStore>,
     #[serde(default)]
     pub(super) telemetry: Option<super::telemetry::RawTelemetry>,
+    pub(super) audit: Option<super::logs::RawAudit>,
+    #[serde(default)]
+    pub(super) access_log: Option<super::logs::RawAccessLog>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -46,6 +46,9 @@ pub async fn create(
     match ops.tracker.blocks().block(target, &req.reason, req.ttl_secs, now) {
         Ok(block) => {
             tracing::info!(target = %block.target, ttl_secs = req.ttl_secs, reason = %block.reason, "operator block set");
+            let text = block.target.to_string();
+            let (kind, value) = text.split_once(':').unwrap_or(("target", text.as_str()));
+            crate::audit::log().block(kind, value, Some(block.expires_at), &block.reason);
             (StatusCode::CREATED, Json(block)).into_response()
         }
         Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
@@ -66,6 +69,9 @@ pub async fn remove(State(ops): State<Ops>, Query(q): Query<TargetQuery>) -> Res
     };
     if ops.tracker.blocks().unblock(&target, ops.clock.now()) {
         tracing::info!(target = %target, "operator block lifted");
+        let text = target.to_string();
+        let (kind, value) = text.split_once(':').unwrap_or(("target", text.as_str()));
+        crate::audit::log().unblock(kind, value, "lifted by an operator");
         Json(serde_json::json!({ "lifted": target.to_string() })).into_response()
     } else {
         error(StatusCode::NOT_FOUND, format!("no block of {target} is in force"))

@@ -108,6 +108,8 @@ pub struct RequestCtx {
     pub limits: BodyLimits,
     /// What the phases noted for the request's metrics and span.
     pub obs: crate::metrics::observe::RequestObs,
+    /// What the checks decided, for the access and audit logs.
+    pub verdict: super::verdict::Verdict,
 }
 
 /// What the body stage tracks for the limits of one request.

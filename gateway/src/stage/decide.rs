@@ -64,12 +64,22 @@ pub fn decide(
         tracker: &loaded.tracker,
         now: enforcer.now(),
     };
-    let outcome = CHECKS.iter().try_for_each(|(_, check)| check(&checked, ctx));
-    if id.http_fp_computed() {
+    super::verdict::judged(&parts, &id, ctx);
+    let outcome =
+        CHECKS.iter().try_for_each(|(name, check)| check(&checked, ctx).map_err(|r| (*name, r)));
+    if id.http_fp_computed() || crate::access_log::file_enabled() {
         ctx.keys.http_fp = Some(id.http_fp().to_string());
     }
-    super::tally::record(&loaded.tracker, id.client_ip, &outcome, checked.now);
-    outcome
+    super::tally::record(
+        &loaded.tracker,
+        id.client_ip,
+        outcome.as_ref().err().map(|(_, r)| r),
+        checked.now,
+    );
+    outcome.map_err(|(name, refusal)| {
+        super::verdict::refused(name, &refusal, ctx);
+        refusal
+    })
 }
 
 fn is_provisioning(route: RouteClass) -> bool {
@@ -89,6 +99,8 @@ fn rate_limits(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> {
         );
     }
     let headers = decision.ratelimit_headers();
+    ctx.verdict.rule.clone_from(&decision.rule);
+    ctx.verdict.key = decision.key.clone();
     match decision.outcome {
         Outcome::Allow => {
             ctx.response_headers = headers;
@@ -123,6 +135,7 @@ fn budget(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> {
     };
     match breach.action {
         BudgetAction::Refuse => {
+            super::verdict::refused_by_source(ctx, "budget", &breach.key);
             Err(Refusal::retry_after(Why::Budget, breach.message, breach.retry_after_secs))
         }
         BudgetAction::HarderPow => {
@@ -153,6 +166,7 @@ fn account_limits(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> 
     }
     let source = ctx.source.get_or_insert_with(|| source_keys(c.id));
     if let Err(refusal) = c.policy.account_limits().check(c.tracker.book(), source, c.now) {
+        super::verdict::refused_by_source(ctx, "account-limits", &refusal.key);
         return Err(Refusal::retry_after(
             Why::AccountLimit,
             refusal.message,
@@ -180,7 +194,17 @@ fn resources(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> {
         // The manifest is read, checked and reserved once the body is whole (body.rs).
         ctx.body_plan = BodyPlan::Hold;
     } else {
-        ctx.hold = Some(super::reserve::reserve(c, &info.account_id, &op)?);
+        let hold = super::reserve::reserve(c, &info.account_id, &op).inspect_err(|r| {
+            if r.why == Why::Quota {
+                super::verdict::refused_by_key(
+                    ctx,
+                    "quota".to_string(),
+                    "account",
+                    info.account_id.clone(),
+                );
+            }
+        })?;
+        ctx.hold = Some(hold);
     }
     match op.op {
         ResourceOp::Create { kind, name: None } => ctx.capture = Capture::CreatedId(kind),

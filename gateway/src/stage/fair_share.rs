@@ -29,6 +29,7 @@ pub fn fair_share(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> 
         source.key_of(SourceKind::Ipv6_64),
     ];
     let claimed = own.iter().flatten().any(|k| ledger.net_units(k, c.now, window) < 0);
+    ctx.verdict.claimer = Some(claimed);
     match c.engine.fair_share(c.id, claimed) {
         FairVerdict::NotApplicable | FairVerdict::Admit => Ok(()),
         FairVerdict::Refuse { retry_after_secs, message } => {

@@ -14,6 +14,7 @@
 //! | the quota a call holds until answered | [`reserve`] | from `decide` to `learn` (or the end of the request) |
 //! | what the answers teach | [`learn`] | `response_filter`, `response_body_filter` |
 //! | decision counters of the admin API | [`tally`] | `request_filter`, after the checks |
+//! | what was decided, for the access and audit logs | [`verdict`] | `request_filter`, `fail_to_proxy` |
 //!
 //! [`crate::proxy`] only dispatches to these; [`crate::respond`] writes what they
 //! decide.
@@ -31,3 +32,4 @@ pub mod recall;
 pub mod refusal;
 pub mod reserve;
 pub mod tally;
+pub mod verdict;

@@ -6,9 +6,9 @@ use super::refusal::Refusal;
 use crate::tracker::Tracker;
 
 /// Counts one decision of [`super::decide`]: let on, or refused for its reason.
-pub fn record(tracker: &Tracker, ip: IpAddr, outcome: &Result<(), Refusal>, now: u64) {
-    match outcome {
-        Ok(()) => tracker.decisions().allowed(),
-        Err(r) => tracker.decisions().refused(ip, r.why.as_str(), now),
+pub fn record(tracker: &Tracker, ip: IpAddr, refusal: Option<&Refusal>, now: u64) {
+    match refusal {
+        None => tracker.decisions().allowed(),
+        Some(r) => tracker.decisions().refused(ip, r.why.as_str(), now),
     }
 }

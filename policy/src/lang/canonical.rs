@@ -36,6 +36,21 @@ pub(crate) fn segments(path: &str) -> Vec<String> {
     out
 }
 
+/// The path as a normalising server routes it (see [`segments`]), query string
+/// dropped: what the access log records, so a replay classes it as the gateway did.
+pub fn normalised_path(path: &str) -> String {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let mut out = String::with_capacity(path.len());
+    for seg in segments(path) {
+        out.push('/');
+        out.push_str(&seg);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
 /// Whether [`segments`] can differ from the raw non-empty segments: only with an
 /// escape, a parameter or a dot segment (the hot path of plain paths skips decoding).
 pub(crate) fn needs_normalising(path: &str) -> bool {

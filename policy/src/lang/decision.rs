@@ -68,6 +68,9 @@ pub struct Decision {
     pub shadow: Vec<String>,
     /// The most constrained limit that applied (refusing one when refused).
     pub quota: Option<QuotaInfo>,
+    /// The refusing limit's key, as (kind as written, e.g. `ipv6/48+http_fp`; bucket,
+    /// e.g. `ipv6=2001:db8::/48|http_fp=hf1_…`): what the audit log names a refusal by.
+    pub key: Option<(String, String)>,
 }
 
 impl Decision {

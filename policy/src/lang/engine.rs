@@ -347,6 +347,7 @@ fn evaluate<C: Clock + Clone>(
         retry_after_secs: None,
         shadow: Vec::new(),
         quota: None,
+        key: None,
     };
     if let Some(why) = id.path_problem {
         d.refuse_non_canonical(why);
@@ -391,7 +392,7 @@ fn evaluate<C: Clock + Clone>(
                 return d;
             }
             Action::Limit | Action::Shadow => {
-                let mut worst: Option<(usize, Duration)> = None;
+                let mut worst: Option<(usize, Duration, Option<String>)> = None;
                 let mut passing = Vec::new();
                 for (li, l) in rule.limits.iter().enumerate() {
                     let key = l.key.derive(&inputs, p.prefixes, l.missing);
@@ -418,8 +419,10 @@ fn evaluate<C: Clock + Clone>(
                         rt.limits.push(LimitTrace::new(l, Some(key.clone()), text));
                     }
                     match check {
-                        Check::Refuse { wait } if worst.is_none_or(|(_, w)| wait > w) => {
-                            worst = Some((li, wait))
+                        Check::Refuse { wait }
+                            if worst.as_ref().is_none_or(|(_, w, _)| wait > *w) =>
+                        {
+                            worst = Some((li, wait, Some(key)))
                         }
                         Check::Refuse { .. } => {}
                         Check::Pass { .. } => passing.push((ri, li, key)),
@@ -428,14 +431,14 @@ fn evaluate<C: Clock + Clone>(
                 push_trace(&mut trace, rt);
                 // A shadow rule without limits stands for a trial `deny`: every match would refuse.
                 if rule.action == Action::Shadow && rule.limits.is_empty() {
-                    worst = Some((0, Duration::ZERO));
+                    worst = Some((0, Duration::ZERO, None));
                 }
                 match (rule.action, worst) {
-                    (Action::Limit, Some((li, wait))) => {
+                    (Action::Limit, Some((li, wait, key))) => {
                         if charge {
                             counters.refused.fetch_add(1, Ordering::Relaxed);
                         }
-                        refuse_429(&mut d, p, rule, li, wait, ip);
+                        refuse_429(&mut d, p, rule, (li, key), wait, ip);
                         return d;
                     }
                     (_, Some(_)) => {
@@ -464,7 +467,7 @@ fn evaluate<C: Clock + Clone>(
         match check {
             Check::Refuse { wait } if rule.action == Action::Limit => {
                 loaded.counters[ri].refused.fetch_add(1, Ordering::Relaxed);
-                refuse_429(&mut d, p, rule, li, wait, ip);
+                refuse_429(&mut d, p, rule, (li, Some(key)), wait, ip);
                 return d;
             }
             Check::Refuse { .. } => {}
@@ -495,11 +498,12 @@ fn refuse_429(
     d: &mut Decision,
     p: &Policy,
     rule: &Rule,
-    li: usize,
+    (li, key): (usize, Option<String>),
     wait: Duration,
     ip: std::net::IpAddr,
 ) {
     let Some(l) = rule.limits.get(li) else { return };
+    d.key = key.map(|k| (l.key.text.clone(), k));
     let retry = secs_up(wait).max(1);
     d.outcome = Outcome::Refuse { status: 429 };
     d.rule = Some(rule.name.clone());

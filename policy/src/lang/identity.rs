@@ -61,6 +61,14 @@ impl<'a> Identity<'a> {
         }
     }
 
+    /// The identity with its HTTP fingerprint already known: `gateway replay` rebuilds
+    /// requests from an access log, which records the fingerprint the gateway computed
+    /// but not the header values it was computed from.
+    pub fn with_http_fp(self, http_fp: String) -> Self {
+        let _ = self.http_fp.set(http_fp);
+        self
+    }
+
     /// The request it was derived from.
     pub fn request(&self) -> &Request<'a> {
         &self.req
