@@ -110,11 +110,16 @@ fn enforcer_for(
     watch: bool,
     ledger_file: Option<PathBuf>,
     journal_file: Option<PathBuf>,
+    redis: Option<&gateway::config::RedisTarget>,
 ) -> Result<Arc<Enforcer>, String> {
     let Some(path) = policy else { return Ok(Arc::new(Enforcer::passthrough())) };
     let source = gateway::reload::PolicySource { path, trust_loopback };
-    let enforcer =
+    let mut enforcer =
         Enforcer::from_source(&source, ledger_file, journal_file, SystemClock::shared())?;
+    if let Some(target) = redis {
+        let redis = gateway::fleet::conn::Redis::connect(target)?;
+        enforcer = enforcer.with_redis(Arc::new(redis));
+    }
     if let Some(engine) = enforcer.engine() {
         let reloader = gateway::reload::Reloader::for_source(
             engine.clone(),
@@ -148,6 +153,7 @@ fn main() -> ExitCode {
                 config.watch_policy,
                 ledger_file,
                 journal_file,
+                config.store.redis.as_ref(),
             ) {
                 Ok(e) => e,
                 Err(e) => return fail(e, 2),
@@ -168,6 +174,7 @@ fn main() -> ExitCode {
                     engine.clone(),
                     tracker.clone(),
                     enforcer.clock().clone(),
+                    enforcer.fleet_limits().cloned(),
                 ) {
                     return fail(
                         format!("cannot start the admin listener on {}: {e}", admin.listen),
@@ -199,7 +206,7 @@ fn main() -> ExitCode {
                 })
             };
             // Loopback is trusted as a proxy, as in `demo::demo_config`.
-            let enforcer = match enforcer_for(policy.clone(), true, true, None, None) {
+            let enforcer = match enforcer_for(policy.clone(), true, true, None, None, None) {
                 Ok(e) => e,
                 Err(e) => return fail(e, 2),
             };

@@ -4,3 +4,6 @@
 //! modules beside it keep each kind of shared state.
 
 pub mod conn;
+pub mod health;
+pub mod limits;
+pub mod over_limit;

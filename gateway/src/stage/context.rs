@@ -106,6 +106,9 @@ pub struct RequestCtx {
     pub hold: Option<super::reserve::QuotaHold>,
     /// Body size, held bytes and asset-file measurements.
     pub limits: BodyLimits,
+    /// The rate-limit decision the fleet's shared store made, which the `limits`
+    /// check applies instead of deciding locally.
+    pub fleet_decision: Option<policy::Decision>,
 }
 
 /// What the body stage tracks for the limits of one request.

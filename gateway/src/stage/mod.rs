@@ -4,6 +4,7 @@
 //! | --- | --- | --- |
 //! | what the stages share | [`context`] | every phase (`CTX`) |
 //! | who sent it | [`identify`] | `request_filter`, first |
+//! //! | rate limits decided in the fleet's Redis | [`fleet_limits`] | `request_filter`, before `decide` |
 //! | every check before forwarding | [`decide`] | `request_filter` |
 //! | the shared creation ceiling, last check | [`fair_share`] | `request_filter` |
 //! | one refusal type, status and code | [`refusal`] | wherever a check refuses |
@@ -20,6 +21,7 @@ pub mod check;
 pub mod context;
 pub mod decide;
 pub mod fair_share;
+pub mod fleet_limits;
 pub mod identify;
 pub mod learn;
 pub mod limits;

@@ -26,6 +26,8 @@ pub enum Why {
     BadRequest,
     /// The gateway has no room to hold this request's body now.
     Busy,
+    /// The fleet's shared store is unreachable and the limit is `on_store_error = "closed"`.
+    StoreUnavailable,
 }
 
 impl Why {
@@ -40,6 +42,7 @@ impl Why {
             Why::ProofOfWork => (403, codes::POW),
             Why::BadRequest => (400, codes::BAD_REQUEST),
             Why::Busy => (503, codes::BUSY),
+            Why::StoreUnavailable => (503, codes::STORE_UNAVAILABLE),
         }
     }
 
@@ -54,6 +57,7 @@ impl Why {
             Why::ProofOfWork => "proof_of_work",
             Why::BadRequest => "bad_request",
             Why::Busy => "busy",
+            Why::StoreUnavailable => "store_unavailable",
         }
     }
 }

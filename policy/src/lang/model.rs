@@ -182,4 +182,7 @@ pub(crate) struct Rule {
     pub limits: Vec<Limit>,
     pub message: Option<String>,
     pub advice: Option<String>,
+    /// What the rule does when the fleet's shared store is unreachable (the rule's
+    /// own setting, else `[store]`'s).
+    pub on_store_error: crate::lang::plan::OnStoreError,
 }
