@@ -313,3 +313,68 @@ fn hash_tag(key: &str) -> &str {
     let end = key[start..].find('}').map_or(key.len(), |i| start + i);
     &key[start..end]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned(src: &str, path: &str) -> Vec<PlannedLimit> {
+        let policy = policy::compile_str("p.toml", src).expect("policy");
+        let engine = policy::Engine::new(policy);
+        let current = engine.current_policy();
+        let req = policy::Request {
+            method: "POST",
+            path,
+            peer: "192.0.2.1".parse().expect("ip"),
+            http_version: "HTTP/1.1",
+            headers: &[],
+            tls_fp: None,
+            account: None,
+        };
+        let id = policy::Identity::derive(&current, req);
+        engine.plan(&id).limits().to_vec()
+    }
+
+    #[test]
+    fn limits_keyed_alike_share_a_slot_and_others_do_not() {
+        let limits = planned(
+            r#"version = 1
+[[rule]]
+name = "a"
+action = "limit"
+limits = [{ key = "ip", rate = "5/hour" }, { key = "global", rate = "50/hour" }]
+[[rule]]
+name = "b"
+action = "limit"
+limits = [{ key = "ip", rate = "9/hour" }]
+"#,
+            "/client/v4/provisioning/previews",
+        );
+        let keys: Vec<String> = limits.iter().map(bucket_key).collect();
+        assert_eq!(keys.len(), 3);
+        assert!(keys.iter().all(|k| k.starts_with("gw:rl:{")), "{keys:?}");
+        assert_eq!(hash_tag(&keys[0]), hash_tag(&keys[2]), "both ip limits: one slot");
+        assert_ne!(hash_tag(&keys[0]), hash_tag(&keys[1]), "ip and global: two slots");
+        assert_ne!(keys[0], keys[2], "two limits, two buckets");
+        let again: Vec<String> = limits.iter().map(bucket_key).collect();
+        assert_eq!(keys, again, "every gateway names the same buckets");
+    }
+
+    #[test]
+    fn verdicts_read_the_scripts_integers() {
+        let limits = planned(
+            "version = 1\n[[rule]]\nname = \"a\"\naction = \"limit\"\nlimits = [{ key = \"ip\", rate = \"6/hour\", burst = 3 }]\n",
+            "/",
+        );
+        let l = &limits[0];
+        assert_eq!(
+            verdict(l, 1, 2),
+            Verdict::Pass { remaining: 2, reset: Duration::from_secs(600) }
+        );
+        assert_eq!(verdict(l, 0, 1_500_000), Verdict::Refuse { wait: Duration::from_millis(1500) });
+        assert_eq!(
+            verdict(l, 1, -4),
+            Verdict::Pass { remaining: 0, reset: Duration::from_secs(1800) }
+        );
+    }
+}

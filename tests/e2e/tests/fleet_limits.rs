@@ -287,3 +287,42 @@ async fn the_over_limit_cache_answers_refusals_without_redis() {
     let (status, body) = challenge(&http, &gw).await;
     assert_eq!(status, 429, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stalled_redis_costs_a_request_at_most_the_response_timeout() {
+    let platform = start_platform().await;
+    let redis = RedisServer::start_with(&["--enable-debug-command", "yes"]);
+    let p = policy(100, None, "[store]\non_store_error = \"closed\"\n");
+    let gw = gateway(&platform, &single(&redis), &p);
+    let http = client();
+    assert_eq!(challenge(&http, &gw).await.0, 200);
+    // Redis stops answering for 3 s (it accepts commands and sits on them).
+    let port = redis.port;
+    let stall = std::thread::spawn(move || {
+        let mut cmd = std::process::Command::new("redis-cli");
+        cmd.args(["-p", &port.to_string(), "debug", "sleep", "3"]);
+        e2e::run_bounded(cmd, Duration::from_secs(20))
+    });
+    // Bounded: the stall begins within a few requests; each request, stalled or not,
+    // is answered within the 250 ms response timeout plus the gateway's own work.
+    let mut stalled = None;
+    for _ in 0..200 {
+        let start = Instant::now();
+        let (status, body) = challenge(&http, &gw).await;
+        let took = start.elapsed();
+        assert!(took < Duration::from_millis(900), "a request waited {took:?} ({status})");
+        if status == 503 {
+            stalled = Some((took, body));
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+    }
+    let (took, body) = stalled.expect("the stalled Redis was noticed");
+    assert!(took >= Duration::from_millis(200), "the 503 came after the timeout: {took:?}");
+    assert!(body.contains("shared rate-limit store"), "{body}");
+    // A request no limit covers does not wait for the stalled store.
+    let start = Instant::now();
+    let _ = http.get(format!("{}/client/v4/user", gw.process.url())).send().await;
+    assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+    let _ = stall.join();
+}
