@@ -154,6 +154,12 @@ async fn two_gateways_on_one_redis_admit_the_shared_limit_exactly() {
         10,
         "two gateways on one Redis admit the shared burst of 10 exactly (per gateway: {admitted:?})"
     );
+    // One bucket, empty now: it expires when full again, 10 x 6 minutes from now.
+    let keys = redis.cli(&["--scan", "--pattern", "gw:rl:*"]);
+    let keys: Vec<&str> = keys.lines().collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let ttl: u64 = redis.cli(&["pttl", keys[0]]).trim().parse().expect("pttl");
+    assert!((35_900_000..=36_000_000).contains(&ttl), "expires when full again: {ttl} ms");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
