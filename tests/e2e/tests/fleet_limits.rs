@@ -287,6 +287,22 @@ async fn the_over_limit_cache_answers_refusals_without_redis() {
     assert_eq!(script_calls(&redis), asked, "cached refusals never reach Redis");
     let s = stats(&gw).await;
     assert_eq!(s["store"]["limits"]["cached_refusals"], 20, "{s}");
+    let metrics = client()
+        .get(format!("{}/metrics", gw.admin))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    for line in [
+        "gateway_store_up 1",
+        "gateway_store_cached_refusals_total 20",
+        "gateway_store_errors_total 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+    assert!(metrics.contains("# TYPE gateway_store_latency_seconds summary"), "{metrics}");
     // Even with Redis gone, a key known to be over its limit is refused with 429 (its
     // retry time is known), not 503.
     redis.kill();
