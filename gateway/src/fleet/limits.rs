@@ -7,12 +7,13 @@
 //!   decision keyed the same way (two rules both keyed on `ip`) lives in one slot. Limits
 //!   keyed differently (`ip`, `prefix`, `global`) live in different slots: such a
 //!   decision probes every slot's limits (one script per slot, in parallel) and, when
-//!   all pass, charges each slot's limits (one script per slot). Each bucket's check and
-//!   charge stays atomic, so no bucket ever admits more than its limit; what a
-//!   multi-slot decision concedes is the all-or-nothing charge across slots: a request
-//!   that passed the probe can lose a race in one slot after another slot charged it,
-//!   and is then refused with that charge kept (the local engine concedes the same
-//!   under concurrency). On one Redis server every decision is one script.
+//!   all pass, charges the slots one after another in plan order (one script each),
+//!   stopping at the first that refuses. Each bucket's check and charge stays atomic,
+//!   so no bucket ever admits more than its limit; what a multi-slot decision concedes
+//!   is the all-or-nothing charge across slots: a request that passed the probe can
+//!   lose a race in a later slot after the earlier ones charged it, and is then
+//!   refused with those charges kept (the local engine concedes the same under
+//!   concurrency). On one Redis server every decision is one script.
 //! - *Clock*: the script reads Redis's `TIME`; gateways' clocks never enter, so skew
 //!   between gateways cannot give anyone extra requests. (In a Cluster a bucket always
 //!   counts on the clock of the master holding its slot.)
@@ -35,6 +36,10 @@ use super::over_limit::OverLimit;
 use crate::config::RedisTarget;
 
 const GCRA: &str = include_str!("gcra.lua");
+
+/// What a request waits for an answer beyond [`RESPONSE_TIMEOUT`] (the hop back from
+/// the Redis runtime).
+const ANSWER_SLACK: Duration = Duration::from_millis(50);
 
 /// How often the store is pinged so its health is known without traffic (and a
 /// reconnect after an outage is noticed).
@@ -155,13 +160,25 @@ impl FleetLimits {
                     })
                     .filter(|s: &Vec<usize>| !s.is_empty())
                     .collect();
-                let mut charged = self.run_slots(limits, &keys, &keep, true).await?;
-                for (i, v) in probed.iter().enumerate() {
-                    if failed.contains(&limits[i].group) {
-                        charged[i] = *v;
+                // One slot after another, in plan order, stopping at the first that
+                // refuses (a race lost since the probe): a slot is charged only for
+                // requests every slot before it admitted, so a later slot never runs
+                // dry on requests an earlier one refused.
+                let mut verdicts = probed;
+                for slot in &keep {
+                    let charged = self.run(limits, &keys, slot, true).await?;
+                    let lost = slot
+                        .iter()
+                        .zip(&charged)
+                        .any(|(i, v)| !limits[*i].shadow && matches!(v, Verdict::Refuse { .. }));
+                    for (i, v) in slot.iter().zip(charged) {
+                        verdicts[*i] = v;
+                    }
+                    if lost {
+                        break;
                     }
                 }
-                charged
+                verdicts
             }
         };
         let now = Instant::now();
@@ -263,7 +280,12 @@ impl FleetLimits {
         which: &[usize],
         call: Call,
     ) -> Result<Vec<Verdict>, String> {
-        let result = call.task.await.map_err(|e| format!("Redis task failed: {e}")).and_then(|r| r);
+        // Bounded here too: a starved Redis runtime must not hold the request either.
+        let result = tokio::time::timeout(RESPONSE_TIMEOUT + ANSWER_SLACK, call.task)
+            .await
+            .map_err(|_| format!("no answer within {} ms", RESPONSE_TIMEOUT.as_millis()))
+            .and_then(|joined| joined.map_err(|e| format!("Redis task failed: {e}")))
+            .and_then(|r| r);
         let micros = call.started.elapsed().as_micros() as u64;
         self.redis.health().record(&result);
         self.stats.script_calls.fetch_add(1, Ordering::Relaxed);
