@@ -21,40 +21,8 @@ use crate::lang::decision::{Decision, Outcome, QuotaInfo};
 use crate::lang::engine::{refuse_429, rule_matches, secs_up, table_label, Engine, Loaded};
 use crate::lang::identity::Identity;
 use crate::lang::key::{KeyInputs, KeyPart};
-use crate::lang::model::Action;
+use crate::lang::model::{Action, OnStoreError};
 use crate::lang::rate::Rate;
-
-/// What a `limit` rule does when the fleet's shared store cannot answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OnStoreError {
-    /// The gateway's own (per-gateway) limiter decides: available, but each gateway of
-    /// the fleet admits up to the limit on its own for as long as the outage lasts.
-    #[default]
-    Open,
-    /// Refused with 503 until the store answers again: never above the shared limit.
-    Closed,
-}
-
-impl OnStoreError {
-    /// The words a policy may write.
-    pub(crate) const NAMES: [&'static str; 2] = ["open", "closed"];
-
-    pub(crate) fn parse(text: &str) -> Option<OnStoreError> {
-        match text {
-            "open" => Some(OnStoreError::Open),
-            "closed" => Some(OnStoreError::Closed),
-            _ => None,
-        }
-    }
-
-    /// The word as written in a policy.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnStoreError::Open => "open",
-            OnStoreError::Closed => "closed",
-        }
-    }
-}
 
 /// One limit a request meets.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,8 +4,7 @@
 
 use super::Ctx;
 use crate::lang::error::{did_you_mean, one_of};
-use crate::lang::model::Action;
-use crate::lang::plan::OnStoreError;
+use crate::lang::model::{Action, OnStoreError};
 use crate::lang::raw::{RawStore, SStr};
 use serde_spanned::Spanned;
 
