@@ -74,6 +74,7 @@ struct AdminState {
     reconcile_url: Option<Arc<str>>,
     grace: Duration,
     http: reqwest::Client,
+    fleet: Option<Arc<crate::fleet::limits::FleetLimits>>,
 }
 
 /// Starts the admin listener and the expiry fallback on a thread of their own; returns
@@ -84,6 +85,7 @@ pub fn start(
     engine: Arc<Engine>,
     tracker: Arc<Tracker>,
     clock: SharedClock,
+    fleet: Option<Arc<crate::fleet::limits::FleetLimits>>,
 ) -> std::io::Result<SocketAddr> {
     let std_listener = std::net::TcpListener::bind(config.listen)?;
     std_listener.set_nonblocking(true)?;
@@ -109,6 +111,7 @@ pub fn start(
         reconcile_url: config.reconcile_url.map(|u| Arc::from(u.trim_end_matches('/'))),
         grace: config.silent_expiry_grace,
         http,
+        fleet,
     };
     let interval = config.reconcile_interval;
     std::thread::Builder::new().name("admin".into()).spawn(move || {
@@ -398,6 +401,7 @@ async fn stats(State(state): State<AdminState>) -> Response {
             "networks": f.networks, "admitted_in_window": f.admitted_in_window,
             "ceiling": f.ceiling, "overflowed": f.overflowed, "refused": f.refused,
         })),
+        "store": state.fleet.as_deref().map(crate::fleet::health::stats_json),
     }))
     .into_response()
 }

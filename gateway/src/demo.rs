@@ -199,6 +199,7 @@ pub fn run(
             engine.clone(),
             tracker.clone(),
             enforcer.clock().clone(),
+            enforcer.fleet_limits().cloned(),
         )?),
         _ => None,
     };

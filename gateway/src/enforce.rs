@@ -10,6 +10,8 @@ use std::sync::Arc;
 use policy::Engine;
 
 use crate::clock::{SharedClock, SystemClock};
+use crate::fleet::conn::Redis;
+use crate::fleet::limits::FleetLimits;
 use crate::reload::PolicySource;
 use crate::tracker::Tracker;
 
@@ -25,14 +27,14 @@ pub struct Loaded {
 pub struct Enforcer {
     loaded: Option<Loaded>,
     clock: SharedClock,
-    /// The fleet's Redis (`[store] redis`), when the gateway is part of a fleet.
-    redis: Option<Arc<crate::fleet::conn::Redis>>,
+    redis: Option<Arc<Redis>>,
+    fleet_limits: Option<Arc<FleetLimits>>,
 }
 
 impl Enforcer {
     /// An enforcer that forwards everything (no policy configured).
     pub fn passthrough() -> Self {
-        Enforcer { loaded: None, clock: SystemClock::shared(), redis: None }
+        Enforcer { loaded: None, clock: SystemClock::shared(), redis: None, fleet_limits: None }
     }
 
     /// Loads and compiles the policy file; errors are located (`FILE:LINE:COL: ...`).
@@ -70,18 +72,26 @@ impl Enforcer {
             }),
             clock,
             redis: None,
+            fleet_limits: None,
         }
     }
 
-    /// The enforcer sharing state through `redis` (the fleet's store).
-    pub fn with_redis(mut self, redis: Option<Arc<crate::fleet::conn::Redis>>) -> Self {
+    /// Shares state with the fleet through `redis` (`[store] redis`), when given: from
+    /// now on the policy's rate limits are counted there.
+    pub fn with_redis(mut self, redis: Option<Arc<Redis>>) -> Self {
+        self.fleet_limits = redis.as_ref().map(|r| FleetLimits::new(r.clone()));
         self.redis = redis;
         self
     }
 
     /// The fleet's Redis, when `[store] redis` is configured.
-    pub fn redis(&self) -> Option<&Arc<crate::fleet::conn::Redis>> {
+    pub fn redis(&self) -> Option<&Arc<Redis>> {
         self.redis.as_ref()
+    }
+
+    /// The rate limits shared through the fleet's Redis, when configured.
+    pub fn fleet_limits(&self) -> Option<&Arc<FleetLimits>> {
+        self.fleet_limits.as_ref()
     }
 
     /// The engine and tracker, when a policy is loaded.

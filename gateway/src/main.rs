@@ -197,6 +197,7 @@ fn main() -> ExitCode {
                     engine.clone(),
                     tracker.clone(),
                     enforcer.clock().clone(),
+                    enforcer.fleet_limits().cloned(),
                 ) {
                     return fail(
                         format!("cannot start the admin listener on {}: {e}", admin.listen),

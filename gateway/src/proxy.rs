@@ -4,7 +4,7 @@
 //!
 //! | phase (Pingora runs them in this order) | when it runs | what it returns | stage |
 //! | --- | --- | --- | --- |
-//! | [`request_filter`](ProxyHttp::request_filter) | the request header is read | `Ok(true)`: the gateway answered (a refusal); `Ok(false)`: forward | [`recall`], [`identify`], [`decide`]; [`respond`] writes a refusal |
+//! | [`request_filter`](ProxyHttp::request_filter) | the request header is read | `Ok(true)`: the gateway answered (a refusal); `Ok(false)`: forward | [`recall`], [`fleet_limits`] (fleet mode), [`identify`], [`decide`]; [`respond`] writes a refusal |
 //! | [`request_body_filter`](ProxyHttp::request_body_filter) | each chunk of the request body | `Err`: refused after the body (see `fail_to_proxy`) | [`body`] |
 //! | [`upstream_peer`](ProxyHttp::upstream_peer) | before connecting upstream | the peer built at start-up | — |
 //! | [`upstream_request_filter`](ProxyHttp::upstream_request_filter) | before the header goes upstream | `Err` aborts | Host, X-Forwarded-For; [`body::prepare_upstream`] |
@@ -18,8 +18,10 @@
 //! ([`observe`](crate::metrics::observe)): one call each, no logic here.
 //!
 //! [`recall`]: crate::stage::recall
+//! [`fleet_limits`]: crate::stage::fleet_limits
 //! [`identify`]: crate::stage::identify
 //! [`decide`]: crate::stage::decide
+//! [`fleet_limits`]: crate::stage::fleet_limits
 //! [`body`]: crate::stage::body
 //! [`body::prepare_upstream`]: crate::stage::body::prepare_upstream
 //! [`learn::on_header`]: crate::stage::learn::on_header
@@ -43,7 +45,7 @@ use crate::inflight::InFlight;
 use crate::metrics::observe;
 use crate::respond;
 use crate::stage::context::RequestCtx;
-use crate::stage::{body, decide, learn, recall};
+use crate::stage::{body, decide, fleet_limits, learn, recall};
 
 /// The gateway proxy.
 pub struct DeployGateway {
@@ -86,8 +88,13 @@ impl ProxyHttp for DeployGateway {
         let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
         let own_tls_fp = crate::tls::tls_fingerprint(session);
         recall::recall(&self.enforcer, session.req_header()).await;
+        let req = session.req_header();
         let began = Instant::now();
-        let verdict = decide::decide(&self.enforcer, session.req_header(), peer, own_tls_fp, ctx);
+        let verdict =
+            match fleet_limits::check(&self.enforcer, req, peer, own_tls_fp.clone(), ctx).await {
+                Ok(()) => decide::decide(&self.enforcer, req, peer, own_tls_fp, ctx),
+                Err(refusal) => Err(refusal),
+            };
         observe::decided(ctx, began, &verdict);
         if ctx.route == Some(RouteClass::ProvisionChallenge) {
             // Keep a copy of the (tiny) body so a challenge request that meets a pooled

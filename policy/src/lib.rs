@@ -54,7 +54,8 @@ pub use lang::fair_share::{FairShareStats, FairVerdict};
 pub use lang::fingerprint::http_fingerprint;
 pub use lang::identity::Identity;
 pub use lang::key::{KeyPart, KeySpec, Missing};
-pub use lang::model::{Action, Policy};
+pub use lang::model::{Action, OnStoreError, Policy};
+pub use lang::plan::{Plan, PlannedLimit, Verdict};
 pub use lang::rate::{Per, Rate};
 pub use lang::route::RouteClass;
 

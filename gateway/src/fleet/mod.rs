@@ -5,8 +5,11 @@
 
 pub mod accounts;
 pub mod conn;
+pub mod health;
 pub mod ledger;
+pub mod limits;
 pub mod member;
 pub mod outbox;
+pub mod over_limit;
 pub mod usage;
 pub mod wait;

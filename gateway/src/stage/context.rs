@@ -110,6 +110,9 @@ pub struct RequestCtx {
     pub obs: crate::metrics::observe::RequestObs,
     /// What the checks decided, for the access and audit logs.
     pub verdict: super::verdict::Verdict,
+    /// The rate-limit decision the fleet's shared store made, which the `limits`
+    /// check applies instead of deciding locally.
+    pub fleet_decision: Option<policy::Decision>,
 }
 
 /// What the body stage tracks for the limits of one request.

@@ -88,7 +88,10 @@ fn is_provisioning(route: RouteClass) -> bool {
 
 /// Rate limits and lists of the policy.
 fn rate_limits(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> {
-    let decision = c.engine.decide_identified(c.id);
+    let decision = match ctx.fleet_decision.take() {
+        Some(shared) => shared,
+        None => c.engine.decide_identified(c.id),
+    };
     crate::metrics::observe::note_rule(ctx, &decision);
     if !decision.shadow.is_empty() {
         tracing::info!(

@@ -4,6 +4,7 @@
 //! | --- | --- | --- |
 //! | what the stages share | [`context`] | every phase (`CTX`) |
 //! | in a fleet, the account only the shared store knows | [`recall`] | `request_filter`, first (async) |
+//! | rate limits decided in the fleet's Redis | [`fleet_limits`] | `request_filter`, before `decide` (async) |
 //! | who sent it | [`identify`] | `request_filter` |
 //! | the operator's blocks, first check | [`block`] | `request_filter` |
 //! | every check before forwarding | [`decide`] | `request_filter` |
@@ -25,6 +26,7 @@ pub mod check;
 pub mod context;
 pub mod decide;
 pub mod fair_share;
+pub mod fleet_limits;
 pub mod identify;
 pub mod learn;
 pub mod limits;

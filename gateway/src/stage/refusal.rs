@@ -28,6 +28,8 @@ pub enum Why {
     Busy,
     /// An operator blocked the client's address, network or fingerprint for a while.
     Blocked,
+    /// The fleet's shared store is unreachable and the limit is `on_store_error = "closed"`.
+    StoreUnavailable,
 }
 
 impl Why {
@@ -43,6 +45,7 @@ impl Why {
             Why::BadRequest => (400, codes::BAD_REQUEST),
             Why::Busy => (503, codes::BUSY),
             Why::Blocked => (403, codes::DENIED),
+            Why::StoreUnavailable => (503, codes::STORE_UNAVAILABLE),
         }
     }
 
@@ -58,6 +61,7 @@ impl Why {
             Why::BadRequest => "bad_request",
             Why::Busy => "busy",
             Why::Blocked => "blocked",
+            Why::StoreUnavailable => "store_unavailable",
         }
     }
 }

@@ -23,20 +23,20 @@ use std::time::Duration;
 
 /// Per-rule counters (kept across reloads while the rule name stays).
 #[derive(Default)]
-struct Counters {
-    matched: AtomicU64,
-    allowed: AtomicU64,
-    refused: AtomicU64,
-    shadow_refused: AtomicU64,
+pub(crate) struct Counters {
+    pub(crate) matched: AtomicU64,
+    pub(crate) allowed: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) shadow_refused: AtomicU64,
 }
 
 type TableId = (String, String, String, u32);
 
-struct Loaded<C: Clock> {
-    policy: Arc<Policy>,
-    counters: Vec<Arc<Counters>>,
+pub(crate) struct Loaded<C: Clock> {
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) counters: Vec<Arc<Counters>>,
     /// `tables[rule][limit]`, parallel to `policy.rules[rule].limits`.
-    tables: Vec<Vec<Arc<Table<C>>>>,
+    pub(crate) tables: Vec<Vec<Arc<Table<C>>>>,
     needs_http_fp: bool,
     /// The `[fair_share]` ceiling, kept across reloads while its section is unchanged.
     fair: Option<Arc<FairShare<C>>>,
@@ -104,6 +104,11 @@ fn table_id(rule: &Rule, l: &Limit) -> TableId {
 
 fn label(id: &TableId) -> String {
     format!("{}/{} {} burst {}", id.0, id.1, id.2, id.3)
+}
+
+/// A limit's stable id, `rule/key rate burst N` (what a reload report names it by).
+pub(crate) fn table_label(rule: &Rule, l: &Limit) -> String {
+    label(&table_id(rule, l))
 }
 
 impl Engine<DefaultClock> {
@@ -181,6 +186,11 @@ impl<C: Clock + Clone> Engine<C> {
         let (loaded, report) = Self::load(policy, &self.clock, Some(&old));
         self.loaded.store(Arc::new(loaded));
         report
+    }
+
+    /// The loaded policy and its tables, for [`Engine::plan`].
+    pub(crate) fn loaded_full(&self) -> Arc<Loaded<C>> {
+        self.loaded.load_full()
     }
 
     /// The policy in force (a copy).
@@ -279,7 +289,7 @@ impl<C: Clock + Clone> Engine<C> {
     }
 }
 
-fn rule_matches(
+pub(crate) fn rule_matches(
     rule: &Rule,
     p: &Policy,
     req: &Request<'_>,
@@ -297,7 +307,7 @@ fn rule_matches(
         && (m.accounts.is_empty() || m.accounts.contains(&req.account.is_some()))
 }
 
-fn secs_up(d: Duration) -> u64 {
+pub(crate) fn secs_up(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
@@ -494,7 +504,7 @@ fn evaluate<C: Clock + Clone>(
     d
 }
 
-fn refuse_429(
+pub(crate) fn refuse_429(
     d: &mut Decision,
     p: &Policy,
     rule: &Rule,

@@ -19,6 +19,7 @@ pub(crate) mod fingerprint;
 pub(crate) mod identity;
 pub(crate) mod key;
 pub(crate) mod model;
+pub(crate) mod plan;
 pub(crate) mod rate;
 pub(crate) mod raw;
 pub(crate) mod route;

@@ -162,6 +162,38 @@ pub(crate) struct Matcher {
     pub accounts: Vec<bool>,
 }
 
+/// What a `limit` rule does when the fleet's shared store cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnStoreError {
+    /// The gateway's own (per-gateway) limiter decides: available, but each gateway of
+    /// the fleet admits up to the limit on its own for as long as the outage lasts.
+    #[default]
+    Open,
+    /// Refused with 503 until the store answers again: never above the shared limit.
+    Closed,
+}
+
+impl OnStoreError {
+    /// The words a policy may write.
+    pub(crate) const NAMES: [&'static str; 2] = ["open", "closed"];
+
+    pub(crate) fn parse(text: &str) -> Option<OnStoreError> {
+        match text {
+            "open" => Some(OnStoreError::Open),
+            "closed" => Some(OnStoreError::Closed),
+            _ => None,
+        }
+    }
+
+    /// The word as written in a policy.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnStoreError::Open => "open",
+            OnStoreError::Closed => "closed",
+        }
+    }
+}
+
 /// One limit of a rule.
 #[derive(Debug, Clone)]
 pub(crate) struct Limit {
@@ -182,4 +214,7 @@ pub(crate) struct Rule {
     pub limits: Vec<Limit>,
     pub message: Option<String>,
     pub advice: Option<String>,
+    /// What the rule does when the fleet's shared store is unreachable (the rule's
+    /// own setting, else `[store]`'s).
+    pub on_store_error: OnStoreError,
 }

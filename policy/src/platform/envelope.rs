@@ -21,6 +21,8 @@ pub mod codes {
     pub const BAD_REQUEST: u32 = 982;
     /// The gateway has no room to hold the request's body right now.
     pub const BUSY: u32 = 983;
+    /// The fleet's shared rate-limit store is unreachable (a `closed` limit).
+    pub const STORE_UNAVAILABLE: u32 = 984;
 }
 
 /// Builds `{"success":false,"errors":[{"code":..,"message":..}],"messages":[],"result":null}`:

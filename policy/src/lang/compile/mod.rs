@@ -5,7 +5,7 @@
 //! compiler collects all semantic errors instead of stopping at the first.
 //!
 //! Every section has its own submodule: [`settings`] (`[client]`, `[prefixes]`,
-//! `[tables]`, `[routes]`, `[lists]`), [`rules`], [`fair_share`], and one per economics section, each
+//! `[tables]`, `[routes]`, `[lists]`), [`rules`], [`fair_share`], [`store`], and one per economics section, each
 //! turning its raw struct into the model type the engine or the economics half uses.
 
 mod accounts;
@@ -15,6 +15,7 @@ mod pow;
 mod quotas;
 mod rules;
 mod settings;
+mod store;
 
 use crate::lang::error::{rewrite_serde_message, PolicyError, PolicyErrors};
 use crate::lang::model::Policy;
@@ -106,6 +107,7 @@ fn build(cx: &mut Ctx<'_>, raw: RawPolicy) -> Policy {
     let routes = build_routes(cx, raw.routes);
     let lists = build_lists(cx, raw.lists);
     let fair_share = fair_share::build_fair_share(cx, raw.fair_share);
+    let on_store_error = store::build_store(cx, raw.store);
     let mut rules = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for r in raw.rule {
@@ -120,7 +122,7 @@ fn build(cx: &mut Ctx<'_>, raw: RawPolicy) -> Policy {
         } else {
             seen.insert(name.clone(), crate::lang::error::line_col(cx.src, r.name.span().start).0);
         }
-        if let Some(rule) = build_rule(cx, r, span, &lists) {
+        if let Some(rule) = build_rule(cx, r, span, &lists, on_store_error) {
             rules.push(rule);
         }
     }

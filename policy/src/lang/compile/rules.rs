@@ -4,7 +4,7 @@ use super::settings::{int_in, unknown_route};
 use super::Ctx;
 use crate::lang::error::{did_you_mean, one_of};
 use crate::lang::key::{KeySpec, Missing};
-use crate::lang::model::{Action, CidrList, Limit, Matcher, Rule};
+use crate::lang::model::{Action, CidrList, Limit, Matcher, OnStoreError, Rule};
 use crate::lang::rate::Rate;
 use crate::lang::raw::{OneOrMany, RawLimit, RawMatch, RawRule};
 use crate::lang::route::RouteClass;
@@ -17,6 +17,7 @@ pub(super) fn build_rule(
     r: RawRule,
     span: Range<usize>,
     lists: &[CidrList],
+    store_default: OnStoreError,
 ) -> Option<Rule> {
     let name = r.name.get_ref().clone();
     if name.trim().is_empty() {
@@ -59,6 +60,13 @@ pub(super) fn build_rule(
         }
         _ => {}
     }
+    let on_store_error = super::store::rule_on_store_error(
+        cx,
+        r.on_store_error.as_ref(),
+        action,
+        &name,
+        store_default,
+    );
     Some(Rule {
         name,
         matcher,
@@ -66,6 +74,7 @@ pub(super) fn build_rule(
         limits,
         message: r.message.map(Spanned::into_inner),
         advice: r.advice.map(Spanned::into_inner),
+        on_store_error,
     })
 }
 

@@ -43,6 +43,15 @@ pub(crate) struct RawPolicy {
     pub pow: Option<RawPow>,
     /// `[fair_share]`: the global creation ceiling, shared among networks.
     pub fair_share: Option<Spanned<RawFairShare>>,
+    /// `[store]`: what rules do when the fleet's shared store is unreachable.
+    pub store: Option<Spanned<RawStore>>,
+}
+
+/// `[store]` as written: the policy-wide `on_store_error` (rules may override it).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStore {
+    pub on_store_error: Option<SStr>,
 }
 
 /// `[fair_share]` as written.
@@ -115,6 +124,8 @@ pub(crate) struct RawRule {
     pub limits: Option<Spanned<Vec<Spanned<RawLimit>>>>,
     pub message: Option<SStr>,
     pub advice: Option<SStr>,
+    /// Overrides `[store] on_store_error` for this rule.
+    pub on_store_error: Option<SStr>,
 }
 
 /// `match = { ... }`: every field given must hold; within a field any value may.
