@@ -56,6 +56,7 @@ pub use lang::key::{KeyPart, KeySpec, Missing};
 pub use lang::model::{Action, Policy};
 pub use lang::rate::{Per, Rate};
 pub use lang::route::RouteClass;
+pub use lang::snapshot::{LimitSnapshot, LimitState, RestoreReport};
 
 /// Re-exported so callers and tests name the same clock types.
 pub use governor::clock;
