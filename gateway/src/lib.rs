@@ -27,6 +27,7 @@ pub mod respond;
 pub mod server;
 pub mod shutdown;
 pub mod stage;
+pub mod store;
 pub mod tls;
 pub mod tracker;
 pub mod uploads;

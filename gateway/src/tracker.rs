@@ -31,6 +31,8 @@ use crate::uploads::UploadSessions;
 
 use policy::platform::PlatformEvent;
 
+mod durable;
+
 /// Why an event was not applied.
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
@@ -40,6 +42,9 @@ pub enum EventError {
     /// The account was not created through this gateway (or it forgot it).
     #[error("account {0} is unknown to this gateway")]
     UnknownAccount(String),
+    /// Applied in memory but not committed to the store: the event should be sent again.
+    #[error("{0}")]
+    Store(String),
 }
 
 /// Per-process account state.
@@ -55,6 +60,8 @@ pub struct Tracker {
     pow_hashes: AtomicU64,
     uploads: UploadSessions,
     held: Arc<HeldBudget>,
+    /// The embedded store, when `[store] path` is set: written through at each change.
+    store: Option<Arc<crate::store::Embedded>>,
 }
 
 impl Tracker {
@@ -102,6 +109,7 @@ impl Tracker {
             pow_hashes: AtomicU64::new(0),
             uploads: UploadSessions::default(),
             held: Arc::new(HeldBudget::default()),
+            store: None,
         })
     }
 
@@ -182,6 +190,7 @@ impl Tracker {
             if let Some(journal) = &self.journal {
                 journal.created(&id, &token_hash, now, expires_at, &source);
             }
+            self.store_created(&id, &token_hash, now, expires_at, &source);
         }
         Some(id)
     }
@@ -229,12 +238,16 @@ impl Tracker {
         op: &Classified,
         created_id: Option<&str>,
     ) {
-        self.usage.entry(account.to_string()).or_default().settle(reservation, &op.op, created_id);
+        let mut usage = self.usage.entry(account.to_string()).or_default();
+        usage.settle(reservation, &op.op, created_id);
+        self.store_usage(account, &usage);
     }
 
     /// Counts an operation the platform answered 2xx.
     pub fn commit(&self, account: &str, op: &Classified, created_id: Option<&str>) {
-        self.usage.entry(account.to_string()).or_default().commit(&op.op, created_id);
+        let mut usage = self.usage.entry(account.to_string()).or_default();
+        usage.commit(&op.op, created_id);
+        self.store_usage(account, &usage);
     }
 
     /// What the gateway saw the account create.
@@ -260,7 +273,8 @@ impl Tracker {
             .book
             .get(&event.account_id)
             .ok_or_else(|| EventError::UnknownAccount(event.account_id.clone()))?;
-        if self.book.mark(&event.account_id, kind, at) {
+        let marked = self.book.mark(&event.account_id, kind, at);
+        if marked {
             if let Some(journal) = &self.journal {
                 journal.event(&event.account_id, kind, at);
             }
@@ -291,6 +305,8 @@ impl Tracker {
             self.usage.remove(&event.account_id);
             self.uploads.forget_account(&event.account_id);
         }
+        let ended = kind != Event::Claimed;
+        self.store_event(&event.account_id, marked.then_some((kind, at)), entry.as_ref(), ended)?;
         if let Some(entry) = &entry {
             self.persist(entry);
             tracing::info!(account = %entry.account_id, units = entry.units, reason = ?entry.reason, "ledger entry");
@@ -322,13 +338,18 @@ impl Tracker {
                 journal.event(&info.account_id, Event::Expired, info.expires_at);
             }
             let resources = self.usage_of(&info.account_id);
-            if let Some(entry) = self.ledger.charge_expired_unclaimed(
+            let entry = self.ledger.charge_expired_unclaimed(
                 &info.account_id,
                 &info.source,
                 resources,
                 info.expires_at,
                 policy.costs(),
-            ) {
+            );
+            let expired = Some((Event::Expired, info.expires_at));
+            if let Err(e) = self.store_event(&info.account_id, expired, entry.as_ref(), true) {
+                tracing::error!(error = %e, account = %info.account_id, "silent expiry");
+            }
+            if let Some(entry) = entry {
                 self.persist(&entry);
                 out.push(entry);
             }
@@ -355,6 +376,7 @@ impl Tracker {
         let cut = now.saturating_sub(longest.saturating_add(86_400));
         let accounts = self.book.prune(cut);
         if accounts > 0 {
+            self.store_prune();
             if let Some(journal) = &self.journal {
                 if let Err(e) = journal.compact(&self.book) {
                     tracing::error!(error = %e, "cannot compact the account journal");

@@ -19,7 +19,7 @@ mod tests;
 use compile::{compile_tls, compile_upstream, rewrite_toml_message};
 use raw::*;
 use store::compile_store;
-pub use store::{RedisTarget, StoreSettings};
+pub use store::{RedisTarget, StoreSettings, DEFAULT_SNAPSHOT_SECS};
 
 /// A configuration error, displayed as `FILE:LINE:COL: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]

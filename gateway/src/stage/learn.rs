@@ -60,16 +60,24 @@ pub fn on_body(enforcer: &Enforcer, body: &mut Option<Bytes>, end: bool, ctx: &m
         return;
     }
     let rewriting = matches!(ctx.capture, Capture::Challenge { .. });
+    // A create answer is held back until the account is recorded (and committed to
+    // the store, when there is one): no client gets a token the gateway could forget.
+    let holding = rewriting || ctx.capture == Capture::Created;
     if let Some(chunk) = body.as_ref() {
         if ctx.resp_body.len() + chunk.len() <= MAX_CAPTURED_BODY {
             ctx.resp_body.extend_from_slice(chunk);
         } else if !rewriting {
-            // Too large to be what we expect: stop capturing, pass it on.
+            // Too large to be what we expect: stop capturing, pass it on (with what
+            // was held of it).
             ctx.capture = Capture::None;
-            ctx.resp_body = Vec::new();
+            let mut held = std::mem::take(&mut ctx.resp_body);
+            if holding {
+                held.extend_from_slice(chunk);
+                *body = Some(Bytes::from(held));
+            }
             return;
         }
-        if rewriting {
+        if holding {
             *body = None;
         }
     }
@@ -77,7 +85,12 @@ pub fn on_body(enforcer: &Enforcer, body: &mut Option<Bytes>, end: bool, ctx: &m
         return;
     }
     let captured = std::mem::take(&mut ctx.resp_body);
-    let Some(loaded) = enforcer.loaded() else { return };
+    let Some(loaded) = enforcer.loaded() else {
+        if holding {
+            *body = Some(Bytes::from(captured));
+        }
+        return;
+    };
     let tracker = &loaded.tracker;
     let now = enforcer.now();
     match std::mem::take(&mut ctx.capture) {
@@ -95,6 +108,7 @@ pub fn on_body(enforcer: &Enforcer, body: &mut Option<Bytes>, end: bool, ctx: &m
                     tracing::info!(account = %id, creator = %source.ip, "temporary account created");
                 }
             }
+            *body = Some(Bytes::from(captured));
         }
         Capture::CreatedId(kind) => {
             if let Some(hold) = ctx.hold.take() {
