@@ -7,9 +7,9 @@
 //! - v1: `meta` (key/value: imports done, snapshot times), `accounts`,
 //!   `account_events`, `ledger` (entries as JSON), `usage` (per-account resources).
 //! - v2: the ledger gets a `units` column (backfilled from the JSON) and indexes by
-//!   time and account for `gateway ledger`; tables for the rate-limit snapshot
-//!   (`limit_debts`), the challenge book (`challenges`, `seen_digests`) and the admin
-//!   block list (`blocks`).
+//!   time and account for `gateway ledger`; `snapshots` (one row each for the
+//!   rate-limit state and the challenge book, replaced whole) and the admin block list
+//!   (`blocks`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -60,26 +60,11 @@ fn v1_to_v2(tx: &Transaction<'_>) -> Result<(), rusqlite::Error> {
          UPDATE ledger SET units = COALESCE(json_extract(entry, '$.units'), 0);
          CREATE INDEX ledger_by_time ON ledger (at);
          CREATE INDEX ledger_by_account ON ledger (account_id);
-         CREATE TABLE limit_debts (
-             rule TEXT NOT NULL,
-             key_text TEXT NOT NULL,
-             rate TEXT NOT NULL,
-             burst INTEGER NOT NULL,
-             value TEXT NOT NULL,
-             ahead_ns INTEGER NOT NULL,
-             PRIMARY KEY (rule, key_text, rate, burst, value)
+         CREATE TABLE snapshots (
+             name TEXT PRIMARY KEY,
+             taken_at_ms INTEGER NOT NULL,
+             body BLOB NOT NULL
          );
-         CREATE TABLE challenges (
-             token_hash TEXT PRIMARY KEY,
-             k INTEGER NOT NULL,
-             k_prime INTEGER NOT NULL,
-             g INTEGER NOT NULL,
-             expires_at INTEGER NOT NULL,
-             issued_to TEXT NOT NULL,
-             burned INTEGER NOT NULL,
-             seq INTEGER NOT NULL
-         );
-         CREATE TABLE seen_digests (digest INTEGER PRIMARY KEY, expires_at INTEGER NOT NULL);
          CREATE TABLE blocks (
              kind TEXT NOT NULL,
              value TEXT NOT NULL,
@@ -176,17 +161,7 @@ mod tests {
         assert_eq!(sync, 1, "NORMAL");
         assert_eq!(
             tables(&conn),
-            [
-                "account_events",
-                "accounts",
-                "blocks",
-                "challenges",
-                "ledger",
-                "limit_debts",
-                "meta",
-                "seen_digests",
-                "usage"
-            ]
+            ["account_events", "accounts", "blocks", "ledger", "meta", "snapshots", "usage"]
         );
     }
 

@@ -102,7 +102,7 @@ impl Snapshots {
         let limits = self.engine.export_limits();
         let book = self.tracker.challenges().snapshot(self.clock.now());
         self.store.save_limits(&limits, at)?;
-        self.store.save_challenges(&book)?;
+        self.store.save_challenges(&book, at)?;
         let n = self.taken.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::debug!(
             keys = limits.keys(),
