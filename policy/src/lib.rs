@@ -49,7 +49,7 @@ pub use lang::decision::{Decision, Outcome, QuotaInfo, Request};
 pub use lang::engine::{Engine, ReloadReport, RuleStats, Stats, TableStats};
 pub use lang::error::{PolicyError, PolicyErrors};
 pub use lang::explain::{Explanation, LimitTrace, RuleTrace};
-pub use lang::fair_share::{FairShareStats, FairVerdict};
+pub use lang::fair_share::{FairShareState, FairShareStats, FairVerdict};
 pub use lang::fingerprint::http_fingerprint;
 pub use lang::identity::Identity;
 pub use lang::key::{KeyPart, KeySpec, Missing};

@@ -85,6 +85,7 @@ impl Snapshots {
                 restored = report.restored,
                 expired = report.expired,
                 changed_limits = ?report.unmatched,
+                fair_share = report.fair_share,
                 age_ms = elapsed.as_millis() as u64,
                 "rate-limit state restored"
             );

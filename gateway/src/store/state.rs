@@ -97,10 +97,18 @@ mod tests {
             burst: 3,
             debts,
         };
-        let first = LimitSnapshot { limits: vec![limit("a", vec![("192.0.2.1".into(), 5)])] };
+        let first = LimitSnapshot {
+            limits: vec![limit("a", vec![("192.0.2.1".into(), 5)])],
+            fair_share: None,
+        };
         store.save_limits(&first, 1000).expect("saved");
         let second = LimitSnapshot {
             limits: vec![limit("b", vec![("192.0.2.2".into(), 7), ("192.0.2.3".into(), u64::MAX)])],
+            fair_share: Some(policy::FairShareState {
+                spec: "ceiling".into(),
+                total: 2.5,
+                networks: vec![(Some("10.1.0.0".parse().expect("net")), 2.5), (None, 0.5)],
+            }),
         };
         store.save_limits(&second, 2000).expect("saved");
         assert_eq!(store.load_limits().expect("read"), Some((second, 2000)), "only the last one");

@@ -19,6 +19,7 @@ use governor::clock::Clock;
 use serde::{Deserialize, Serialize};
 
 use crate::lang::engine::{Engine, TableId};
+use crate::lang::fair_share::FairShareState;
 
 /// One limit's state: its identity and the keys in debt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,10 +37,13 @@ pub struct LimitState {
 }
 
 /// Every limit's state at one moment.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LimitSnapshot {
     /// One entry per limit with at least one key in debt.
     pub limits: Vec<LimitState>,
+    /// The `[fair_share]` counters, when the policy has the section.
+    #[serde(default)]
+    pub fair_share: Option<FairShareState>,
 }
 
 impl LimitSnapshot {
@@ -59,6 +63,9 @@ pub struct RestoreReport {
     /// Limits of the snapshot that the policy in force no longer has, as
     /// `rule/key rate burst N` (changed or removed): not restored.
     pub unmatched: Vec<String>,
+    /// Whether the fair-share counters were put back (false: none saved, or the
+    /// section changed).
+    pub fair_share: bool,
 }
 
 impl<C: Clock + Clone> Engine<C> {
@@ -73,7 +80,7 @@ impl<C: Clock + Clone> Engine<C> {
                 (!debts.is_empty()).then_some(LimitState { rule, key, rate, burst, debts })
             })
             .collect();
-        LimitSnapshot { limits }
+        LimitSnapshot { limits, fair_share: self.fair().map(|f| f.export()) }
     }
 
     /// Puts back the state of `snapshot`, taken `elapsed` ago, into the limits of the
@@ -82,6 +89,9 @@ impl<C: Clock + Clone> Engine<C> {
         let tables: HashMap<TableId, _> = self.limit_tables().into_iter().collect();
         let elapsed = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         let mut report = RestoreReport::default();
+        if let (Some(saved), Some(fair)) = (&snapshot.fair_share, self.fair()) {
+            report.fair_share = fair.import(saved, Duration::from_nanos(elapsed));
+        }
         for limit in &snapshot.limits {
             let id = (limit.rule.clone(), limit.key.clone(), limit.rate.clone(), limit.burst);
             let Some(table) = tables.get(&id) else {
@@ -172,6 +182,40 @@ limits = [{ key = "ip", rate = "1/minute", burst = 2 }]
         let report = later.import_limits(&snap, Duration::from_secs(300));
         assert_eq!((report.restored, report.expired), (0, 1));
         assert!(allowed(&later, "192.0.2.1") && allowed(&later, "192.0.2.1"));
+    }
+
+    #[test]
+    fn a_filled_fair_share_ceiling_stays_filled() {
+        let src = "version = 1\n[fair_share]\nceiling = \"3/hour\"\n";
+        let (before, _) = engine(src);
+        let fair = |e: &Engine<FakeRelativeClock>, peer: &str| {
+            let policy = e.current_policy();
+            let req = Request {
+                method: "POST",
+                path: "/client/v4/provisioning/previews",
+                peer: peer.parse().expect("address"),
+                http_version: "HTTP/1.1",
+                headers: &[],
+                tls_fp: None,
+                account: None,
+            };
+            let id = crate::Identity::derive(&policy, req);
+            !matches!(e.fair_share(&id, false), crate::FairVerdict::Refuse { .. })
+        };
+        for n in 0..3 {
+            assert!(fair(&before, &format!("192.{n}.0.1")), "admission {n}");
+        }
+        assert!(!fair(&before, "198.51.100.1"), "the ceiling is reached");
+        let snap: LimitSnapshot =
+            serde_json::from_str(&serde_json::to_string(&before.export_limits()).expect("json"))
+                .expect("back");
+        let (after, clock) = engine(src);
+        assert!(after.import_limits(&snap, Duration::ZERO).fair_share);
+        assert!(!fair(&after, "198.51.100.1"), "still reached after a restart");
+        clock.advance(Duration::from_secs(3600));
+        assert!(fair(&after, "198.51.100.1"), "gone within the window");
+        let (changed, _) = engine("version = 1\n[fair_share]\nceiling = \"4/hour\"\n");
+        assert!(!changed.import_limits(&snap, Duration::ZERO).fair_share, "another ceiling");
     }
 
     #[test]

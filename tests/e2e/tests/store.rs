@@ -391,3 +391,19 @@ async fn the_old_ledger_and_journal_are_imported_into_a_new_store_once() {
     assert!(cli.status.success(), "{out}{}", String::from_utf8_lossy(&cli.stderr));
     assert!(out.contains("ip:198.51.100.70") && out.contains("ip:198.51.100.71"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filled_fair_share_ceiling_stays_filled_after_a_restart() {
+    let policy = format!("{POLICY}\n[fair_share]\nceiling = \"2/hour\"\n");
+    let mut s = stack(&policy).await;
+    s.create("198.51.100.80").await;
+    s.create("203.0.113.80").await;
+    assert!(s.try_create("192.0.2.80").await.is_none(), "the ceiling is reached");
+    s.gateway.restart();
+    s.wait_admin();
+    assert!(
+        s.try_create("192.0.2.81").await.is_none(),
+        "a restart does not reopen the ceiling:\n{}",
+        s.gateway.log_text()
+    );
+}
