@@ -42,7 +42,8 @@ pub enum EventError {
     /// The account was not created through this gateway (or it forgot it).
     #[error("account {0} is unknown to this gateway")]
     UnknownAccount(String),
-    /// Applied in memory but not committed to the store: the event should be sent again.
+    /// Applied in memory but not committed to the store: not acknowledged (the store's
+    /// disk needs attention; the running gateway still acts on the event).
     #[error("{0}")]
     Store(String),
 }
