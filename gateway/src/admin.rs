@@ -272,7 +272,7 @@ async fn events(
         Ok(entry) => {
             Json(serde_json::json!({ "applied": true, "ledger_entry": entry })).into_response()
         }
-        // Not committed: the platform should send it again.
+        // Not committed to the store, so not acknowledged.
         Err(e @ crate::tracker::EventError::Store(_)) => {
             (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
         }
