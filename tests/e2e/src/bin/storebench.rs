@@ -218,8 +218,14 @@ async fn main() {
         .await
         .expect("platform");
     let upstream = platform.addr().to_string();
-    let memory = start_gateway(&bin, &upstream, false);
-    let store = start_gateway(&bin, &upstream, true);
+    // `STORE_FIRST=1` starts the store's gateway first (a check that the start order
+    // does not favour either).
+    let (memory, store) = if env_or("STORE_FIRST", 0) == 1 {
+        let store = start_gateway(&bin, &upstream, true);
+        (start_gateway(&bin, &upstream, false), store)
+    } else {
+        (start_gateway(&bin, &upstream, false), start_gateway(&bin, &upstream, true))
+    };
     println!("{workers} workers, {secs} s per run, {rounds} rounds, modes interleaved");
     println!(
         "{:<10} {:<7} {:>5} {:>10} {:>9} {:>9} {:>7}",
