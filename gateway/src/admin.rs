@@ -328,6 +328,10 @@ async fn events(
         Ok(entry) => {
             Json(serde_json::json!({ "applied": true, "ledger_entry": entry })).into_response()
         }
+        // Not committed to the store, so not acknowledged.
+        Err(e @ crate::tracker::EventError::Store(_)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
+        }
         Err(e) => (StatusCode::NOT_FOUND, e.to_string()).into_response(),
     }
 }

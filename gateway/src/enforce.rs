@@ -63,6 +63,21 @@ impl Enforcer {
         Ok(Self::with_policy(compiled, tracker, clock))
     }
 
+    /// [`Enforcer::from_source`] whose tracker reads its state back from the embedded
+    /// store and writes it through (`[store] path`).
+    pub fn from_source_with_store(
+        source: &PolicySource,
+        store: Arc<crate::store::Embedded>,
+        clock: SharedClock,
+    ) -> Result<Self, String> {
+        let compiled = source.compile().map_err(|e| format!("invalid policy:\n{e}"))?;
+        let tracker = Tracker::new(&compiled, None, None)
+            .map_err(|e| e.to_string())
+            .and_then(|t| t.with_store(store).map_err(|e| e.to_string()))
+            .map_err(|e| format!("cannot read the state back from the store: {e}"))?;
+        Ok(Self::with_policy(compiled, tracker, clock))
+    }
+
     /// An enforcer for a compiled policy (tests build one on a manual clock).
     pub fn with_policy(policy: policy::Policy, tracker: Tracker, clock: SharedClock) -> Self {
         Enforcer {

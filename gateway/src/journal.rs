@@ -71,19 +71,7 @@ impl Journal {
     /// Replays `path` into `book` (lines it cannot read are skipped and counted), then
     /// rewrites it with only what `book` still holds and opens it for appending.
     pub fn open(path: &Path, book: &AccountBook) -> std::io::Result<(Self, usize)> {
-        let mut skipped = 0;
-        if let Ok(file) = std::fs::File::open(path) {
-            for line in std::io::BufReader::new(file).lines() {
-                let line = line?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                match serde_json::from_str::<Line>(&line) {
-                    Ok(l) => replay(book, l),
-                    Err(_) => skipped += 1,
-                }
-            }
-        }
+        let skipped = replay_file(path, book)?;
         Self::rewrite(path, book)?;
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
         Ok((
@@ -176,6 +164,25 @@ impl Journal {
             tracing::error!(error = %e, "cannot append to the account journal");
         }
     }
+}
+
+/// Replays the journal at `path` (if it exists) into `book` without touching the file;
+/// returns the lines it could not read (skipped).
+pub fn replay_file(path: &Path, book: &AccountBook) -> std::io::Result<usize> {
+    let mut skipped = 0;
+    if let Ok(file) = std::fs::File::open(path) {
+        for line in std::io::BufReader::new(file).lines() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Line>(&line) {
+                Ok(l) => replay(book, l),
+                Err(_) => skipped += 1,
+            }
+        }
+    }
+    Ok(skipped)
 }
 
 fn replay(book: &AccountBook, line: Line) {

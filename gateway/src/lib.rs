@@ -33,6 +33,7 @@ pub mod respond;
 pub mod server;
 pub mod shutdown;
 pub mod stage;
+pub mod store;
 pub mod telemetry;
 pub mod tls;
 pub mod tracker;

@@ -71,8 +71,12 @@ enum Command {
     /// gateway does about them now.
     Ledger {
         /// Ledger file (JSON lines, `[admin] ledger_file`).
-        #[arg(long)]
-        file: PathBuf,
+        #[arg(long, required_unless_present = "store")]
+        file: Option<PathBuf>,
+        /// The embedded store (`[store] path`) instead of a ledger file; read-only,
+        /// so it can be read while the gateway runs.
+        #[arg(long, conflicts_with = "file")]
+        store: Option<PathBuf>,
         /// Policy whose budgets say what is done about each source (default: budgets
         /// of an empty policy).
         #[arg(long)]
@@ -117,14 +121,18 @@ fn enforcer_for(
     ledger_file: Option<PathBuf>,
     journal_file: Option<PathBuf>,
     redis: Option<Arc<gateway::fleet::conn::Redis>>,
+    store: Option<Arc<gateway::store::Embedded>>,
 ) -> Result<Enforcement, String> {
     let Some(path) = policy else {
         return Ok((Arc::new(Enforcer::passthrough().with_redis(redis)), None));
     };
     let source = gateway::reload::PolicySource { path, trust_loopback };
-    let enforcer =
-        Enforcer::from_source(&source, ledger_file, journal_file, SystemClock::shared())?
-            .with_redis(redis);
+    let clock = SystemClock::shared();
+    let enforcer = match store {
+        Some(store) => Enforcer::from_source_with_store(&source, store, clock)?,
+        None => Enforcer::from_source(&source, ledger_file, journal_file, clock)?,
+    }
+    .with_redis(redis);
     gateway::fleet::member::join(&enforcer)?;
     let mut handle = None;
     if let Some(engine) = enforcer.engine() {
@@ -167,6 +175,10 @@ fn main() -> ExitCode {
                 Some(Err(e)) => return fail(e, 2),
                 None => None,
             };
+            let store = match gateway::store::snapshots::open_configured(&config) {
+                Ok(s) => s,
+                Err(e) => return fail(e, 2),
+            };
             let (enforcer, reloader) = match enforcer_for(
                 config.policy_file.clone(),
                 config.trust_loopback,
@@ -174,8 +186,13 @@ fn main() -> ExitCode {
                 ledger_file,
                 journal_file,
                 redis,
+                store.clone(),
             ) {
                 Ok(e) => e,
+                Err(e) => return fail(e, 2),
+            };
+            let snapshots = match start_snapshots(&config, store, &enforcer) {
+                Ok(s) => s,
                 Err(e) => return fail(e, 2),
             };
             if let Some(admin) = &config.admin {
@@ -212,6 +229,10 @@ fn main() -> ExitCode {
             }
             let ran = gateway::server::run(&config, enforcer);
             gateway::telemetry::shutdown();
+            // Drained: the last word on the rate-limit state.
+            if let (Ok(()), Some(Err(e))) = (&ran, snapshots.map(|s| s.take())) {
+                return fail(format!("cannot snapshot the rate-limit state: {e}"), 1);
+            }
             match ran {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(e, 1),
@@ -237,7 +258,7 @@ fn main() -> ExitCode {
             };
             // Loopback is trusted as a proxy, as in `demo::demo_config`.
             let (enforcer, reloader) =
-                match enforcer_for(policy.clone(), true, true, None, None, None) {
+                match enforcer_for(policy.clone(), true, true, None, None, None, None) {
                     Ok(e) => e,
                     Err(e) => return fail(e, 2),
                 };
@@ -265,20 +286,26 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
-        Command::Ledger { file, policy, since_secs, top, hourly, source } => match ledger_report(
-            &file,
-            policy.as_deref(),
-            since_secs,
-            top,
-            hourly,
-            source.as_deref(),
-        ) {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
+        Command::Ledger { file, store, policy, since_secs, top, hourly, source } => {
+            match ledger_report(
+                match (&store, &file) {
+                    (Some(store), _) => LedgerSource::Store(store),
+                    (None, Some(file)) => LedgerSource::File(file),
+                    (None, None) => return fail("give --file or --store", 2),
+                },
+                policy.as_deref(),
+                since_secs,
+                top,
+                hourly,
+                source.as_deref(),
+            ) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e, 2),
             }
-            Err(e) => fail(e, 2),
-        },
+        }
         Command::Replay(args) => match gateway::replay::run_cli(&args) {
             Ok(text) => {
                 print!("{text}");
@@ -296,17 +323,54 @@ fn main() -> ExitCode {
     }
 }
 
+/// Restores the rate-limit state from the store and starts its periodic snapshots.
+fn start_snapshots(
+    config: &GatewayConfig,
+    store: Option<Arc<gateway::store::Embedded>>,
+    enforcer: &Enforcer,
+) -> Result<Option<Arc<gateway::store::snapshots::Snapshots>>, String> {
+    let (Some(store), Some(engine), Some(tracker)) = (store, enforcer.engine(), enforcer.tracker())
+    else {
+        return Ok(None);
+    };
+    let snapshots = gateway::store::snapshots::Snapshots::new(
+        store,
+        engine.clone(),
+        tracker.clone(),
+        enforcer.clock().clone(),
+    );
+    snapshots.restore().map_err(|e| format!("cannot restore the rate-limit state: {e}"))?;
+    let secs = config.store.snapshot_secs.unwrap_or(gateway::config::DEFAULT_SNAPSHOT_SECS);
+    snapshots
+        .start(std::time::Duration::from_secs(secs))
+        .map_err(|e| format!("cannot start the snapshot thread: {e}"))?;
+    Ok(Some(snapshots))
+}
+
+/// Where `gateway ledger` reads from.
+enum LedgerSource<'a> {
+    File(&'a std::path::Path),
+    Store(&'a std::path::Path),
+}
+
 fn ledger_report(
-    file: &std::path::Path,
+    from: LedgerSource<'_>,
     policy: Option<&std::path::Path>,
     since_secs: u64,
     top: usize,
     hourly: bool,
     source: Option<&str>,
 ) -> Result<String, String> {
-    let reader = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let ledger = policy::ledger::Ledger::read_json_lines(std::io::BufReader::new(reader))
-        .map_err(|e| format!("{}: {e:?}", file.display()))?;
+    let ledger = match from {
+        LedgerSource::File(file) => {
+            let reader =
+                std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            policy::ledger::Ledger::read_json_lines(std::io::BufReader::new(reader))
+                .map_err(|e| format!("{}: {e:?}", file.display()))?
+        }
+        LedgerSource::Store(path) => gateway::store::ledger::read_ledger_file(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?,
+    };
     let compiled = match policy {
         Some(p) => policy::compile_file(p).map_err(|e| format!("invalid policy:\n{e}"))?,
         None => policy::compile_str("(defaults)", "version = 1\n").map_err(|e| e.to_string())?,

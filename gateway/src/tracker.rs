@@ -31,6 +31,7 @@ use crate::uploads::UploadSessions;
 
 use policy::platform::PlatformEvent;
 
+mod durable;
 mod fleet_hooks;
 
 /// Why an event was not applied.
@@ -42,6 +43,10 @@ pub enum EventError {
     /// The account was not created through this gateway (or it forgot it).
     #[error("account {0} is unknown to this gateway")]
     UnknownAccount(String),
+    /// Applied in memory but not committed to the store: not acknowledged (the store's
+    /// disk needs attention; the running gateway still acts on the event).
+    #[error("{0}")]
+    Store(String),
 }
 
 /// Per-process account state.
@@ -63,6 +68,8 @@ pub struct Tracker {
     fleet: OnceLock<Arc<crate::fleet::member::Fleet>>,
     /// The fleet's token-hash key, which replaces `tokens` once joined.
     fleet_tokens: OnceLock<TokenHasher>,
+    /// The embedded store, when `[store] path` is set: written through at each change.
+    store: Option<Arc<crate::store::Embedded>>,
 }
 
 impl Tracker {
@@ -114,6 +121,7 @@ impl Tracker {
             decisions: crate::decisions::DecisionTally::default(),
             fleet: OnceLock::new(),
             fleet_tokens: OnceLock::new(),
+            store: None,
         })
     }
 
@@ -211,6 +219,7 @@ impl Tracker {
             if let Some(fleet) = self.fleet() {
                 fleet.created(&id, &token_hash, now, expires_at, &source);
             }
+            self.store_created(&id, &token_hash, now, expires_at, &source);
         }
         Some(id)
     }
@@ -258,12 +267,16 @@ impl Tracker {
         op: &Classified,
         created_id: Option<&str>,
     ) {
-        self.usage.entry(account.to_string()).or_default().settle(reservation, &op.op, created_id);
+        let mut usage = self.usage.entry(account.to_string()).or_default();
+        usage.settle(reservation, &op.op, created_id);
+        self.store_usage(account, &usage);
     }
 
     /// Counts an operation the platform answered 2xx.
     pub fn commit(&self, account: &str, op: &Classified, created_id: Option<&str>) {
-        self.usage.entry(account.to_string()).or_default().commit(&op.op, created_id);
+        let mut usage = self.usage.entry(account.to_string()).or_default();
+        usage.commit(&op.op, created_id);
+        self.store_usage(account, &usage);
     }
 
     /// What the gateway saw the account create.
@@ -294,7 +307,8 @@ impl Tracker {
                 self.book.get(&event.account_id)
             })
             .ok_or_else(|| EventError::UnknownAccount(event.account_id.clone()))?;
-        if self.book.mark(&event.account_id, kind, at) {
+        let marked = self.book.mark(&event.account_id, kind, at);
+        if marked {
             if let Some(journal) = &self.journal {
                 journal.event(&event.account_id, kind, at);
             }
@@ -328,6 +342,8 @@ impl Tracker {
             self.usage.remove(&event.account_id);
             self.uploads.forget_account(&event.account_id);
         }
+        let ended = kind != Event::Claimed;
+        self.store_event(&event.account_id, marked.then_some((kind, at)), entry.as_ref(), ended)?;
         if let Some(entry) = &entry {
             self.persist(entry);
             if let Some(fleet) = self.fleet() {
@@ -365,13 +381,18 @@ impl Tracker {
                 fleet.marked(&info.account_id, Event::Expired, info.expires_at);
             }
             let resources = self.usage_of(&info.account_id);
-            if let Some(entry) = self.ledger.charge_expired_unclaimed(
+            let entry = self.ledger.charge_expired_unclaimed(
                 &info.account_id,
                 &info.source,
                 resources,
                 info.expires_at,
                 policy.costs(),
-            ) {
+            );
+            let expired = Some((Event::Expired, info.expires_at));
+            if let Err(e) = self.store_event(&info.account_id, expired, entry.as_ref(), true) {
+                tracing::error!(error = %e, account = %info.account_id, "silent expiry");
+            }
+            if let Some(entry) = entry {
                 self.persist(&entry);
                 if let Some(fleet) = self.fleet() {
                     fleet.charged(&entry);
@@ -401,6 +422,7 @@ impl Tracker {
         let cut = now.saturating_sub(longest.saturating_add(86_400));
         let accounts = self.book.prune(cut);
         if accounts > 0 {
+            self.store_prune();
             if let Some(journal) = &self.journal {
                 if let Err(e) = journal.compact(&self.book) {
                     tracing::error!(error = %e, "cannot compact the account journal");

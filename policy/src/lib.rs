@@ -50,7 +50,7 @@ pub use lang::decision::{Decision, Outcome, QuotaInfo, Request};
 pub use lang::engine::{Engine, ReloadReport, RuleStats, Stats, TableStats};
 pub use lang::error::{PolicyError, PolicyErrors};
 pub use lang::explain::{Explanation, LimitTrace, RuleTrace};
-pub use lang::fair_share::{FairShareStats, FairVerdict};
+pub use lang::fair_share::{FairShareState, FairShareStats, FairVerdict};
 pub use lang::fingerprint::http_fingerprint;
 pub use lang::identity::Identity;
 pub use lang::key::{KeyPart, KeySpec, Missing};
@@ -58,6 +58,7 @@ pub use lang::model::{Action, OnStoreError, Policy};
 pub use lang::plan::{Plan, PlannedLimit, Verdict};
 pub use lang::rate::{Per, Rate};
 pub use lang::route::RouteClass;
+pub use lang::snapshot::{LimitSnapshot, LimitState, RestoreReport};
 
 /// Re-exported so callers and tests name the same clock types.
 pub use governor::clock;

@@ -25,7 +25,7 @@ use logs::compile_logs;
 pub use logs::LogSettings;
 use raw::*;
 use store::compile_store;
-pub use store::{RedisTarget, StoreSettings};
+pub use store::{RedisTarget, StoreSettings, DEFAULT_SNAPSHOT_SECS};
 use telemetry::compile_telemetry;
 pub use telemetry::TelemetrySettings;
 

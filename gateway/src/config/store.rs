@@ -22,6 +22,8 @@ pub(super) struct RawStore {
     pub(super) path: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) redis: Option<Spanned<RawRedis>>,
+    #[serde(default)]
+    pub(super) snapshot_secs: Option<Spanned<u64>>,
 }
 
 /// One Redis URL, or a list of cluster seed nodes.
@@ -39,7 +41,15 @@ pub struct StoreSettings {
     pub path: Option<PathBuf>,
     /// The Redis the fleet shares, if any.
     pub redis: Option<RedisTarget>,
+    /// How often the embedded store snapshots the rate-limit and challenge state
+    /// (`snapshot_secs`, default [`DEFAULT_SNAPSHOT_SECS`]); also taken at a graceful
+    /// shutdown.
+    pub snapshot_secs: Option<u64>,
 }
+
+/// Seconds between two snapshots of the rate-limit state when `snapshot_secs` is not
+/// set: what a `kill -9` can hand back to an abuser at most.
+pub const DEFAULT_SNAPSHOT_SECS: u64 = 5;
 
 /// Which Redis deployment the fleet uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,5 +127,15 @@ pub(super) fn compile_store(
             }
         }
     };
-    Ok(StoreSettings { path, redis })
+    let snapshot_secs = match &raw.snapshot_secs {
+        Some(n) if *n.get_ref() == 0 || *n.get_ref() > 3600 => {
+            return Err(err_at(
+                n.span().start,
+                "store.snapshot_secs must be between 1 and 3600 seconds".into(),
+            ))
+        }
+        Some(n) => Some(*n.get_ref()),
+        None => None,
+    };
+    Ok(StoreSettings { path, redis, snapshot_secs })
 }

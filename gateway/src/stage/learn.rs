@@ -60,9 +60,10 @@ pub fn on_body(enforcer: &Enforcer, body: &mut Option<Bytes>, end: bool, ctx: &m
         return;
     }
     let rewriting = matches!(ctx.capture, Capture::Challenge { .. });
-    // A create or upload-session answer is held until its token is recorded (in a
-    // fleet, in the shared store too), so the token never reaches the client before
-    // another gateway of the fleet can recognise it.
+    // A create or upload-session answer is held until its token is recorded (committed
+    // to the embedded store, and in a fleet to the shared store too), so the token never
+    // reaches the client before this gateway could forget it or another gateway of the
+    // fleet could fail to recognise it.
     let holding = rewriting || matches!(ctx.capture, Capture::Created | Capture::UploadSession);
     if let Some(chunk) = body.as_ref() {
         if ctx.resp_body.len() + chunk.len() <= MAX_CAPTURED_BODY {
@@ -86,7 +87,12 @@ pub fn on_body(enforcer: &Enforcer, body: &mut Option<Bytes>, end: bool, ctx: &m
         return;
     }
     let captured = std::mem::take(&mut ctx.resp_body);
-    let Some(loaded) = enforcer.loaded() else { return };
+    let Some(loaded) = enforcer.loaded() else {
+        if holding {
+            *body = Some(Bytes::from(captured));
+        }
+        return;
+    };
     let tracker = &loaded.tracker;
     let now = enforcer.now();
     match std::mem::take(&mut ctx.capture) {

@@ -277,8 +277,10 @@ pub struct ResourceCounts {
     pub stored_bytes: u64,
 }
 
-/// One account's resources, as committed through the gateway.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// One account's resources, as committed through the gateway. Serialized (for a
+/// durable store) without its reservations: creates in flight do not outlive the
+/// process that forwarded them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountUsage {
     /// Ids (names for scripts) per kind.
     resources: BTreeMap<ResourceKind, BTreeSet<String>>,
@@ -288,9 +290,11 @@ pub struct AccountUsage {
     /// Creates whose answer carried no readable id, numbered so they still count.
     anonymous: u64,
     /// Creates checked and forwarded whose answer has not come yet, per kind.
+    #[serde(skip)]
     reserved: BTreeMap<ResourceKind, u64>,
     /// Asset files of uploads in flight, by content hash (counted once however many
     /// uploads carry them).
+    #[serde(skip)]
     reserved_files: BTreeMap<String, u64>,
 }
 

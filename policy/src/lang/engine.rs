@@ -30,7 +30,7 @@ pub(crate) struct Counters {
     pub(crate) shadow_refused: AtomicU64,
 }
 
-type TableId = (String, String, String, u32);
+pub(crate) type TableId = (String, String, String, u32);
 
 pub(crate) struct Loaded<C: Clock> {
     pub(crate) policy: Arc<Policy>,
@@ -247,6 +247,15 @@ impl<C: Clock + Clone> Engine<C> {
         trace.fair_share =
             self.fair().filter(|f| f.applies(id.route)).map(|f| f.describe(id.client_ip));
         trace
+    }
+
+    /// Every limit table in force, by the limit's identity (for [`crate::LimitSnapshot`]).
+    pub(crate) fn limit_tables(&self) -> Vec<(TableId, Arc<Table<C>>)> {
+        let loaded = self.loaded.load();
+        let rules = loaded.policy.rules.iter().zip(&loaded.tables);
+        rules
+            .flat_map(|(r, ts)| r.limits.iter().zip(ts).map(|(l, t)| (table_id(r, l), t.clone())))
+            .collect()
     }
 
     /// Runs the idle-key sweep on every table now (decide also does it every `sweep_secs`).

@@ -276,3 +276,6 @@ impl<C: Clock> FairShare<C> {
         }
     }
 }
+
+mod snapshot;
+pub use snapshot::FairShareState;

@@ -24,4 +24,5 @@ pub(crate) mod rate;
 pub(crate) mod raw;
 pub(crate) mod route;
 pub(crate) mod section;
+pub(crate) mod snapshot;
 pub(crate) mod table;

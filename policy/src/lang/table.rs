@@ -152,6 +152,31 @@ impl<C: Clock + Clone> Table<C> {
         self.map.len()
     }
 
+    /// Keys whose theoretical arrival time is ahead of now, with how far ahead (ns):
+    /// the whole state a snapshot needs, since every other key is as good as fresh.
+    pub(crate) fn debts(&self) -> Vec<(String, u64)> {
+        let now = self.since_start();
+        self.map
+            .iter()
+            .filter_map(|e| {
+                let tat = e.value().load(Ordering::Acquire);
+                (tat > now).then(|| (e.key().to_string(), tat - now))
+            })
+            .collect()
+    }
+
+    /// Puts back a key's debt, `ahead` ns past now, keeping whichever is later if the
+    /// key is already counted; a full table takes no restored keys.
+    pub(crate) fn restore_debt(&self, key: &str, ahead: u64) -> bool {
+        if ahead == 0 || self.map.len() >= self.max_keys.load(Ordering::Relaxed) {
+            return false;
+        }
+        let tat = self.since_start().saturating_add(ahead).max(1);
+        let entry = self.map.entry(key.into()).or_insert_with(|| AtomicU64::new(0));
+        entry.fetch_max(tat, Ordering::AcqRel);
+        true
+    }
+
     fn since_start(&self) -> u64 {
         self.clock.now().duration_since(self.start).as_u64()
     }

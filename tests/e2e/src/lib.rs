@@ -168,11 +168,17 @@ impl GatewayProcess {
         self.wait_ready();
     }
 
-    /// Kills the gateway with SIGKILL (no shutdown, nothing flushed) and starts it again
-    /// with the same configuration folder.
-    pub fn kill_and_restart(&mut self) {
+    /// Kills the gateway with SIGKILL (no shutdown work of any kind) and starts it
+    /// again with the same configuration folder; the new process logs to the same file.
+    pub fn crash_and_restart(&mut self) {
         self.signal("KILL");
         assert!(self.wait_exit(Duration::from_secs(10)).is_some(), "gateway did not die");
+        self.start_again();
+    }
+
+    /// Starts the gateway again, after its process exited, with the same configuration
+    /// folder; waits until it listens.
+    pub fn start_again(&mut self) {
         self.child =
             spawn_gateway(&self.dir.path().join("gateway.toml"), &self.log, &self.follower);
         self.wait_ready();

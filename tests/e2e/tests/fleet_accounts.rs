@@ -306,7 +306,7 @@ async fn a_gateway_killed_restarts_with_accounts_quotas_and_ledger_from_redis() 
     for title in ["x", "y"] {
         assert_eq!(f.kv(&f.a, &acct, title).await.0, 200);
     }
-    f.a.gateway.kill_and_restart();
+    f.a.gateway.crash_and_restart();
     let stats = f.admin_get(&f.a, "/stats").await;
     assert!(stats["accounts_tracked"].as_u64() >= Some(2), "accounts replayed: {stats}");
     assert_eq!(stats["ledger"]["entries"], 1, "ledger replayed: {stats}");

@@ -10,6 +10,9 @@ use std::fmt;
 use super::PowPolicy;
 use crate::economics::accounts::SourceKeys;
 
+mod snapshot;
+pub use snapshot::{BookSnapshot, SavedChallenge};
+
 /// Who a challenge was issued to, in compact form: a hash of the fetcher's client
 /// address (the key every budget starts from). Two requests from one address have the
 /// same `IssuedTo`; the address itself is not kept in the book.

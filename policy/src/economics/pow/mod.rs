@@ -29,7 +29,7 @@ use std::fmt;
 mod book;
 mod forging;
 
-pub use book::{ChallengeBook, ChallengeRecord, IssuedTo, Redeemed};
+pub use book::{BookSnapshot, ChallengeBook, ChallengeRecord, IssuedTo, Redeemed, SavedChallenge};
 pub use forging::{
     forger_work_per_success, pass_probability, spot_checks_against_tails,
     tail_forger_work_per_success,
