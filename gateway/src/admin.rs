@@ -411,6 +411,11 @@ async fn stats(State(state): State<AdminState>) -> Response {
 }
 
 async fn metrics(State(state): State<AdminState>) -> Response {
-    let text = crate::metrics::render(&state.engine, &state.tracker, &state.clock);
+    let mut text = crate::metrics::render(&state.engine, &state.tracker, &state.clock);
+    if let Some(fleet) = &state.fleet {
+        // The shared limits' own counters, before an end-of-exposition marker if any.
+        let at = text.rfind("# EOF").unwrap_or(text.len());
+        text.insert_str(at, &crate::fleet::health::metrics_text(fleet));
+    }
     ([("content-type", crate::metrics::CONTENT_TYPE)], text).into_response()
 }

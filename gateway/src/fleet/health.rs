@@ -31,15 +31,12 @@ pub fn stats_json(limits: &FleetLimits) -> serde_json::Value {
     })
 }
 
-/// The `gateway_store_*` metrics, Prometheus text.
+/// The shared limits' `gateway_store_*` metrics, Prometheus text (the connection's
+/// `gateway_store_up`, `_calls_total` and `_errors_total` are in [`crate::metrics`]).
 pub fn metrics_text(limits: &FleetLimits) -> String {
-    let health = limits.redis().health();
     let s = limits.stats();
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let rows: [(&str, &str, &str, String); 6] = [
-        ("gateway_store_up", "gauge", "1 when the last call to the shared store succeeded.", u8::from(health.is_up()).to_string()),
-        ("gateway_store_calls_total", "counter", "Calls made to the shared store (health pings included).", health.calls().to_string()),
-        ("gateway_store_errors_total", "counter", "Calls to the shared store that failed or timed out.", health.errors().to_string()),
+    let rows: [(&str, &str, &str, String); 3] = [
         ("gateway_store_cached_refusals_total", "counter", "Refusals answered from the over-limit cache without the store.", load(&s.cached_refusals).to_string()),
         ("gateway_store_local_fallbacks_total", "counter", "Decisions the local limiter made because the store did not answer (on_store_error = open).", load(&s.local_fallbacks).to_string()),
         ("gateway_store_closed_refusals_total", "counter", "Requests refused with 503 because the store did not answer (on_store_error = closed).", load(&s.closed_refusals).to_string()),

@@ -197,15 +197,12 @@ fn resources(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> {
         // The manifest is read, checked and reserved once the body is whole (body.rs).
         ctx.body_plan = BodyPlan::Hold;
     } else {
-        let hold = super::reserve::reserve(c, &info.account_id, &op).inspect_err(|r| {
-            if r.why == Why::Quota {
-                super::verdict::refused_by_key(
-                    ctx,
-                    "quota".to_string(),
-                    "account",
-                    info.account_id.clone(),
-                );
+        let hold = super::reserve::reserve(c, &info.account_id, &op).map_err(|(r, quota)| {
+            if let Some(quota) = quota {
+                let rule = format!("quota:{quota}");
+                super::verdict::refused_by_key(ctx, rule, "account", info.account_id.clone());
             }
+            r
         })?;
         ctx.hold = Some(hold);
     }

@@ -27,11 +27,16 @@ const STORE_RETRY_SECS: u64 = 2;
 /// Reserves `op` of `account`: fleet-wide in Redis for a create when the gateway is
 /// part of a fleet, else (and for every other operation) against this gateway's counts.
 /// A store that cannot be reached follows [`on_store_error`].
-pub fn reserve(c: &Checked<'_>, account: &str, op: &Classified) -> Result<QuotaHold, Refusal> {
+/// A refusal carries the name of the quota it hit, for the audit log.
+pub fn reserve(
+    c: &Checked<'_>,
+    account: &str,
+    op: &Classified,
+) -> Result<QuotaHold, (Refusal, Option<String>)> {
     let local = |tracker: &Arc<Tracker>| {
         let r = tracker
             .reserve_quota(c.policy, account, op)
-            .map_err(|r| Refusal::new(Why::Quota, r.message))?;
+            .map_err(|r| (Refusal::new(Why::Quota, r.message), Some(r.quota.to_string())))?;
         Ok(QuotaHold::new(tracker.clone(), account, op.clone(), r))
     };
     let Some(fleet) = c.tracker.fleet() else { return local(c.tracker) };
@@ -44,11 +49,13 @@ pub fn reserve(c: &Checked<'_>, account: &str, op: &Classified) -> Result<QuotaH
             Ok(QuotaHold::new(c.tracker.clone(), account, op.clone(), Reservation::default())
                 .in_fleet(fleet.clone(), rid))
         }
-        Ok(Reserved::Refused(r)) => Err(Refusal::new(Why::Quota, r.message)),
+        Ok(Reserved::Refused(r)) => {
+            Err((Refusal::new(Why::Quota, r.message), Some(r.quota.to_string())))
+        }
         Err(e) => match on_store_error(c.policy) {
             OnStoreError::Closed => {
                 tracing::warn!(error = %e, account, "quota reservation refused: the fleet store is unreachable");
-                Err(store_down())
+                Err((store_down(), None))
             }
             OnStoreError::Open => {
                 tracing::warn!(error = %e, account, "quota checked against this gateway's counts: the fleet store is unreachable");

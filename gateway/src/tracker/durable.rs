@@ -22,6 +22,7 @@ impl Tracker {
             self.usage.insert(id, usage);
         }
         self.ledger = store.load_ledger()?;
+        self.restore_blocks(&store)?;
         tracing::info!(accounts, entries = self.ledger.len(), "state read back from the store");
         self.store = Some(store);
         Ok(self)
@@ -72,6 +73,65 @@ impl Tracker {
             self.book.snapshot().into_iter().map(|(a, _)| a.account_id).collect();
         if let Err(e) = store.keep_only_accounts(&live) {
             tracing::error!(error = %e, "cannot prune the store's accounts");
+        }
+    }
+}
+
+/// The store's row for an operator block: kind and value are the two halves of the
+/// target's text (`ip:198.51.100.7`, `net:198.51.100.0/24`, `tls_fp:…`).
+fn block_row(block: &crate::blocks::Block) -> crate::store::blocks::Block {
+    let text = block.target.to_string();
+    let (kind, value) = text.split_once(':').unwrap_or(("target", text.as_str()));
+    crate::store::blocks::Block {
+        kind: kind.to_string(),
+        value: value.to_string(),
+        until: Some(block.expires_at),
+        reason: block.reason.clone(),
+        created: block.created_at,
+    }
+}
+
+impl Tracker {
+    /// Reads the operator's blocks back from the store (at start); rows the block list
+    /// cannot parse are logged and skipped.
+    pub(super) fn restore_blocks(&self, store: &Embedded) -> Result<(), StoreError> {
+        let rows = store.list_blocks()?;
+        let blocks = rows
+            .into_iter()
+            .filter_map(|r| match format!("{}:{}", r.kind, r.value).parse() {
+                Ok(target) => Some(crate::blocks::Block {
+                    target,
+                    reason: r.reason,
+                    created_at: r.created,
+                    expires_at: r.until.unwrap_or(u64::MAX),
+                    refused: 0,
+                }),
+                Err(e) => {
+                    tracing::warn!(kind = %r.kind, error = %e, "stored block skipped");
+                    None
+                }
+            })
+            .collect();
+        // Lapsed blocks are never in force; the list drops them on its own schedule.
+        self.blocks.restore(blocks, 0);
+        Ok(())
+    }
+
+    /// Commits an operator's block, so a restart keeps it.
+    pub fn store_block(&self, block: &crate::blocks::Block) {
+        let Some(store) = &self.store else { return };
+        if let Err(e) = store.put_block(&block_row(block)) {
+            tracing::error!(error = %e, "block not committed to the store");
+        }
+    }
+
+    /// Removes a lifted block from the store.
+    pub fn store_unblock(&self, target: &crate::blocks::BlockTarget) {
+        let Some(store) = &self.store else { return };
+        let text = target.to_string();
+        let (kind, value) = text.split_once(':').unwrap_or(("target", text.as_str()));
+        if let Err(e) = store.remove_block(kind, value) {
+            tracing::error!(error = %e, "lifted block not removed from the store");
         }
     }
 }

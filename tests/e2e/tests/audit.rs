@@ -4,6 +4,7 @@
 //! line naming the rule, the key and the reason; and no token, claim URL or secret,
 //! or upload JWT the test saw appears in the audit log, the access log or stderr.
 
+use e2e::ADMIN_TOKEN;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,7 +69,7 @@ async fn stack() -> Stack {
         refplatform::spawn(config, clock.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     // No [audit] section: the audit log is on by default, beside the config file.
     let body = format!(
-        "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[access_log]\nfile = \"access.jsonl\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nevents_secret = \"{SECRET}\"\nledger_file = \"ledger.jsonl\"\naccounts_file = \"accounts.jsonl\"\n",
+        "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[access_log]\nfile = \"access.jsonl\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"{ADMIN_TOKEN}\"\nevents_secret = \"{SECRET}\"\nledger_file = \"ledger.jsonl\"\naccounts_file = \"accounts.jsonl\"\n",
         platform.addr()
     );
     let gateway = GatewayProcess::start_with(&body, |dir| {
@@ -161,6 +162,7 @@ impl Stack {
         let entries: Value = self
             .client
             .get(format!("{}/ledger/entries", self.admin))
+            .bearer_auth(ADMIN_TOKEN)
             .send()
             .await
             .unwrap()

@@ -6,6 +6,7 @@
 //! Every limit here is per hour, so the tests drive bursts: nothing waits for time to
 //! pass. Clients all come from 127.0.0.1, so `key = "ip"` is one bucket for the test.
 
+use e2e::ADMIN_TOKEN;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,7 +43,7 @@ struct FleetGateway {
 fn gateway(platform: &refplatform::RunningPlatform, redis: &str, policy: &str) -> FleetGateway {
     let admin_port = free_port();
     let body = format!(
-        "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[store]\nredis = {redis}\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n",
+        "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[store]\nredis = {redis}\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"{ADMIN_TOKEN}\"\n",
         platform.addr()
     );
     let policy = policy.to_string();
@@ -110,6 +111,7 @@ async fn burst(gateways: &[&FleetGateway], per_gateway: usize) -> (Vec<usize>, V
 async fn stats(gw: &FleetGateway) -> serde_json::Value {
     client()
         .get(format!("{}/stats", gw.admin))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .expect("stats")
@@ -291,6 +293,7 @@ async fn the_over_limit_cache_answers_refusals_without_redis() {
     assert_eq!(s["store"]["limits"]["cached_refusals"], 20, "{s}");
     let metrics = client()
         .get(format!("{}/metrics", gw.admin))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .expect("metrics")

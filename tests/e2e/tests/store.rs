@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use e2e::{free_port, GatewayProcess};
+use e2e::{free_port, GatewayProcess, ADMIN_TOKEN};
 use refplatform::pow::Challenge;
 use refplatform::{ManualClock, PlatformConfig};
 use serde_json::{json, Value};
@@ -41,7 +41,7 @@ struct Stack {
 /// `[store]` and `[admin]` sections, with `extra_admin` lines added to `[admin]`.
 fn config(platform: &refplatform::RunningPlatform, admin_port: u16, store: &str) -> String {
     format!(
-        "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nevents_secret = \"{SECRET}\"\n{store}",
+        "[upstream]\nurl = \"http://{}\"\n\n[policy]\nfile = \"policy.toml\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"{ADMIN_TOKEN}\"\nevents_secret = \"{SECRET}\"\n{store}",
         platform.addr()
     )
 }
@@ -174,6 +174,7 @@ impl Stack {
         let v: Value = self
             .client
             .get(format!("{}/ledger/entries", self.admin))
+            .bearer_auth(ADMIN_TOKEN)
             .send()
             .await
             .unwrap()
@@ -405,5 +406,37 @@ async fn a_filled_fair_share_ceiling_stays_filled_after_a_restart() {
         s.try_create("192.0.2.81").await.is_none(),
         "a restart does not reopen the ceiling:\n{}",
         s.gateway.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_block_survives_a_restart_and_its_lifting_too() {
+    let mut s = stack(BURST_3).await;
+    let block = |target: &str| {
+        s.client
+            .post(format!("{}/operator/blocks", s.admin))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"target": target, "reason": "claim-URL guessing", "ttl_secs": 3600}))
+            .send()
+    };
+    assert_eq!(block("198.51.100.0/24").await.unwrap().status(), 201);
+    assert_eq!(block("203.0.113.9").await.unwrap().status(), 201);
+    let lifted = s
+        .client
+        .delete(format!("{}/operator/blocks?target=203.0.113.9", s.admin))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lifted.status(), 200);
+    s.gateway.crash_and_restart();
+    s.wait_admin();
+    let refused = s.challenge("198.51.100.7").await.unwrap();
+    assert_eq!(refused.status(), 403, "the block is back after kill -9:\n{}", s.gateway.log_text());
+    assert!(refused.text().await.unwrap().contains("claim-URL guessing"));
+    assert_eq!(
+        s.challenge("203.0.113.9").await.unwrap().status(),
+        200,
+        "a lifted block stays lifted"
     );
 }
