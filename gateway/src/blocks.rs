@@ -184,6 +184,18 @@ impl BlockList {
         Ok(block)
     }
 
+    /// Puts a block another gateway of the fleet set (idempotent: the same block again
+    /// keeps its refusal count; a newer one of the same target replaces it).
+    pub fn put(&self, block: Block) {
+        let mut blocks = self.blocks.write();
+        match blocks.iter_mut().find(|b| b.target == block.target) {
+            Some(b) if b.created_at == block.created_at && b.expires_at == block.expires_at => {}
+            Some(b) => *b = block,
+            None => blocks.push(block),
+        }
+        self.update_flags(&blocks);
+    }
+
     /// Lifts the block of `target`; whether there was one in force.
     pub fn unblock(&self, target: &BlockTarget, now: u64) -> bool {
         let mut blocks = self.blocks.write();

@@ -59,6 +59,15 @@ pub enum LogEntry {
     },
     /// A ledger entry (charge or credit).
     Ledger(LedgerEntry),
+    /// An operator blocked an address, network or fingerprint.
+    Block(crate::blocks::Block),
+    /// An operator lifted the block of a target (`ip:…`, `net:…`, `tls_fp:…`).
+    Unblock {
+        /// The target's text.
+        target: String,
+        /// When, unix seconds.
+        at: u64,
+    },
 }
 
 impl LogEntry {
@@ -75,6 +84,12 @@ impl LogEntry {
             }
             LogEntry::Ledger(entry) => {
                 tracker.ledger().append_once(entry);
+            }
+            LogEntry::Block(block) => tracker.blocks().put(block),
+            LogEntry::Unblock { target, at } => {
+                if let Ok(target) = target.parse() {
+                    tracker.blocks().unblock(&target, at);
+                }
             }
         }
     }

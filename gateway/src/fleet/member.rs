@@ -61,6 +61,17 @@ impl Fleet {
         self.log.publish(&LogEntry::Event { account_id: account_id.to_string(), event, at });
     }
 
+    /// A block an operator set through this gateway: every gateway of the fleet
+    /// refuses its target from when its log brings it (within one tail interval).
+    pub fn blocked(&self, block: &crate::blocks::Block) {
+        self.log.publish(&LogEntry::Block(block.clone()));
+    }
+
+    /// A block an operator lifted through this gateway.
+    pub fn unblocked(&self, target: &crate::blocks::BlockTarget, at: u64) {
+        self.log.publish(&LogEntry::Unblock { target: target.to_string(), at });
+    }
+
     /// A ledger entry this gateway wrote.
     pub fn charged(&self, entry: &LedgerEntry) {
         self.log.publish(&LogEntry::Ledger(entry.clone()));

@@ -122,6 +122,18 @@ pub const FAMILIES: &[StateFamily] = &[
         read: |s| vec![Sample::plain(Value::Int(s.tracker.ledger().total(0).1 as i64))],
     },
     StateFamily {
+        name: "gateway_blocks_active",
+        help: "Operator blocks in force (addresses, networks, fingerprints).",
+        kind: Kind::Gauge,
+        read: |s| vec![Sample::plain(Value::Int(s.tracker.blocks().list(s.now).len() as i64))],
+    },
+    StateFamily {
+        name: "gateway_block_refusals",
+        help: "Requests refused by an operator block.",
+        kind: Kind::Counter,
+        read: |s| vec![Sample::plain(Value::Int(s.tracker.blocks().refused_total() as i64))],
+    },
+    StateFamily {
         name: "gateway_accounts_tracked",
         help: "Temporary accounts the gateway knows.",
         kind: Kind::Gauge,

@@ -47,6 +47,9 @@ pub async fn create(
         Ok(block) => {
             tracing::info!(target = %block.target, ttl_secs = req.ttl_secs, reason = %block.reason, "operator block set");
             ops.tracker.store_block(&block);
+            if let Some(fleet) = ops.tracker.fleet() {
+                fleet.blocked(&block);
+            }
             let text = block.target.to_string();
             let (kind, value) = text.split_once(':').unwrap_or(("target", text.as_str()));
             crate::audit::log().block(kind, value, Some(block.expires_at), &block.reason);
@@ -71,6 +74,9 @@ pub async fn remove(State(ops): State<Ops>, Query(q): Query<TargetQuery>) -> Res
     if ops.tracker.blocks().unblock(&target, ops.clock.now()) {
         tracing::info!(target = %target, "operator block lifted");
         ops.tracker.store_unblock(&target);
+        if let Some(fleet) = ops.tracker.fleet() {
+            fleet.unblocked(&target, ops.clock.now());
+        }
         let text = target.to_string();
         let (kind, value) = text.split_once(':').unwrap_or(("target", text.as_str()));
         crate::audit::log().unblock(kind, value, "lifted by an operator");

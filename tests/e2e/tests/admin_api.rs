@@ -101,6 +101,19 @@ async fn a_block_stops_the_address_at_once_with_its_reason_and_unblock_lifts_it(
     assert_eq!(top["sources"][0]["blocked"], 1, "{top}");
     let (_, summary) = s.admin_get("/operator/summary").await;
     assert_eq!(summary["blocks"]["refused"], 1, "{summary}");
+    let metrics = s
+        .client
+        .get(format!("{}/metrics", s.admin))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    for line in ["gateway_blocks_active 1", "gateway_block_refusals_total 1"] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
 
     let (status, _) =
         s.admin_send(Method::DELETE, "/operator/blocks?target=198.51.100.0/24", json!({})).await;
