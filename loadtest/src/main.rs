@@ -57,6 +57,9 @@ enum Command {
         /// Keep a spawned gateway's log here.
         #[arg(long)]
         gateway_log: Option<PathBuf>,
+        /// Have a spawned gateway write its access log here (for `gateway replay`).
+        #[arg(long)]
+        access_log: Option<PathBuf>,
         /// Gateway binary for `spawn` targets (default: next to loadtest).
         #[arg(long)]
         gateway_bin: Option<PathBuf>,
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
             policy,
             check,
             gateway_log,
+            access_log,
             gateway_bin,
             max_duration,
             quiet,
@@ -132,6 +136,7 @@ fn main() -> ExitCode {
                 admin_url,
                 policy,
                 gateway_log,
+                access_log,
             };
             let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(r) => r,

@@ -49,6 +49,9 @@ pub struct RunOptions {
     pub policy: Option<PathBuf>,
     /// Copy a spawned gateway's log here at the end.
     pub gateway_log: Option<PathBuf>,
+    /// Have a spawned gateway write its access log (`[access_log] file`) here, for
+    /// `gateway replay`.
+    pub access_log: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -64,6 +67,7 @@ impl Default for RunOptions {
             admin_url: None,
             policy: None,
             gateway_log: None,
+            access_log: None,
         }
     }
 }
@@ -108,8 +112,13 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<Report, St
             opts.policy.clone().or_else(|| t.policy.clone()),
         ),
         (None, Target::Spawn(spec)) => {
-            let s = target::spawn(spec, opts.scenario_file.as_deref(), opts.gateway_bin.as_deref())
-                .await?;
+            let s = target::spawn(
+                spec,
+                opts.scenario_file.as_deref(),
+                opts.gateway_bin.as_deref(),
+                opts.access_log.as_deref(),
+            )
+            .await?;
             let desc = format!(
                 "spawned gateway at {} in front of reference platform at {} (pow k={} g={}, accounts live {} s)",
                 s.url, s.platform_url, spec.pow_k, spec.pow_g, spec.account_lifetime_secs

@@ -146,6 +146,7 @@ pub async fn spawn(
     spec: &SpawnTarget,
     scenario_file: Option<&Path>,
     gateway_bin: Option<&Path>,
+    access_log: Option<&Path>,
 ) -> Result<Spawned, String> {
     let bin = find_gateway_bin(gateway_bin)?;
     let policy = match &spec.policy {
@@ -210,6 +211,15 @@ pub async fn spawn(
         // Agents announce their simulated addresses in X-Forwarded-For from loopback;
         // the shipped policies trust no proxy, so the gateway is told to trust loopback.
         cfg.push_str(&format!("\n[policy]\nfile = \"{escaped}\"\ntrust_loopback = true\n"));
+    }
+    if let Some(file) = access_log {
+        let abs = if file.is_absolute() {
+            file.to_path_buf()
+        } else {
+            std::env::current_dir().map(|d| d.join(file)).unwrap_or_else(|_| file.to_path_buf())
+        };
+        let escaped = abs.display().to_string().replace('\\', "\\\\").replace('"', "\\\"");
+        cfg.push_str(&format!("\n[access_log]\nfile = \"{escaped}\"\n"));
     }
     std::fs::write(&cfg_path, cfg).map_err(|e| format!("cannot write gateway config: {e}"))?;
 

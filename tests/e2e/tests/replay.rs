@@ -171,3 +171,39 @@ async fn replay_through_the_recording_policy_changes_nothing_and_strict_refuses_
         .expect("gateway replay");
     eprintln!("gateway replay said:\n{}", String::from_utf8_lossy(&text.stdout));
 }
+
+/// A load test run's own log: `loadtest run` of the smoke scenario (its spawned
+/// gateway enforcing `rules/default.toml`, agents of several kinds, the rude loop
+/// refused) writes an access log, which replays with no difference through the same
+/// policy and with more refusals, never fewer, through `rules/strict.toml`.
+#[test]
+fn a_load_test_runs_log_replays_through_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.jsonl");
+    let root = e2e::repo_root();
+    let mut cmd = std::process::Command::new(e2e::workspace_bin("loadtest"));
+    cmd.current_dir(&root)
+        .arg("run")
+        .arg("loadtest/scenarios/smoke.toml")
+        .arg("--gateway-bin")
+        .arg(e2e::workspace_bin("gateway"))
+        .arg("--access-log")
+        .arg(&log)
+        .args(["--max-duration", "15", "--quiet"]);
+    let out = e2e::run_bounded(cmd, Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "loadtest: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let same = replay(&root.join("rules/default.toml"), &log);
+    assert!(same["requests"].as_u64().unwrap_or_default() > 50, "{same}");
+    assert!(same["recorded"]["refused"].as_u64().unwrap_or_default() > 0, "{same}");
+    for field in ["allow_to_refuse", "refuse_to_allow", "refused_by_another_rule"] {
+        assert_eq!(same[field], 0, "{field} through the recording policy: {same:#}");
+    }
+    let strict = replay(&root.join("rules/strict.toml"), &log);
+    assert_eq!(strict["refuse_to_allow"], 0, "{strict:#}");
+    assert!(strict["allow_to_refuse"].as_u64().unwrap_or_default() > 0, "{strict:#}");
+}
