@@ -12,6 +12,7 @@ use crate::lang::fair_share::{FairShare, FairShareStats, FairVerdict};
 use crate::lang::identity::Identity;
 use crate::lang::key::{KeyInputs, KeyPart};
 use crate::lang::model::{Action, Limit, Policy, Rule};
+use crate::lang::refuse::{refuse_429, secs_up};
 use crate::lang::table::{Check, Table};
 use arc_swap::ArcSwap;
 use governor::clock::{Clock, DefaultClock};
@@ -316,24 +317,6 @@ pub(crate) fn rule_matches(
         && (m.accounts.is_empty() || m.accounts.contains(&req.account.is_some()))
 }
 
-pub(crate) fn secs_up(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
-}
-
-fn refuse_message(rule: &Rule, l: &Limit, ip: std::net::IpAddr, p: &Policy, retry: u64) -> String {
-    let what = match &rule.message {
-        Some(m) => m.clone(),
-        None => format!(
-            "at most {} requests per {} for {}",
-            l.rate.count,
-            l.rate.per.name(),
-            l.key.describe(ip, p.prefixes)
-        ),
-    };
-    let advice = rule.advice.as_ref().map_or(String::new(), |a| format!(", {a}"));
-    format!("Rate limit \"{}\" exceeded: {what}. Retry in {retry} seconds{advice}.", rule.name)
-}
-
 fn evaluate<C: Clock + Clone>(
     loaded: &Loaded<C>,
     id: &Identity<'_>,
@@ -511,30 +494,6 @@ fn evaluate<C: Clock + Clone>(
         }
     }
     d
-}
-
-pub(crate) fn refuse_429(
-    d: &mut Decision,
-    p: &Policy,
-    rule: &Rule,
-    (li, key): (usize, Option<String>),
-    wait: Duration,
-    ip: std::net::IpAddr,
-) {
-    let Some(l) = rule.limits.get(li) else { return };
-    d.key = key.map(|k| (l.key.text.clone(), k));
-    let retry = secs_up(wait).max(1);
-    d.outcome = Outcome::Refuse { status: 429 };
-    d.rule = Some(rule.name.clone());
-    d.retry_after_secs = Some(retry);
-    d.message = refuse_message(rule, l, ip, p, retry);
-    d.quota = Some(QuotaInfo {
-        name: rule.name.clone(),
-        quota: l.rate.count.get(),
-        window_secs: l.rate.per.secs(),
-        remaining: 0,
-        reset_secs: retry,
-    });
 }
 
 fn push_trace(trace: &mut Option<&mut Explanation>, rt: RuleTrace) {

@@ -22,6 +22,7 @@ pub(crate) mod model;
 pub(crate) mod plan;
 pub(crate) mod rate;
 pub(crate) mod raw;
+pub(crate) mod refuse;
 pub(crate) mod route;
 pub(crate) mod section;
 pub(crate) mod snapshot;

@@ -18,11 +18,12 @@ use std::time::Duration;
 use governor::clock::Clock;
 
 use crate::lang::decision::{Decision, Outcome, QuotaInfo};
-use crate::lang::engine::{refuse_429, rule_matches, secs_up, table_label, Engine, Loaded};
+use crate::lang::engine::{rule_matches, table_label, Engine, Loaded};
 use crate::lang::identity::Identity;
 use crate::lang::key::{KeyInputs, KeyPart};
 use crate::lang::model::{Action, OnStoreError};
 use crate::lang::rate::Rate;
+use crate::lang::refuse::{refuse_429, secs_up};
 
 /// One limit a request meets.
 #[derive(Debug, Clone, PartialEq, Eq)]
