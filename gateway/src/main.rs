@@ -133,7 +133,7 @@ fn enforcer_for(
         None => Enforcer::from_source(&source, ledger_file, journal_file, clock)?,
     }
     .with_redis(redis);
-    gateway::fleet::member::join(&enforcer)?;
+    gateway::fleet::join::join(&enforcer)?;
     let mut handle = None;
     if let Some(engine) = enforcer.engine() {
         let reloader = gateway::reload::Reloader::for_source(

@@ -64,7 +64,7 @@ pub struct Tracker {
     held: Arc<HeldBudget>,
     blocks: crate::blocks::BlockList,
     decisions: crate::decisions::DecisionTally,
-    /// The fleet's shared state, once joined ([`crate::fleet::member::join`]).
+    /// The fleet's shared state, once joined ([`crate::fleet::join::join`]).
     fleet: OnceLock<Arc<crate::fleet::member::Fleet>>,
     /// The fleet's token-hash key, which replaces `tokens` once joined.
     fleet_tokens: OnceLock<TokenHasher>,

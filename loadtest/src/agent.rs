@@ -14,12 +14,13 @@ use rand::{Rng, SeedableRng};
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::{json, Value};
 
+pub use crate::agent_ctx::AgentCtx;
 /// The archetype types, also reachable from here: an agent is described by
 /// them.
 pub use crate::archetype::{Addressing, Archetype, Behaviour, Special};
 use crate::protocol::{Api, Identity};
 use crate::stats::{AgentWindow, GroupStats};
-use crate::wrangler::{pause, Account, PowSettings, Session, StepError};
+use crate::wrangler::{pause, Account, Session, StepError};
 
 /// User-Agents a fingerprint rotator picks from.
 const USER_AGENTS: [&str; 6] = [
@@ -53,22 +54,6 @@ pub fn random_identity(addr: Option<IpAddr>, rng: &mut StdRng) -> Identity {
         extra,
         ua_last: rng.gen_bool(0.5),
     }
-}
-
-/// Everything one agent needs.
-pub struct AgentCtx {
-    /// Global agent number (for addresses and names).
-    pub index: u64,
-    /// Its group's behaviour.
-    pub behaviour: Arc<Behaviour>,
-    /// Connection to the target.
-    pub api: Api,
-    /// Proof-of-work settings of the run.
-    pub pow: Arc<PowSettings>,
-    /// Seed for this agent's randomness.
-    pub seed: u64,
-    /// The agent's number inside its group (0 for the first to arrive).
-    pub member: u64,
 }
 
 fn bindings(acct_kv: &[String]) -> Value {

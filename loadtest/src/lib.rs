@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod agent;
+pub mod agent_ctx;
 pub mod archetype;
 pub mod attack;
 pub mod chart;

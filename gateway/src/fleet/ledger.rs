@@ -33,7 +33,6 @@ use super::accounts::{AccountRecord, FleetAccount};
 use super::conn::{Conn, Redis};
 use super::outbox::Outbox;
 use super::wait::{self, StoreError};
-use crate::tracker::Tracker;
 
 /// The stream every gateway writes to and tails.
 pub const LOG_KEY: &str = "gw:fleet:log";
@@ -41,6 +40,20 @@ pub const LOG_KEY: &str = "gw:fleet:log";
 pub const TAIL_INTERVAL: Duration = Duration::from_millis(100);
 /// Entries read per call.
 const BATCH: usize = 1000;
+
+/// What the fleet's log is applied to. The tracker implements it
+/// (`tracker/fleet_hooks.rs`); a trait, so that the log does not import the tracker
+/// that holds the fleet.
+pub trait LogTarget: Send + Sync {
+    /// The account book.
+    fn book(&self) -> &policy::accounts::AccountBook;
+    /// Drops an ended account's resource counts.
+    fn forget_usage(&self, account: &str);
+    /// The cleanup-cost ledger.
+    fn ledger(&self) -> &policy::ledger::Ledger;
+    /// The operator's blocks.
+    fn blocks(&self) -> &crate::blocks::BlockList;
+}
 
 /// One entry of the fleet's log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,7 +85,7 @@ pub enum LogEntry {
 
 impl LogEntry {
     /// Applies the entry to this gateway's state (idempotent).
-    pub fn apply(self, tracker: &Tracker) {
+    pub fn apply(self, tracker: &dyn LogTarget) {
         match self {
             LogEntry::Created(record) => {
                 FleetAccount { record, events: Vec::new() }.remember(tracker.book());
@@ -136,7 +149,7 @@ impl FleetLog {
 
     /// Applies the whole log to `tracker` (blocking; at start, before the gateway
     /// serves). Returns the id of the last entry read (`-` for an empty log).
-    pub fn replay(&self, tracker: &Tracker) -> Result<String, StoreError> {
+    pub fn replay(&self, tracker: &dyn LogTarget) -> Result<String, StoreError> {
         let mut last = String::from("-");
         let mut applied = 0usize;
         loop {
@@ -168,7 +181,7 @@ impl FleetLog {
     /// is back, maybe emptied by a restart).
     pub fn spawn_tail(
         &self,
-        tracker: Arc<Tracker>,
+        tracker: Arc<dyn LogTarget>,
         mut last: String,
         on_recover: impl Fn() + Send + 'static,
     ) {
@@ -197,7 +210,7 @@ impl FleetLog {
                         }
                         for (id, entry) in batch {
                             if let Some(entry) = entry {
-                                entry.apply(&tracker);
+                                entry.apply(&*tracker);
                             }
                             last = id;
                         }
@@ -244,6 +257,7 @@ async fn read_after(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tracker::Tracker;
     use policy::accounts::SourceKeys;
     use policy::ledger::{Costs, Ledger};
     use policy::quota::ResourceCounts;

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use policy::accounts::{AccountBook, Event, SourceKeys, TokenHash, TokenHasher};
+use policy::accounts::{AccountBook, Event, SourceKeys, TokenHash};
 use policy::ledger::LedgerEntry;
 use policy::Policy;
 
@@ -17,7 +17,6 @@ use super::conn::Redis;
 use super::ledger::{FleetLog, LogEntry};
 use super::outbox::Outbox;
 use super::usage::FleetUsage;
-use crate::enforce::Enforcer;
 
 /// The fleet's shared state, as this gateway reaches it.
 pub struct Fleet {
@@ -108,38 +107,6 @@ pub fn retention_secs(policy: &Policy) -> u64 {
         .max()
         .unwrap_or(86_400)
         .saturating_add(86_400)
-}
-
-/// Joins the fleet when the enforcer has a Redis and a policy: adopts the fleet's
-/// token-hash key, replays the log, starts the tail. An error (no answer from Redis
-/// for the key) stops the start: a gateway hashing tokens with a key of its own would
-/// know none of the fleet's accounts and teach the fleet none of its own.
-pub fn join(enforcer: &Enforcer) -> Result<(), String> {
-    let (Some(redis), Some(loaded)) = (enforcer.redis(), enforcer.loaded()) else {
-        return Ok(());
-    };
-    let policy = loaded.engine.current_policy();
-    let retention = retention_secs(&policy);
-    let outbox = Arc::new(Outbox::start(redis));
-    let accounts = FleetAccounts::new(redis.clone(), outbox.clone(), retention);
-    let key = accounts.token_key(&rand::random::<[u8; 32]>())?;
-    let hasher = TokenHasher::with_key(&key)
-        .map_err(|e| format!("the fleet's token-hash key is unusable: {e}"))?;
-    let fleet = Arc::new(Fleet {
-        accounts,
-        usage: FleetUsage::new(redis.clone(), outbox.clone(), retention),
-        log: FleetLog::new(redis.clone(), outbox.clone(), retention),
-        outbox,
-        redis: redis.clone(),
-    });
-    let tracker = loaded.tracker.clone();
-    tracker.join_fleet(fleet.clone(), hasher);
-    let last =
-        fleet.log.replay(&tracker).map_err(|e| format!("cannot replay the fleet log: {e}"))?;
-    let again = fleet.clone();
-    fleet.log.spawn_tail(tracker, last, move || again.accounts.reassert_token_key(&key));
-    tracing::info!(store = %redis.target().urls().join(", "), "joined the fleet");
-    Ok(())
 }
 
 #[cfg(test)]

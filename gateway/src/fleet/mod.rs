@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod conn;
 pub mod health;
+pub mod join;
 pub mod ledger;
 pub mod limits;
 pub mod member;

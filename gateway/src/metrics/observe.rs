@@ -3,12 +3,13 @@
 //! [`crate::proxy`]. The last one, [`finished`], counts the request and hands it to
 //! [`crate::telemetry`] for its span.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use policy::Decision;
 
 use super::families::{status_class, Label};
 use crate::stage::context::RequestCtx;
+pub use crate::stage::context::RequestObs;
 use crate::stage::refusal::{Refusal, Why};
 use crate::telemetry::instruments::{attributes, Instruments};
 
@@ -31,35 +32,6 @@ fn upstream_response(route: &'static str, status: Option<u16>) {
     otel(|i| i.upstream_responses.add(1, &attributes(&labels)));
 }
 
-/// Facts about one request for its metrics and span. Nothing in it is a secret: the
-/// rule is a policy rule's name, the rest are times and statuses.
-#[derive(Debug, Default)]
-pub struct RequestObs {
-    /// Wall-clock start, for the span's start time.
-    pub started_at: Option<SystemTime>,
-    /// How long identify and the checks took.
-    pub decision: Option<Duration>,
-    /// The rule that decided: the refusing or allowing rule, else the most
-    /// constrained limit that passed.
-    pub rule: Option<String>,
-    /// Why the gateway refused (at the decision or while reading the body).
-    pub refused: Option<Why>,
-    /// When the request header went upstream.
-    pub upstream_sent: Option<Instant>,
-    /// From sending upstream to the answer's header.
-    pub upstream: Option<Duration>,
-    /// The upstream's status.
-    pub upstream_status: Option<u16>,
-    /// The upstream could not be reached or did not answer in time.
-    pub upstream_failed: bool,
-}
-
-/// The route label of a request (`unclassified`: no policy, or refused before the
-/// route was known).
-pub fn route_label(ctx: &RequestCtx) -> &'static str {
-    ctx.route.map_or("unclassified", |r| r.as_str())
-}
-
 /// `request_filter` began.
 pub fn started(ctx: &mut RequestCtx) {
     ctx.obs.started_at = Some(SystemTime::now());
@@ -69,7 +41,7 @@ pub fn started(ctx: &mut RequestCtx) {
 pub fn decided(ctx: &mut RequestCtx, began: Instant, verdict: &Result<(), Refusal>) {
     let took = began.elapsed();
     ctx.obs.decision = Some(took);
-    let labels: [Label; 1] = [("route", route_label(ctx))];
+    let labels: [Label; 1] = [("route", ctx.route_label())];
     super::global().decision_seconds.get_or_create(&labels).observe(took.as_secs_f64());
     otel(|i| i.decision_seconds.record(took.as_secs_f64(), &attributes(&labels)));
     match verdict {
@@ -103,7 +75,7 @@ pub fn upstream_answered(ctx: &mut RequestCtx, status: u16) {
     let took = ctx.obs.upstream_sent.map(|t| t.elapsed());
     ctx.obs.upstream = took;
     ctx.obs.upstream_status = Some(status);
-    let route = route_label(ctx);
+    let route = ctx.route_label();
     if let Some(took) = took {
         let labels: [Label; 1] = [("route", route)];
         super::global().upstream_seconds.get_or_create(&labels).observe(took.as_secs_f64());
@@ -127,7 +99,7 @@ pub fn failed(ctx: &mut RequestCtx, why: Option<Why>, e: &pingora::Error) {
     if let Some(t) = ctx.obs.upstream_sent {
         ctx.obs.upstream = Some(t.elapsed());
     }
-    upstream_response(route_label(ctx), None);
+    upstream_response(ctx.route_label(), None);
 }
 
 /// A challenge answer was passed on; `raised`: with more checkpoints than the platform
@@ -147,7 +119,7 @@ pub fn finished(ctx: &RequestCtx, status: u16) {
     if ctx.started.is_none() {
         return;
     }
-    let route = route_label(ctx);
+    let route = ctx.route_label();
     let outcome = ctx.obs.refused.map_or("allowed", Why::as_str);
     let m = super::global();
     let labels: [Label; 2] = [("route", route), ("outcome", outcome)];

@@ -7,14 +7,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use policy::accounts::SourceKeys;
 use policy::platform::AssetUploadScanner;
 use policy::quota::{Classified, ResourceKind};
 use policy::RouteClass;
 
-use super::refusal::Refusal;
+use super::refusal::{Refusal, Why};
 use crate::held::HeldBytes;
 use crate::inflight::InFlightGuard;
 
@@ -107,9 +107,9 @@ pub struct RequestCtx {
     /// Body size, held bytes and asset-file measurements.
     pub limits: BodyLimits,
     /// What the phases noted for the request's metrics and span.
-    pub obs: crate::metrics::observe::RequestObs,
+    pub obs: RequestObs,
     /// What the checks decided, for the access and audit logs.
-    pub verdict: super::verdict::Verdict,
+    pub verdict: Verdict,
     /// The rate-limit decision the fleet's shared store made, which the `limits`
     /// check applies instead of deciding locally.
     pub fleet_decision: Option<policy::Decision>,
@@ -135,4 +135,66 @@ pub struct BodyLimits {
 pub struct AssetScan {
     pub(super) scanner: AssetUploadScanner,
     pub(super) declared: Arc<BTreeMap<String, u64>>,
+}
+
+/// Facts about one request for its metrics and span. Nothing in it is a secret: the
+/// rule is a policy rule's name, the rest are times and statuses.
+#[derive(Debug, Default)]
+pub struct RequestObs {
+    /// Wall-clock start, for the span's start time.
+    pub started_at: Option<SystemTime>,
+    /// How long identify and the checks took.
+    pub decision: Option<Duration>,
+    /// The rule that decided: the refusing or allowing rule, else the most
+    /// constrained limit that passed.
+    pub rule: Option<String>,
+    /// Why the gateway refused (at the decision or while reading the body).
+    pub refused: Option<Why>,
+    /// When the request header went upstream.
+    pub upstream_sent: Option<Instant>,
+    /// From sending upstream to the answer's header.
+    pub upstream: Option<Duration>,
+    /// The upstream's status.
+    pub upstream_status: Option<u16>,
+    /// The upstream could not be reached or did not answer in time.
+    pub upstream_failed: bool,
+}
+
+/// The verdict on one request.
+#[derive(Debug, Default, Clone)]
+pub struct Verdict {
+    /// Unix microseconds when the request was judged: the clock a replay drives.
+    pub at_us: u64,
+    /// Position among the requests this process judged (replay's tie-break).
+    pub seq: u64,
+    /// The request's header names in order, lowercase (recorded only for the access
+    /// log file: rules can match on a header's presence).
+    pub header_names: Vec<String>,
+    /// The normalised path, claim secrets redacted.
+    pub path: String,
+    /// The path's spelling was refused as non-canonical (400).
+    pub noncanonical: bool,
+    /// The temporary account the token belongs to, when the gateway knows it.
+    pub account: Option<String>,
+    /// The policy rule that decided (an allow, deny or refusing limit rule), if any.
+    pub rule: Option<String>,
+    /// The check that refused (`framing`, `limits`, `budget`, …, `body`).
+    pub refused_by: Option<&'static str>,
+    /// What refused, for the audit log: a rule name, `budget`, `quota:queues`, …
+    pub refused_rule: Option<String>,
+    /// The key the refusal counted by: (kind, value).
+    pub key: Option<(String, String)>,
+    /// Why it was refused.
+    pub why: Option<Why>,
+    /// The request reached the fair-share check, whose share is larger for a source
+    /// whose record is net claims: whether this one's is (a replay asks the same).
+    pub claimer: Option<bool>,
+}
+
+impl RequestCtx {
+    /// The route label of a request (`unclassified`: no policy, or refused before the
+    /// route was known).
+    pub fn route_label(&self) -> &'static str {
+        self.route.map_or("unclassified", |r| r.as_str())
+    }
 }

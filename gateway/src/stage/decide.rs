@@ -197,7 +197,12 @@ fn resources(c: &Checked<'_>, ctx: &mut RequestCtx) -> Result<(), Refusal> {
         // The manifest is read, checked and reserved once the body is whole (body.rs).
         ctx.body_plan = BodyPlan::Hold;
     } else {
-        let hold = super::reserve::reserve(c, &info.account_id, &op).map_err(|(r, quota)| {
+        let hold = super::reserve::reserve(
+            super::reserve::Policed { policy: c.policy, tracker: c.tracker },
+            &info.account_id,
+            &op,
+        )
+        .map_err(|(r, quota)| {
             if let Some(quota) = quota {
                 let rule = format!("quota:{quota}");
                 super::verdict::refused_by_key(ctx, rule, "account", info.account_id.clone());

@@ -15,11 +15,19 @@ use std::sync::Arc;
 
 use policy::quota::{Classified, Reservation, ResourceOp};
 
-use super::check::Checked;
 use super::refusal::{Refusal, Why};
 use crate::fleet::member::Fleet;
 use crate::fleet::usage::{on_store_error, OnStoreError, Reserved, STORE_DOWN_MESSAGE};
 use crate::tracker::Tracker;
+
+/// What a reservation is judged by: the policy in force and this gateway's tracker.
+#[derive(Clone, Copy)]
+pub struct Policed<'a> {
+    /// The policy in force (its quotas).
+    pub policy: &'a policy::Policy,
+    /// This gateway's accounts and counts.
+    pub tracker: &'a Arc<Tracker>,
+}
 
 /// Seconds a client is asked to wait when the fleet store cannot be reached.
 const STORE_RETRY_SECS: u64 = 2;
@@ -29,7 +37,7 @@ const STORE_RETRY_SECS: u64 = 2;
 /// A store that cannot be reached follows [`on_store_error`].
 /// A refusal carries the name of the quota it hit, for the audit log.
 pub fn reserve(
-    c: &Checked<'_>,
+    c: Policed<'_>,
     account: &str,
     op: &Classified,
 ) -> Result<QuotaHold, (Refusal, Option<String>)> {

@@ -21,37 +21,6 @@ use crate::access_log::loggable_path;
 /// The order requests are judged in by this process.
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// The verdict on one request.
-#[derive(Debug, Default, Clone)]
-pub struct Verdict {
-    /// Unix microseconds when the request was judged: the clock a replay drives.
-    pub at_us: u64,
-    /// Position among the requests this process judged (replay's tie-break).
-    pub seq: u64,
-    /// The request's header names in order, lowercase (recorded only for the access
-    /// log file: rules can match on a header's presence).
-    pub header_names: Vec<String>,
-    /// The normalised path, claim secrets redacted.
-    pub path: String,
-    /// The path's spelling was refused as non-canonical (400).
-    pub noncanonical: bool,
-    /// The temporary account the token belongs to, when the gateway knows it.
-    pub account: Option<String>,
-    /// The policy rule that decided (an allow, deny or refusing limit rule), if any.
-    pub rule: Option<String>,
-    /// The check that refused (`framing`, `limits`, `budget`, …, `body`).
-    pub refused_by: Option<&'static str>,
-    /// What refused, for the audit log: a rule name, `budget`, `quota:queues`, …
-    pub refused_rule: Option<String>,
-    /// The key the refusal counted by: (kind, value).
-    pub key: Option<(String, String)>,
-    /// Why it was refused.
-    pub why: Option<Why>,
-    /// The request reached the fair-share check, whose share is larger for a source
-    /// whose record is net claims: whether this one's is (a replay asks the same).
-    pub claimer: Option<bool>,
-}
-
 /// Notes when and how the request was judged (before the checks run).
 pub fn judged(parts: &RequestParts<'_>, id: &Identity<'_>, ctx: &mut RequestCtx) {
     let v = &mut ctx.verdict;

@@ -99,7 +99,7 @@ pub fn request_done(ctx: &RequestCtx, status: u16, took: Option<Duration>) {
     let start = ctx.obs.started_at.unwrap_or_else(|| took.map_or(end, |d| end - d));
     let mut span = t
         .tracer
-        .span_builder(crate::metrics::observe::route_label(ctx))
+        .span_builder(ctx.route_label())
         .with_kind(SpanKind::Server)
         .with_start_time(start)
         .with_attributes(span::attributes(ctx, status))

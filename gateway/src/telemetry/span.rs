@@ -1,5 +1,5 @@
 //! The span of one request, built when it is done from what its phases noted
-//! ([`crate::metrics::observe::RequestObs`]) and its context.
+//! ([`crate::stage::context::RequestObs`]) and its context.
 //!
 //! Attributes are bounded facts: route class, deciding rule, decision and refusal
 //! reason, the kinds of keys the request was counted by, whether its token belongs to
@@ -9,7 +9,6 @@
 
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 
-use crate::metrics::observe::route_label;
 use crate::stage::context::RequestCtx;
 
 /// Whether the request's bearer token belongs to an account the gateway knows:
@@ -48,7 +47,7 @@ pub fn key_kinds(ctx: &RequestCtx) -> Vec<StringValue> {
 pub fn attributes(ctx: &RequestCtx, status: u16) -> Vec<KeyValue> {
     let obs = &ctx.obs;
     let mut out = Vec::with_capacity(12);
-    out.push(KeyValue::new("gateway.route", route_label(ctx)));
+    out.push(KeyValue::new("gateway.route", ctx.route_label()));
     if let Some(rule) = &obs.rule {
         out.push(KeyValue::new("gateway.rule", rule.clone()));
     }

@@ -33,3 +33,21 @@ impl Tracker {
         self.uploads.forget_account(account);
     }
 }
+
+impl crate::fleet::ledger::LogTarget for Tracker {
+    fn book(&self) -> &policy::accounts::AccountBook {
+        Tracker::book(self)
+    }
+
+    fn forget_usage(&self, account: &str) {
+        Tracker::forget_usage(self, account)
+    }
+
+    fn ledger(&self) -> &policy::ledger::Ledger {
+        Tracker::ledger(self)
+    }
+
+    fn blocks(&self) -> &crate::blocks::BlockList {
+        Tracker::blocks(self)
+    }
+}

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 
 use super::raw::{self, Framing, RawRequest};
-use crate::agent::AgentCtx;
+use crate::agent_ctx::AgentCtx;
 use crate::protocol::{Body, Call, Identity, Part};
 use crate::stats::GroupStats;
 use crate::wrangler::{Account, Session};

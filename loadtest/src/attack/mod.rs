@@ -9,7 +9,8 @@
 //! report's acceptance checks judge those findings against the policy
 //! ([`limits`]) and the platform's own account state ([`facts`]).
 
-use crate::agent::{AgentCtx, Special};
+use crate::agent_ctx::AgentCtx;
+use crate::archetype::Special;
 
 pub mod evader;
 pub mod facts;

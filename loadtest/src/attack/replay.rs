@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::agent::AgentCtx;
+use crate::agent_ctx::AgentCtx;
 use crate::pow;
 use crate::protocol::{Body, Call, Identity, Reply};
 use crate::stats::{GroupStats, Verdict};

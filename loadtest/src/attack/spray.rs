@@ -18,7 +18,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::random_string;
-use crate::agent::AgentCtx;
+use crate::agent_ctx::AgentCtx;
 use crate::archetype::ipv4_24;
 use crate::protocol::{Body, Call, Identity, Part};
 use std::sync::Arc;
