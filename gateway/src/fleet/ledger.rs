@@ -98,10 +98,14 @@ impl LogEntry {
             LogEntry::Ledger(entry) => {
                 tracker.ledger().append_once(entry);
             }
-            LogEntry::Block(block) => tracker.blocks().put(block),
+            LogEntry::Block(block) => {
+                tracing::info!(target = %block.target, "fleet log: block applied");
+                tracker.blocks().put(block);
+            }
             LogEntry::Unblock { target, at } => {
-                if let Ok(target) = target.parse() {
-                    tracker.blocks().unblock(&target, at);
+                if let Ok(parsed) = target.parse() {
+                    tracker.blocks().unblock(&parsed, at);
+                    tracing::info!(target = %target, "fleet log: block lifted");
                 }
             }
         }
